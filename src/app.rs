@@ -1,0 +1,171 @@
+//! Composition root: load the snapshot, start key refresh, bind the listener, serve until
+//! told to stop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{self, CompileContext, ConfigErrors};
+use crate::jwks::Fetcher;
+use crate::proxy::Forwarder;
+use crate::server::{self, Shared};
+use crate::snapshot::Snapshot;
+use crate::time::SharedClock;
+use crate::verifier::Verifier;
+
+/// How to start a gateway.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A TOML file or a directory of them.
+    pub config: PathBuf,
+    /// Overrides `[server] listen` (tests use `127.0.0.1:0`).
+    pub listen: Option<SocketAddr>,
+    /// The clock every time-based decision reads.
+    pub clock: SharedClock,
+    /// How long shutdown waits for in-flight requests. Defaults to 30 s.
+    pub drain: Duration,
+}
+
+impl Options {
+    /// Options for `config` with the system clock.
+    pub fn new(config: impl Into<PathBuf>) -> Self {
+        Self {
+            config: config.into(),
+            listen: None,
+            clock: crate::time::system(),
+            drain: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("invalid configuration:\n{0}")]
+    Config(#[from] ConfigErrors),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Loads and compiles the configuration at `path`.
+pub fn load_snapshot(
+    path: &std::path::Path,
+    clock: SharedClock,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, ConfigErrors> {
+    let cx = CompileContext {
+        clock,
+        fetcher: Fetcher::new(),
+        previous,
+    };
+    config::load(path, &cx)
+}
+
+/// Fetches every remote key set once (concurrently, each bounded by its fetch timeout) and
+/// starts the background refreshers. Failures are logged; the realm is then not ready and
+/// answers 503 until a fetch succeeds.
+pub async fn start_keys(snap: &Snapshot) {
+    let mut set = tokio::task::JoinSet::new();
+    for keys in &snap.realm_keys {
+        let keys = keys.clone();
+        set.spawn(async move {
+            // Errors are logged by the key store itself.
+            let _ = keys.refresh().await;
+            keys.spawn_refresher();
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// A verifier for embedding: loads `path`, fetches remote keys, starts their refresh.
+pub async fn verifier(path: &std::path::Path, clock: SharedClock) -> Result<Verifier, ConfigErrors> {
+    let snap = load_snapshot(path, clock.clone(), None)?;
+    start_keys(&snap).await;
+    Ok(Verifier::new(snap, clock))
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    addr: SocketAddr,
+    verifier: Arc<Verifier>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Loads the configuration, fetches keys, binds and starts serving.
+    pub async fn start(opts: Options) -> Result<Self, StartError> {
+        let snap = load_snapshot(&opts.config, opts.clock.clone(), None)?;
+        let addr = opts.listen.unwrap_or(snap.settings.listen);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        start_keys(&snap).await;
+        let forwarder = Forwarder::new(snap.settings.upstream_connect_timeout);
+        let verifier = Arc::new(Verifier::new(snap, opts.clock.clone()));
+        let shared = Arc::new(Shared {
+            verifier: verifier.clone(),
+            forwarder,
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let drain = opts.drain;
+        let task = tokio::spawn(async move {
+            server::serve(
+                listener,
+                shared,
+                async move {
+                    let _ = stopped.await;
+                },
+                drain,
+            )
+            .await;
+        });
+        tracing::info!(%addr, "portcullis listening");
+        Ok(Self {
+            addr,
+            verifier,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The gateway's verifier (snapshot, keys, cache).
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the drain bound), returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the server task ends.
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}

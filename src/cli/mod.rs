@@ -1,0 +1,183 @@
+//! Command-line interface: `serve`, `check`, `keygen`, `token`.
+
+mod check;
+mod keygen;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code for a bad configuration (sysexits `EX_USAGE`).
+pub const EXIT_CONFIG: u8 = 64;
+
+/// The default configuration file.
+pub const DEFAULT_CONFIG: &str = "config/portcullis.toml";
+
+/// portcullis: an OAuth 2.0 protected-resource gateway.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// A TOML file or a directory of TOML files.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Runtime worker threads (default: the number of cores).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Compact)]
+        log_format: LogFormat,
+    },
+    /// Validate a configuration and print a summary; exits 64 listing every error.
+    Check {
+        /// A TOML file or a directory of TOML files.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Generate a signing key: writes a private JWKS, prints the public one.
+    Keygen {
+        /// Algorithm.
+        #[arg(long, value_enum)]
+        alg: keygen::KeyAlg,
+        /// Key id.
+        #[arg(long)]
+        kid: String,
+        /// Private JWKS file to write (or to add the key to, with --append).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Add the key to an existing private JWKS instead of refusing to overwrite it.
+        #[arg(long)]
+        append: bool,
+    },
+    /// Mint a test access token from a realm's signing key.
+    Token {
+        /// A TOML file or a directory of TOML files.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The resource server the token is for (its audience becomes `aud`).
+        #[arg(long)]
+        resource_server: String,
+        /// Space-separated scopes (default: the resource server's default scopes).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Lifetime, e.g. 10m (default: the resource server's access_token_ttl).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// How long ago the authentication happened (`auth_time = now - age`), e.g. 10m.
+        #[arg(long, default_value = "0s")]
+        auth_age: String,
+        /// `sub` and `client_id`.
+        #[arg(long, default_value = "portcullis-cli")]
+        client_id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Compact,
+    Json,
+}
+
+/// Runs the parsed command.
+pub fn run(args: Args) -> ExitCode {
+    match args.command {
+        Command::Serve {
+            config,
+            workers,
+            log_format,
+        } => serve(config, workers, log_format),
+        Command::Check { config } => check::run(&config),
+        Command::Keygen { alg, kid, out, append } => keygen::run(alg, &kid, &out, append),
+        Command::Token {
+            config,
+            resource_server,
+            scope,
+            ttl,
+            auth_age,
+            client_id,
+        } => token::run(&token::Params {
+            config,
+            resource_server,
+            scope,
+            ttl,
+            auth_age,
+            client_id,
+        }),
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Compact => builder.compact().try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+fn serve(config: PathBuf, workers: Option<usize>, log_format: LogFormat) -> ExitCode {
+    init_logs(log_format);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = workers {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let gateway = match portcullis::app::Gateway::start(portcullis::app::Options::new(config)).await {
+            Ok(g) => g,
+            Err(portcullis::app::StartError::Config(errors)) => {
+                eprintln!("portcullis: invalid configuration:\n{errors}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            Err(e) => {
+                eprintln!("portcullis: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        gateway.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,30 @@
+//! Configuration: raw TOML (serde) → compiled, validated [`Snapshot`](crate::snapshot::Snapshot).
+//!
+//! Two stages, as in ripgrep: `raw` mirrors the files and refuses unknown keys; `compile`
+//! checks every rule of PRODUCT.md and produces the immutable snapshot, or every error it
+//! found, each naming file, entity and field. A bad configuration never replaces a good one.
+
+mod compile;
+mod error;
+mod load;
+mod raw;
+
+use std::path::Path;
+
+pub use compile::CompileContext;
+pub use error::{ConfigError, ConfigErrors};
+pub use load::LoadedFile;
+
+use crate::snapshot::Snapshot;
+
+/// Reads and compiles the configuration at `path` (a file or a directory).
+pub fn load(path: &Path, cx: &CompileContext<'_>) -> Result<Snapshot, ConfigErrors> {
+    let files = load::read(path)?;
+    compile::compile(&files, cx)
+}
+
+/// Parses a duration such as `90s`, `5m`, `1h` or `1h 30m`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like \"90s\", \"5m\" or \"1h\": {e}"))
+}

@@ -1,0 +1,115 @@
+//! The configuration as written: serde structs mirroring the TOML, with every table
+//! refusing unknown keys so a typo cannot silently weaken a check. Defaults live in the
+//! compiler (`compile.rs`), documented in the README's configuration reference.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    /// `[server]`: at most one file of a directory may have it.
+    pub server: Option<RawServer>,
+    /// `[[realm]]` tables.
+    #[serde(default)]
+    pub realm: Vec<RawRealm>,
+    /// `[[resource_server]]` tables.
+    #[serde(default)]
+    pub resource_server: Vec<RawResourceServer>,
+    /// `[[protected_resource]]` tables.
+    #[serde(default)]
+    pub protected_resource: Vec<RawProtectedResource>,
+}
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Listen address.
+    pub listen: Option<String>,
+    /// Status for requests no protected resource matches.
+    pub unmatched_status: Option<u16>,
+    /// Verified-token cache on/off.
+    pub token_cache: Option<bool>,
+    /// Verified-token cache size.
+    pub token_cache_capacity: Option<u64>,
+    /// Slowloris bound on reading request headers.
+    pub header_read_timeout: Option<String>,
+    /// Bound on connecting to an upstream.
+    pub upstream_connect_timeout: Option<String>,
+}
+
+/// `[[realm]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRealm {
+    pub name: Option<String>,
+    pub issuer: Option<String>,
+    pub algorithms: Option<Vec<String>>,
+    pub leeway: Option<String>,
+    pub max_token_bytes: Option<usize>,
+    pub require_at_jwt_typ: Option<bool>,
+    pub jwks_file: Option<String>,
+    pub signing_keys: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub jwks_ttl: Option<String>,
+    pub jwks_min_ttl: Option<String>,
+    pub jwks_max_ttl: Option<String>,
+    pub jwks_max_stale: Option<String>,
+    pub jwks_refetch_cooldown: Option<String>,
+    pub jwks_fetch_timeout: Option<String>,
+    pub jwks_max_bytes: Option<usize>,
+    pub danger_allow_http_jwks: Option<bool>,
+}
+
+/// A timestamp written as an RFC 3339 string or a TOML datetime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawTime {
+    /// `"2026-01-01T00:00:00Z"`.
+    Text(String),
+    /// `2026-01-01T00:00:00Z`.
+    Toml(toml::value::Datetime),
+}
+
+/// `[[resource_server]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResourceServer {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub realm: Option<String>,
+    pub audience: Option<String>,
+    pub upstream: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub default_scopes: Option<Vec<String>>,
+    pub access_token_ttl: Option<String>,
+    pub signing_alg: Option<String>,
+    pub default: Option<bool>,
+    pub keep_authorization: Option<bool>,
+    pub claim_headers: Option<BTreeMap<String, String>>,
+    pub response_timeout: Option<String>,
+    pub valid_from: Option<RawTime>,
+    pub disabled_on: Option<RawTime>,
+    pub contacts: Option<Vec<String>>,
+    pub metadata: Option<toml::Table>,
+}
+
+/// `[[protected_resource]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProtectedResource {
+    pub id: Option<String>,
+    pub resource_server: Option<String>,
+    pub host: Option<String>,
+    pub methods: Option<Vec<String>>,
+    pub paths: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub scope_match: Option<String>,
+    pub max_age: Option<String>,
+    pub max_token_lifetime: Option<String>,
+    pub valid_from: Option<RawTime>,
+    pub disabled_on: Option<RawTime>,
+}

@@ -1,0 +1,166 @@
+//! Validated domain types: realms, resource servers and protected resources as the
+//! configuration compiler produces them. Pure data; no I/O.
+
+mod ids;
+mod scope;
+
+pub use ids::{Audience, Name};
+pub use scope::{Scope, ScopeMatch, ScopeSet};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::HeaderName;
+use jsonwebtoken::Algorithm;
+
+/// A window of time in which an entity is in force.
+///
+/// Seeds 002 and 003 give every record a `valid_from` and a `disabled_on`; outside the
+/// window the entity neither gets nor accepts tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Validity {
+    /// First second (Unix time) at which the entity is in force. Defaults to always.
+    pub valid_from: Option<i64>,
+    /// First second (Unix time) at which the entity is no longer in force. Defaults to never.
+    pub disabled_on: Option<i64>,
+}
+
+impl Validity {
+    /// Whether the entity is in force at `now` (Unix seconds).
+    pub fn in_force(&self, now: i64) -> bool {
+        self.valid_from.is_none_or(|from| now >= from) && self.disabled_on.is_none_or(|off| now < off)
+    }
+}
+
+/// Where a realm's remote key set lives and how it is kept fresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteJwks {
+    /// The `jwks_uri` of the external authorization server.
+    pub uri: http::Uri,
+    /// How long fetched keys are used before a background refetch, when the response has
+    /// no `Cache-Control: max-age`.
+    pub ttl: Duration,
+    /// Lower bound applied to a server-sent `max-age`.
+    pub min_ttl: Duration,
+    /// Upper bound applied to a server-sent `max-age`.
+    pub max_ttl: Duration,
+    /// How long the last good keys keep serving after the endpoint starts failing.
+    pub max_stale: Duration,
+    /// Minimum time between two refetches triggered by an unknown `kid`.
+    pub refetch_cooldown: Duration,
+    /// Bound on one fetch: connect, request and body together.
+    pub fetch_timeout: Duration,
+    /// Bound on the size of the key set document.
+    pub max_bytes: usize,
+}
+
+/// One trust domain: an issuer identity and the keys its tokens are checked with.
+#[derive(Debug, Clone)]
+pub struct Realm {
+    /// The realm's name; also the `realm` parameter of `WWW-Authenticate` challenges.
+    pub name: Name,
+    /// The exact `iss` value its tokens carry.
+    pub issuer: String,
+    /// Accepted JWS algorithms (RFC 8725 § 3.1: an explicit allow-list). Never `none`, never HMAC.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock leeway for `exp`, `nbf` and `iat`. Defaults to 60 s.
+    pub leeway: i64,
+    /// Tokens longer than this are refused before any parsing. Defaults to 8 KiB.
+    pub max_token_bytes: usize,
+    /// Local verification key set (public or private JWKS; only public parts are used).
+    pub jwks_file: Option<PathBuf>,
+    /// Private signing keys (for `portcullis token` and the embedded issuer).
+    pub signing_keys_file: Option<PathBuf>,
+    /// Remote key set of an external authorization server.
+    pub jwks_remote: Option<RemoteJwks>,
+    /// Whether the inner token must carry `typ: at+jwt` (RFC 9068 § 4). Defaults to false.
+    pub require_at_jwt_typ: bool,
+    /// Where this realm was defined, for messages.
+    pub source: PathBuf,
+}
+
+/// Where requests for a resource server are forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// `http` (or `https`, once upstream TLS lands).
+    pub scheme: http::uri::Scheme,
+    /// Host and port.
+    pub authority: http::uri::Authority,
+    /// Path prefix prepended to every forwarded path ("" for none).
+    pub base_path: String,
+}
+
+/// A claim passed to the upstream as a request header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimHeader {
+    /// The claim's name in the token, e.g. `sub`.
+    pub claim: String,
+    /// The header it is sent as, e.g. `x-auth-subject`.
+    pub header: HeaderName,
+}
+
+/// An upstream API and an OAuth client of its realm.
+#[derive(Debug, Clone)]
+pub struct ResourceServer {
+    /// Stable identifier (seed 003's `resourceServerId`).
+    pub id: Name,
+    /// Human-readable name.
+    pub name: String,
+    /// Index of its realm in [`Snapshot`](crate::snapshot::Snapshot)`::realms`.
+    pub realm: usize,
+    /// The audience URI tokens for it carry in `aud` (RFC 8707 resource indicator).
+    pub audience: Audience,
+    /// Where allowed requests go.
+    pub upstream: Upstream,
+    /// Scopes this resource server defines.
+    pub scopes: ScopeSet,
+    /// Scopes a token gets when none is requested; a subset of `scopes`.
+    pub default_scopes: ScopeSet,
+    /// Lifetime of tokens minted for it. Defaults to 1 h.
+    pub access_token_ttl: Duration,
+    /// Algorithm tokens minted for it are signed with; a realm signing key must have it.
+    pub signing_alg: Option<Algorithm>,
+    /// Whether this is its realm's default resource server.
+    pub default: bool,
+    /// Claims forwarded as headers (client-sent copies are removed first).
+    pub claim_headers: Vec<ClaimHeader>,
+    /// Whether the `Authorization` header is forwarded upstream. Defaults to true.
+    pub keep_authorization: bool,
+    /// Bound on waiting for the upstream's response head. Defaults to 30 s.
+    pub response_timeout: Duration,
+    /// When it is in force.
+    pub validity: Validity,
+    /// Contact addresses (informational).
+    pub contacts: Vec<String>,
+    /// Free-form metadata (informational).
+    pub metadata: toml::Table,
+    /// Where it was defined, for messages.
+    pub source: PathBuf,
+}
+
+/// A set of request URIs on a resource server and what a token needs to reach them.
+#[derive(Debug, Clone)]
+pub struct ProtectedResource {
+    /// Identifier (seed 002's `resourceId`).
+    pub id: Name,
+    /// Index of its resource server in [`Snapshot`](crate::snapshot::Snapshot)`::resource_servers`.
+    pub resource_server: usize,
+    /// Host it applies to (lowercase, no port); `None` for any host.
+    pub host: Option<String>,
+    /// Methods it applies to; `None` for any method.
+    pub methods: Option<Vec<http::Method>>,
+    /// Path patterns, as written.
+    pub paths: Vec<String>,
+    /// Scopes a token must carry.
+    pub scopes: ScopeSet,
+    /// Whether all (default) or any of `scopes` are needed.
+    pub scope_match: ScopeMatch,
+    /// Longest time since the end user's authentication (`auth_time`) it accepts (RFC 9470).
+    pub max_age: Option<i64>,
+    /// Longest token lifetime (`exp - iat`) it accepts (seed 002's `maxPermissionDuration`).
+    pub max_token_lifetime: Option<i64>,
+    /// When it is in force.
+    pub validity: Validity,
+    /// Where it was defined, for messages.
+    pub source: PathBuf,
+}

@@ -1,0 +1,140 @@
+//! Forwarding an allowed request to its resource server: pooled HTTP/1.1 connections
+//! (TLS for `https://` upstreams), bodies streamed both ways, bounded waits.
+
+mod headers;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::header::{AUTHORIZATION, HOST};
+use http::uri::PathAndQuery;
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use thiserror::Error;
+
+pub use headers::{set_forwarded, strip_hop_by_hop};
+
+use crate::snapshot::Snapshot;
+use crate::verifier::Allowed;
+
+/// Why forwarding failed. Each maps to one answer in [`crate::rescue`].
+#[derive(Debug, Error)]
+pub enum UpstreamError {
+    /// Connection refused, reset, DNS failure, TLS failure: `502`.
+    #[error("upstream unreachable: {0}")]
+    Unreachable(String),
+    /// The connection could not be opened in time: `504`.
+    #[error("upstream connect timed out")]
+    ConnectTimeout,
+    /// No response head within the resource server's `response_timeout`: `504`.
+    #[error("upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The forwarded request could not be built: `502`.
+    #[error("cannot build upstream request: {0}")]
+    Request(String),
+}
+
+/// The pooled upstream client.
+#[derive(Clone, Debug)]
+pub struct Forwarder {
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+}
+
+impl Forwarder {
+    /// A client with `TCP_NODELAY`, a connect bound and keep-alive pooling.
+    pub fn new(connect_timeout: Duration) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+            Ok(b) => b,
+            Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
+        };
+        let https = builder.https_or_http().enable_http1().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(https);
+        Self { client }
+    }
+
+    /// Sends `req` (already allowed) to its resource server and returns the response head
+    /// with the body still streaming.
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        allowed: &Allowed,
+        snap: &Snapshot,
+        client: SocketAddr,
+        proto: &'static str,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let rs = allowed.resource_server(snap);
+        let up = &rs.upstream;
+        let query = req.uri().query();
+        let mut pq =
+            String::with_capacity(up.base_path.len() + allowed.path.as_str().len() + query.map_or(0, |q| q.len() + 1));
+        pq.push_str(&up.base_path);
+        pq.push_str(allowed.path.as_str());
+        if let Some(q) = query {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        let pq = PathAndQuery::try_from(pq).map_err(|e| UpstreamError::Request(e.to_string()))?;
+        let uri = Uri::builder()
+            .scheme(up.scheme.clone())
+            .authority(up.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|e| UpstreamError::Request(e.to_string()))?;
+        let host = req.headers().get(HOST).cloned().or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+        });
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        let headers = req.headers_mut();
+        strip_hop_by_hop(headers);
+        // The client reaches the upstream by its own name; hyper sets Host from the URI.
+        headers.remove(HOST);
+        set_forwarded(headers, client.ip(), proto, host.as_ref());
+        for ch in &rs.claim_headers {
+            headers.remove(&ch.header);
+        }
+        for (name, value) in &allowed.claim_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        if !rs.keep_authorization {
+            headers.remove(AUTHORIZATION);
+        }
+        let resp = match tokio::time::timeout(rs.response_timeout, self.client.request(req)).await {
+            Err(_) => return Err(UpstreamError::Timeout(rs.response_timeout)),
+            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Ok(resp)) => resp,
+        };
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, body))
+    }
+}
+
+fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut chain = e.to_string();
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return UpstreamError::ConnectTimeout;
+            }
+        }
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    UpstreamError::Unreachable(chain)
+}

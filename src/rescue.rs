@@ -1,0 +1,118 @@
+//! The one place that turns a refusal or a failure into an HTTP answer: RFC 6750 § 3
+//! challenges, RFC 9470 § 3 step-up, and small JSON bodies (`error`, `error_description`).
+//! Details go to the log; the client gets the RFC answer and nothing that helps an attacker.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::proxy::UpstreamError;
+use crate::snapshot::Snapshot;
+use crate::token::{Answer, TokenError};
+use crate::verifier::Denied;
+
+/// The answer to a refused request.
+pub fn refusal(denied: &Denied, snap: &Snapshot) -> Response<Full<Bytes>> {
+    match denied {
+        Denied::BadPath(_) => json(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request path is not acceptable",
+        ),
+        Denied::NoRoute => json(
+            snap.settings.unmatched_status,
+            "not_found",
+            "no protected resource matches this request",
+        ),
+        Denied::NotInForce { .. } => json(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no protected resource matches this request",
+        ),
+        Denied::Token { resource, error } => token_refusal(error, *resource, snap),
+    }
+}
+
+fn token_refusal(error: &TokenError, resource: usize, snap: &Snapshot) -> Response<Full<Bytes>> {
+    let pr = &snap.resources[resource];
+    let rs = &snap.resource_servers[pr.resource_server];
+    let realm = snap.realms[rs.realm].name.as_str();
+    let description = error.description();
+    // Realm names are validated at load (no quotes, no backslashes), so they need no escaping.
+    let (status, code, challenge) = match error.answer() {
+        Answer::NoToken => (
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("Bearer realm=\"{realm}\""),
+        ),
+        Answer::InvalidRequest => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{description}\""),
+        ),
+        Answer::InvalidToken => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            format!("Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{description}\""),
+        ),
+        Answer::InsufficientScope => (
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!(
+                "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{description}\", scope=\"{}\"",
+                pr.scopes.to_space_separated()
+            ),
+        ),
+        Answer::InsufficientUserAuthentication => {
+            let max_age = match error {
+                TokenError::AuthenticationTooOld(a) => *a,
+                _ => 0,
+            };
+            (
+                StatusCode::UNAUTHORIZED,
+                "insufficient_user_authentication",
+                format!(
+                    "Bearer realm=\"{realm}\", error=\"insufficient_user_authentication\", error_description=\"{description}\", max_age={max_age}"
+                ),
+            )
+        }
+        Answer::KeysUnavailable => {
+            let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description);
+            resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            return resp;
+        }
+    };
+    let mut resp = json(status, code, description);
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// The answer to an upstream failure: `504` when it was too slow, `502` otherwise.
+pub fn upstream_failure(error: &UpstreamError) -> Response<Full<Bytes>> {
+    match error {
+        UpstreamError::Timeout(_) | UpstreamError::ConnectTimeout => json(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "the upstream did not answer in time",
+        ),
+        _ => json(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unavailable",
+            "the upstream could not be reached",
+        ),
+    }
+}
+
+/// A small JSON error body.
+pub fn json(status: StatusCode, error: &str, description: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "error": error, "error_description": description }).to_string();
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

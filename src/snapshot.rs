@@ -1,0 +1,82 @@
+//! The immutable, validated configuration a request is served with: domain entities, their
+//! keys and the compiled route table. One `ArcSwap<Snapshot>` holds the current one; each
+//! request loads it once and keeps it to the end.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::jwks::{RealmKeys, SigningKeys};
+use crate::model::{ProtectedResource, Realm, ResourceServer};
+use crate::routing::Router;
+
+/// Listener-wide settings (`[server]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Listen address. Defaults to `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Status answered when no protected resource matches. Defaults to 404.
+    pub unmatched_status: StatusCode,
+    /// Verified-token cache capacity; 0 turns the cache off. Defaults to 100 000.
+    pub token_cache_capacity: u64,
+    /// Bound on receiving a request's headers (slowloris). Defaults to 10 s.
+    pub header_read_timeout: Duration,
+    /// Bound on opening a connection to an upstream. Defaults to 5 s.
+    pub upstream_connect_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            unmatched_status: StatusCode::NOT_FOUND,
+            token_cache_capacity: 100_000,
+            header_read_timeout: Duration::from_secs(10),
+            upstream_connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A complete, validated configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Listener-wide settings.
+    pub settings: Settings,
+    /// Realms.
+    pub realms: Vec<Realm>,
+    /// Verification keys, parallel to `realms`.
+    pub realm_keys: Vec<Arc<RealmKeys>>,
+    /// Private signing keys, parallel to `realms` (empty for realms without).
+    pub signing_keys: Vec<Arc<SigningKeys>>,
+    /// Resource servers.
+    pub resource_servers: Vec<ResourceServer>,
+    /// Protected resources.
+    pub resources: Vec<ProtectedResource>,
+    /// The route table over `resources`.
+    pub router: Router,
+    /// The files this snapshot was compiled from.
+    pub sources: Vec<PathBuf>,
+}
+
+impl Snapshot {
+    /// A resource server by id.
+    pub fn resource_server(&self, id: &str) -> Option<(usize, &ResourceServer)> {
+        self.resource_servers
+            .iter()
+            .enumerate()
+            .find(|(_, rs)| rs.id.as_str() == id)
+    }
+
+    /// A realm by name.
+    pub fn realm(&self, name: &str) -> Option<(usize, &Realm)> {
+        self.realms.iter().enumerate().find(|(_, r)| r.name.as_str() == name)
+    }
+
+    /// Whether every realm has usable keys (readiness).
+    pub fn ready(&self) -> bool {
+        self.realm_keys.iter().all(|k| k.health().usable)
+    }
+}

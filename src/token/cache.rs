@@ -1,0 +1,117 @@
+//! The verified-token cache: tokens that passed signature verification and the
+//! route-independent checks, keyed by the whole token text so no two tokens can share an
+//! entry, each entry living no longer than the token's `exp`.
+//!
+//! An entry remembers the realm and the key generation it was verified under; a lookup
+//! under another realm or after the realm's keys changed is a miss. Route- and time-
+//! dependent checks (`exp`, `nbf`, `aud`, scopes, `max_age`) still run on every hit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::sync::Cache;
+
+use super::Claims;
+use crate::model::Name;
+use crate::time::SharedClock;
+
+/// A cached verification result.
+#[derive(Debug)]
+struct Entry {
+    realm: Name,
+    generation: u64,
+    claims: Arc<Claims>,
+    ttl: Duration,
+}
+
+struct UntilExp;
+
+impl Expiry<Arc<str>, Arc<Entry>> for UntilExp {
+    fn expire_after_create(&self, _key: &Arc<str>, value: &Arc<Entry>, _created_at: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// A bounded cache of verified tokens; a no-op when disabled.
+#[derive(Clone)]
+pub struct TokenCache {
+    inner: Option<Cache<Arc<str>, Arc<Entry>>>,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("enabled", &self.inner.is_some())
+            .field("entries", &self.inner.as_ref().map(Cache::entry_count))
+            .finish()
+    }
+}
+
+impl TokenCache {
+    /// A cache holding at most `capacity` tokens; `capacity == 0` disables it.
+    pub fn new(capacity: u64, clock: SharedClock) -> Self {
+        let inner = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).expire_after(UntilExp).build());
+        Self { inner, clock }
+    }
+
+    /// Whether the cache is on.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The claims of `token` if it was verified under `realm` at key `generation`.
+    pub fn get(&self, token: &str, realm: &Name, generation: u64) -> Option<Arc<Claims>> {
+        let entry = self.inner.as_ref()?.get(token)?;
+        (entry.realm == *realm && entry.generation == generation).then(|| entry.claims.clone())
+    }
+
+    /// Remembers a verified token until its `exp` (already-expired tokens are not kept).
+    pub fn insert(&self, token: &str, realm: &Name, generation: u64, claims: Arc<Claims>) {
+        let Some(cache) = &self.inner else { return };
+        let Some(exp) = claims.exp else { return };
+        let left = exp.saturating_sub(self.clock.now());
+        let Ok(left) = u64::try_from(left) else { return };
+        if left == 0 {
+            return;
+        }
+        let entry = Entry {
+            realm: realm.clone(),
+            generation,
+            claims,
+            ttl: Duration::from_secs(left),
+        };
+        cache.insert(Arc::from(token), Arc::new(entry));
+    }
+
+    /// Drops one token (revocation).
+    pub fn invalidate(&self, token: &str) {
+        if let Some(c) = &self.inner {
+            c.invalidate(token);
+        }
+    }
+
+    /// Drops every entry of `realm` (its rules changed on reload).
+    pub fn invalidate_realm(&self, realm: &Name) {
+        if let Some(c) = &self.inner {
+            let realm = realm.clone();
+            // Only fails when invalidation closures are not enabled; they are not needed
+            // for correctness because lookups also compare realm and generation.
+            let _ = c.invalidate_entries_if(move |_, e| e.realm == realm);
+        }
+    }
+
+    /// Number of entries (approximate; moka counts lazily).
+    pub fn len(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |c| {
+            c.run_pending_tasks();
+            c.entry_count()
+        })
+    }
+
+    /// Whether the cache has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

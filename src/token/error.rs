@@ -1,0 +1,163 @@
+//! Why a token was refused. Each variant maps to exactly one RFC 6750 / RFC 9470 answer in
+//! [`crate::rescue`]; the variant itself (never the token) goes to the log.
+
+use thiserror::Error;
+
+/// The answer class a [`TokenError`] gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// `401` with a bare `Bearer` challenge (RFC 6750 § 3.1: no error code when no token).
+    NoToken,
+    /// `400` `invalid_request`.
+    InvalidRequest,
+    /// `401` `invalid_token`.
+    InvalidToken,
+    /// `403` `insufficient_scope` (RFC 6750 § 3.1).
+    InsufficientScope,
+    /// `401` `insufficient_user_authentication` with `max_age` (RFC 9470 § 3).
+    InsufficientUserAuthentication,
+    /// `503`: the realm has no usable keys, so no token can be judged.
+    KeysUnavailable,
+}
+
+/// Why a bearer token (or its absence) does not grant access.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TokenError {
+    /// No bearer credentials in the request.
+    #[error("no bearer token")]
+    Missing,
+    /// The credentials are ambiguous (several `Authorization` headers).
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// Longer than the realm's bound; refused before parsing.
+    #[error("token longer than {0} bytes")]
+    TooLarge(usize),
+    /// Not a compact JWS (or JWE), bad base64url, bad JSON.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// A five-part (JWE) token where none is accepted.
+    #[error("encrypted tokens are not accepted for this resource server")]
+    EncryptedNotAccepted,
+    /// `alg` is `none`, HMAC, unknown, or outside the realm's allow-list.
+    #[error("algorithm {0:?} refused")]
+    AlgorithmRefused(String),
+    /// The header carries a key or key reference (`jwk`, `jku`, `x5u`, `x5c`); we never use
+    /// them (RFC 8725 § 3.10) and refuse tokens that try.
+    #[error("header parameter {0:?} refused")]
+    KeyHeaderRefused(&'static str),
+    /// `crit` lists extensions we do not understand (RFC 7515 § 4.1.11).
+    #[error("critical header extension not understood")]
+    UnknownCritical,
+    /// `typ` names another kind of JWT (RFC 8725 § 3.11), or `at+jwt` is required.
+    #[error("token type {0:?} refused")]
+    TypeRefused(String),
+    /// No usable key has the token's `kid` (after the rate-limited refetch).
+    #[error("no key matches the token's kid/alg")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// The realm has no usable key at all (remote set never fetched or too stale).
+    #[error("realm has no usable keys")]
+    NoUsableKeys,
+    /// A required claim is absent.
+    #[error("missing claim {0:?}")]
+    MissingClaim(&'static str),
+    /// A claim has the wrong type.
+    #[error("claim {0:?} has the wrong type")]
+    BadClaim(&'static str),
+    /// `iss` is not the realm's issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// `aud` does not contain the resource server's audience.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// `exp` has passed (beyond leeway).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future (beyond leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iat` is in the future (beyond leeway).
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// `exp - iat` exceeds the protected resource's lifetime cap.
+    #[error("token lifetime exceeds the resource's cap")]
+    LifetimeTooLong,
+    /// The token was revoked.
+    #[error("token revoked")]
+    Revoked,
+    /// A claim to pass upstream cannot be a header value.
+    #[error("claim {0:?} cannot be sent as a header")]
+    UnrepresentableClaim(String),
+    /// The resource server behind the route is not in force.
+    #[error("resource server not in force")]
+    ResourceServerNotInForce,
+    /// The token lacks required scopes.
+    #[error("insufficient scope")]
+    InsufficientScope,
+    /// `auth_time` is missing or older than `max_age` allows.
+    #[error("authentication older than max_age {0} s")]
+    AuthenticationTooOld(i64),
+}
+
+impl TokenError {
+    /// The answer this refusal gets.
+    pub fn answer(&self) -> Answer {
+        match self {
+            Self::Missing => Answer::NoToken,
+            Self::InvalidRequest(_) => Answer::InvalidRequest,
+            Self::NoUsableKeys => Answer::KeysUnavailable,
+            Self::InsufficientScope => Answer::InsufficientScope,
+            Self::AuthenticationTooOld(_) => Answer::InsufficientUserAuthentication,
+            _ => Answer::InvalidToken,
+        }
+    }
+
+    /// A short, stable label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing_token",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::TooLarge(_) => "token_too_large",
+            Self::Malformed(_) => "malformed",
+            Self::EncryptedNotAccepted => "encrypted_not_accepted",
+            Self::AlgorithmRefused(_) => "algorithm_refused",
+            Self::KeyHeaderRefused(_) => "key_header_refused",
+            Self::UnknownCritical => "unknown_crit",
+            Self::TypeRefused(_) => "type_refused",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::NoUsableKeys => "no_usable_keys",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::BadClaim(_) => "bad_claim",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::LifetimeTooLong => "lifetime_too_long",
+            Self::Revoked => "revoked",
+            Self::UnrepresentableClaim(_) => "unrepresentable_claim",
+            Self::ResourceServerNotInForce => "resource_server_not_in_force",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::AuthenticationTooOld(_) => "insufficient_user_authentication",
+        }
+    }
+
+    /// What the client is told in `error_description`. Deliberately coarse: the precise
+    /// reason is logged, not handed to someone probing the verifier.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::Missing => "a bearer token is required",
+            Self::InvalidRequest(_) => "the request carries ambiguous credentials",
+            Self::Expired => "the access token expired",
+            Self::NoUsableKeys => "token verification keys are unavailable",
+            Self::InsufficientScope => "the access token lacks a required scope",
+            Self::AuthenticationTooOld(_) => "a more recent authentication is required",
+            Self::WrongAudience => "the access token is not meant for this resource",
+            Self::Revoked => "the access token was revoked",
+            _ => "the access token is invalid",
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The embeddable verifier: snapshot + key store + checks → a typed verdict.
+//!
+//! The gateway's request pipeline uses exactly this for its `route → extract → verify →
+//! authorize` phases, then forwards; a Rust resource server can use it directly to offload
+//! its token checks without the proxy (see `examples/embed.rs`).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use crate::model::{ProtectedResource, ResourceServer};
+use crate::routing::{NormalizedPath, PathError, normalize};
+use crate::snapshot::Snapshot;
+use crate::time::SharedClock;
+use crate::token::{self, Claims, RequestContext, TokenCache, TokenError};
+
+/// A request that may go through.
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    /// Index of the matched protected resource in the snapshot.
+    pub resource: usize,
+    /// Index of its resource server.
+    pub resource_server: usize,
+    /// The verified claims.
+    pub claims: Arc<Claims>,
+    /// The normalized path: what was matched, and what the upstream must receive.
+    pub path: NormalizedPath,
+    /// Claims to pass upstream, as the resource server's `claim_headers` name them.
+    pub claim_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Allowed {
+    /// The matched protected resource.
+    pub fn resource<'s>(&self, snapshot: &'s Snapshot) -> &'s ProtectedResource {
+        &snapshot.resources[self.resource]
+    }
+
+    /// The resource server the request goes to.
+    pub fn resource_server<'s>(&self, snapshot: &'s Snapshot) -> &'s ResourceServer {
+        &snapshot.resource_servers[self.resource_server]
+    }
+}
+
+/// A request that may not go through, and why. [`crate::rescue`] turns it into the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// The path cannot be normalized safely: `400`.
+    BadPath(PathError),
+    /// No protected resource matches: the configured unmatched status (404 by default).
+    NoRoute,
+    /// The matched resource (or its resource server) is outside its validity window: `404`.
+    NotInForce {
+        /// The protected resource.
+        resource: usize,
+    },
+    /// The token is missing or does not grant access.
+    Token {
+        /// The protected resource.
+        resource: usize,
+        /// Why.
+        error: TokenError,
+    },
+}
+
+impl Denied {
+    /// A short label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BadPath(_) => "bad_path",
+            Self::NoRoute => "no_route",
+            Self::NotInForce { .. } => "not_in_force",
+            Self::Token { error, .. } => error.reason(),
+        }
+    }
+}
+
+/// Decides requests against the current snapshot.
+pub struct Verifier {
+    snapshot: ArcSwap<Snapshot>,
+    cache: TokenCache,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier over `snapshot`, with a token cache sized by its settings.
+    pub fn new(snapshot: Snapshot, clock: SharedClock) -> Self {
+        let cache = TokenCache::new(snapshot.settings.token_cache_capacity, clock.clone());
+        Self {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            cache,
+            clock,
+        }
+    }
+
+    /// The current snapshot. Load it once per request and use it to the end.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Replaces the snapshot; requests in flight finish on the one they loaded.
+    pub fn replace(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// The verified-token cache.
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    /// The clock decisions are made with.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The whole decision for one request: route, extract, verify, authorize.
+    pub async fn check(
+        &self,
+        snap: &Snapshot,
+        method: &Method,
+        host: Option<&str>,
+        raw_path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Allowed, Denied> {
+        // route
+        let path = normalize(raw_path).map_err(Denied::BadPath)?;
+        let host = host.map(normalize_host);
+        let found = snap
+            .router
+            .find(host.as_deref(), method, &path)
+            .ok_or(Denied::NoRoute)?;
+        let resource = found.resource;
+        let pr = &snap.resources[resource];
+        let rs = &snap.resource_servers[pr.resource_server];
+        let now = self.clock.now();
+        if !pr.validity.in_force(now) {
+            return Err(Denied::NotInForce { resource });
+        }
+        let deny = |error| Denied::Token { resource, error };
+        if !rs.validity.in_force(now) {
+            return Err(deny(TokenError::ResourceServerNotInForce));
+        }
+        // extract
+        let raw = token::bearer(headers).map_err(deny)?.ok_or(deny(TokenError::Missing))?;
+        // verify + authorize
+        let claims = self.verify_for(snap, pr.resource_server, raw).await.map_err(deny)?;
+        let realm = &snap.realms[rs.realm];
+        claims
+            .check_request(&RequestContext {
+                now,
+                leeway: realm.leeway,
+                resource_server: rs,
+                resource: pr,
+            })
+            .map_err(deny)?;
+        let claim_headers = claim_headers(rs, &claims).map_err(deny)?;
+        Ok(Allowed {
+            resource,
+            resource_server: pr.resource_server,
+            claims,
+            path,
+            claim_headers,
+        })
+    }
+
+    /// Verifies a token for a resource server (signature, issuer, cache), without the
+    /// per-route checks. Embedders call [`Claims::check_request`] or [`Self::check`] next.
+    pub async fn verify_for(
+        &self,
+        snap: &Snapshot,
+        resource_server: usize,
+        token: &str,
+    ) -> Result<Arc<Claims>, TokenError> {
+        let rs = &snap.resource_servers[resource_server];
+        let realm = &snap.realms[rs.realm];
+        let keys = &snap.realm_keys[rs.realm];
+        token::verify(token, realm, keys, &self.cache).await
+    }
+}
+
+/// Lowercase, without port or trailing dot (RFC 9110 § 7.2 `Host = uri-host [ ":" port ]`).
+fn normalize_host(host: &str) -> String {
+    let h = if host.starts_with('[') {
+        host.split_once(']').map_or(host, |(a, _)| a).trim_start_matches('[')
+    } else {
+        host.rsplit_once(':').map_or(host, |(a, _)| a)
+    };
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn claim_headers(rs: &ResourceServer, claims: &Claims) -> Result<Vec<(HeaderName, HeaderValue)>, TokenError> {
+    let mut out = Vec::with_capacity(rs.claim_headers.len());
+    for ch in &rs.claim_headers {
+        let Some(text) = claims.header_value(&ch.claim) else {
+            continue;
+        };
+        let value = HeaderValue::from_str(&text).map_err(|_| TokenError::UnrepresentableClaim(ch.claim.clone()))?;
+        out.push((ch.header.clone(), value));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_host;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(normalize_host("API.Example.com:8443"), "api.example.com");
+        assert_eq!(normalize_host("example.com."), "example.com");
+        assert_eq!(normalize_host("[::1]:80"), "::1");
+    }
+}
