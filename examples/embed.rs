@@ -36,7 +36,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}"))?);
 
     // 2. Per request: one snapshot, one call, a typed verdict.
-    for (method, path) in [(Method::GET, "/orders/42"), (Method::POST, "/orders"), (Method::GET, "/nowhere")] {
+    for (method, path) in [
+        (Method::GET, "/orders/42"),
+        (Method::POST, "/orders"),
+        (Method::GET, "/nowhere"),
+    ] {
         let snap = verifier.snapshot();
         match verifier.check(&snap, &method, None, path, &headers).await {
             Ok(allowed) => println!(

@@ -60,7 +60,10 @@ fn generate(alg: KeyAlg, kid: &str, out: &Path, append: bool) -> Result<String, 
     jwk.set_key_id(kid);
     jwk.set_algorithm(alg.name());
     jwk.set_key_use("sig");
-    let public = jwk.to_public_key().map_err(|e| e.to_string())?;
+    // josekit's to_public_key keeps only the key parameters and `use`.
+    let mut public = jwk.to_public_key().map_err(|e| e.to_string())?;
+    public.set_key_id(kid);
+    public.set_algorithm(alg.name());
 
     let mut keys: Vec<serde_json::Value> = Vec::new();
     if out.exists() {

@@ -1,0 +1,149 @@
+//! The answers of PRODUCT.md step 5, end to end: each refusal never reaches the upstream.
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn valid_token_is_forwarded_with_claim_headers() {
+    let h = Harness::start().await;
+    let token = h.key.sign(&claims("read"));
+    let a = h.get("/items/7?x=1", &token).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(h.upstream.hits(), 1);
+    let seen = h.upstream.last().await;
+    assert_eq!(seen.uri, "/items/7?x=1");
+    assert_eq!(
+        seen.headers.get("x-auth-sub").map(|v| v.as_bytes()),
+        Some(&b"client-1"[..])
+    );
+    assert_eq!(
+        seen.headers.get("x-auth-scope").map(|v| v.as_bytes()),
+        Some(&b"read"[..])
+    );
+    // The Authorization header is kept by default.
+    assert!(seen.headers.get("authorization").is_some());
+}
+
+#[tokio::test]
+async fn no_token_gets_a_bare_challenge() {
+    let h = Harness::start().await;
+    let a = h.send(Method::GET, "/items/7", &[], "").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.challenge(), r#"Bearer realm="t""#);
+    assert_eq!(h.upstream.hits(), 0);
+    // Another scheme is no bearer token either.
+    let a = h
+        .send(Method::GET, "/items/7", &[("authorization", "Basic dXNlcjpwYXNz")], "")
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.challenge(), r#"Bearer realm="t""#);
+    assert_eq!(h.upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn bad_token_is_invalid_token() {
+    let h = Harness::start().await;
+    let token = h.key.sign(&claims("read"));
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    for bad in ["junk", "a.b.c", tampered.as_str(), "a.b.c.d.e"] {
+        let a = h.get("/items/7", bad).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{bad}");
+        assert!(a.challenge().contains(r#"error="invalid_token""#), "{}", a.challenge());
+        assert_eq!(a.error(), "invalid_token");
+    }
+    assert_eq!(h.upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn missing_scope_is_insufficient_scope_with_the_scope() {
+    let h = Harness::start().await;
+    let token = h.key.sign(&claims("read"));
+    let a = h
+        .send(
+            Method::POST,
+            "/items",
+            &[("authorization", &format!("Bearer {token}"))],
+            "{}",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(
+        a.challenge().contains(r#"error="insufficient_scope""#),
+        "{}",
+        a.challenge()
+    );
+    assert!(a.challenge().contains(r#"scope="write""#), "{}", a.challenge());
+    assert_eq!(h.upstream.hits(), 0);
+    // With the scope it goes through, body and all.
+    let token = h.key.sign(&claims("read write"));
+    let a = h
+        .send(
+            Method::POST,
+            "/items",
+            &[("authorization", &format!("Bearer {token}"))],
+            "{\"a\":1}",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(&h.upstream.last().await.body[..], b"{\"a\":1}");
+}
+
+#[tokio::test]
+async fn scp_array_and_any_rule() {
+    let h = Harness::start().await;
+    let mut c = claims("");
+    c.as_object_mut().map(|m| m.remove("scope"));
+    c["scp"] = json!(["write"]);
+    let token = h.key.sign(&c);
+    assert_eq!(h.get("/either", &token).await.status, StatusCode::OK);
+    assert_eq!(h.get("/items/1", &token).await.status, StatusCode::FORBIDDEN);
+    let none = h.key.sign(&claims("admin"));
+    assert_eq!(h.get("/either", &none).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn old_authentication_is_insufficient_user_authentication() {
+    let h = Harness::start().await;
+    let mut c = claims("admin");
+    c["auth_time"] = json!(NOW - 301);
+    let a = h.get("/items/admin/x", &h.key.sign(&c)).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        a.challenge().contains(r#"error="insufficient_user_authentication""#),
+        "{}",
+        a.challenge()
+    );
+    assert!(a.challenge().contains("max_age=300"), "{}", a.challenge());
+    // No auth_time at all cannot prove a recent login either.
+    c.as_object_mut().map(|m| m.remove("auth_time"));
+    let a = h.get("/items/admin/x", &h.key.sign(&c)).await;
+    assert!(a.challenge().contains("insufficient_user_authentication"));
+    assert_eq!(h.upstream.hits(), 0);
+    // Recent enough passes.
+    c["auth_time"] = json!(NOW - 299);
+    assert_eq!(h.get("/items/admin/x", &h.key.sign(&c)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unmatched_requests_are_refused_not_forwarded() {
+    let config = default_config().replace("paths = [\"/**\"]", "paths = [\"/open/**\"]");
+    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let token = h.key.sign(&claims("read write admin"));
+    let a = h.get("/nothing/here", &token).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    // A method no resource lists for the path is unmatched too.
+    let a = h
+        .send(
+            Method::DELETE,
+            "/items/1",
+            &[("authorization", &format!("Bearer {token}"))],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.upstream.hits(), 0);
+}

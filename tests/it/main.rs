@@ -1,0 +1,6 @@
+//! One integration test binary (as ripgrep does): real sockets on loopback, real keys,
+//! real tokens, the real gateway.
+
+mod support;
+
+mod gateway;
