@@ -127,10 +127,10 @@ impl Ctx<'_> {
             valid_from: self.time(file, entity, "valid_from", from),
             disabled_on: self.time(file, entity, "disabled_on", off),
         };
-        if let (Some(a), Some(b)) = (v.valid_from, v.disabled_on) {
-            if b <= a {
-                self.err(file, entity, "disabled_on", "is not after valid_from");
-            }
+        if let (Some(a), Some(b)) = (v.valid_from, v.disabled_on)
+            && b <= a
+        {
+            self.err(file, entity, "disabled_on", "is not after valid_from");
         }
         v
     }
@@ -216,19 +216,19 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
                 c.err(&f.path, &entity, "id", "another resource server has this id");
                 continue;
             }
-            if rs.default {
-                if let Some(other) = resource_servers.iter().find(|o| o.default && o.realm == rs.realm) {
-                    c.err(
-                        &f.path,
-                        &entity,
-                        "default",
-                        format!(
-                            "realm {:?} already has a default resource server ({:?})",
-                            realms[rs.realm].name.as_str(),
-                            other.id.as_str()
-                        ),
-                    );
-                }
+            if rs.default
+                && let Some(other) = resource_servers.iter().find(|o| o.default && o.realm == rs.realm)
+            {
+                c.err(
+                    &f.path,
+                    &entity,
+                    "default",
+                    format!(
+                        "realm {:?} already has a default resource server ({:?})",
+                        realms[rs.realm].name.as_str(),
+                        other.id.as_str()
+                    ),
+                );
             }
             resource_servers.push(rs);
         }
@@ -371,15 +371,15 @@ fn compile_realm(
 ) -> Option<(Realm, Arc<RealmKeys>, Arc<SigningKeys>)> {
     let file = &f.path;
     let name = c.required(file, entity, "name", &raw.name);
-    if let Some(n) = name {
-        if !is_simple_name(n) {
-            c.err(
-                file,
-                entity,
-                "name",
-                "must be printable ASCII without spaces, quotes or backslashes",
-            );
-        }
+    if let Some(n) = name
+        && !is_simple_name(n)
+    {
+        c.err(
+            file,
+            entity,
+            "name",
+            "must be printable ASCII without spaces, quotes or backslashes",
+        );
     }
     let issuer = c.required(file, entity, "issuer", &raw.issuer);
     let mut algorithms = Vec::new();
@@ -638,15 +638,15 @@ fn compile_resource_server(
 ) -> Option<ResourceServer> {
     let file = &f.path;
     let id = c.required(file, entity, "id", &raw.id);
-    if let Some(id) = id {
-        if !is_simple_name(id) {
-            c.err(
-                file,
-                entity,
-                "id",
-                "must be printable ASCII without spaces, quotes or backslashes",
-            );
-        }
+    if let Some(id) = id
+        && !is_simple_name(id)
+    {
+        c.err(
+            file,
+            entity,
+            "id",
+            "must be printable ASCII without spaces, quotes or backslashes",
+        );
     }
     let realm = c.required(file, entity, "realm", &raw.realm).and_then(|r| {
         let found = realm_index.get(r).copied();

@@ -151,15 +151,15 @@ impl KeySet {
 fn parse_key(value: serde_json::Value) -> Result<VerifyKey, String> {
     let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_owned);
     let kty = field("kty").ok_or("no kty")?;
-    if let Some(u) = field("use") {
-        if u != "sig" {
-            return Err(format!("use is {u:?}, not \"sig\""));
-        }
+    if let Some(u) = field("use")
+        && u != "sig"
+    {
+        return Err(format!("use is {u:?}, not \"sig\""));
     }
-    if let Some(ops) = value.get("key_ops").and_then(|v| v.as_array()) {
-        if !ops.iter().any(|o| o.as_str() == Some("verify")) {
-            return Err("key_ops does not include \"verify\"".into());
-        }
+    if let Some(ops) = value.get("key_ops").and_then(|v| v.as_array())
+        && !ops.iter().any(|o| o.as_str() == Some("verify"))
+    {
+        return Err("key_ops does not include \"verify\"".into());
     }
     let crv = field("crv");
     let by_type: Vec<Algorithm> = match (kty.as_str(), crv.as_deref()) {

@@ -132,8 +132,20 @@ impl RealmKeys {
     }
 
     /// The generation of the usable key material.
+    ///
+    /// Remote keys ageing past their freshness plus `max_stale` also change the usable
+    /// material (they leave [`view`](Self::view)), so the lowest bit says whether they have:
+    /// verified-token cache entries made while they served must not answer once they no
+    /// longer do.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        let changes = self.generation.load(Ordering::Acquire);
+        let aged_out = self.remote.as_ref().is_some_and(|r| {
+            r.current
+                .load()
+                .as_ref()
+                .is_some_and(|c| self.clock.now() > c.fresh_until.saturating_add(secs(r.cfg.max_stale)))
+        });
+        changes.wrapping_shl(1) | u64::from(aged_out)
     }
 
     /// The keys usable now. Remote keys older than their freshness plus `max_stale` are

@@ -127,10 +127,10 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     let mut chain = e.to_string();
     while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return UpstreamError::ConnectTimeout;
-            }
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return UpstreamError::ConnectTimeout;
         }
         chain.push_str(": ");
         chain.push_str(&s.to_string());

@@ -163,13 +163,13 @@ impl Router {
 
     /// Finds the most specific resource for a request; `None` when nothing matches.
     pub fn find(&self, host: Option<&str>, method: &Method, path: &NormalizedPath) -> Option<Match<'_>> {
-        if let Some(node) = host.and_then(|h| self.by_host.get(h)) {
-            if let Some(e) = search(node, path, 0, method) {
-                return Some(Match {
-                    resource: e.resource,
-                    pattern: &e.pattern,
-                });
-            }
+        if let Some(node) = host.and_then(|h| self.by_host.get(h))
+            && let Some(e) = search(node, path, 0, method)
+        {
+            return Some(Match {
+                resource: e.resource,
+                pattern: &e.pattern,
+            });
         }
         search(&self.any_host, path, 0, method).map(|e| Match {
             resource: e.resource,
@@ -220,17 +220,16 @@ fn search<'a>(node: &'a Node, path: &NormalizedPath, i: usize, method: &Method) 
     let Some(seg) = path.segment(i) else {
         return pick(&node.end, method).or_else(|| pick(&node.rest, method));
     };
-    if let Some(child) = node.literal.get(seg) {
-        if let Some(e) = search(child, path, i + 1, method) {
-            return Some(e);
-        }
+    if let Some(child) = node.literal.get(seg)
+        && let Some(e) = search(child, path, i + 1, method)
+    {
+        return Some(e);
     }
-    if !seg.is_empty() {
-        if let Some(child) = &node.one {
-            if let Some(e) = search(child, path, i + 1, method) {
-                return Some(e);
-            }
-        }
+    if !seg.is_empty()
+        && let Some(child) = &node.one
+        && let Some(e) = search(child, path, i + 1, method)
+    {
+        return Some(e);
     }
     pick(&node.rest, method)
 }
@@ -275,7 +274,10 @@ fn parse_pattern(pattern: &str) -> Result<Vec<Segment>, PatternError> {
 mod tests {
     use super::*;
 
-    fn router(routes: &[(usize, Option<&str>, Option<&[Method]>, &str)]) -> Router {
+    /// (resource, host, methods, pattern)
+    type Spec<'a> = (usize, Option<&'a str>, Option<&'a [Method]>, &'a str);
+
+    fn router(routes: &[Spec<'_>]) -> Router {
         let mut r = Router::new();
         for &(resource, host, methods, pattern) in routes {
             r.insert(Route {

@@ -143,16 +143,16 @@ impl Claims {
             return Err(TokenError::Expired);
         }
         // 2. nbf: "MUST NOT be accepted before" it (RFC 7519 § 4.1.5).
-        if let Some(nbf) = self.nbf {
-            if now < nbf.saturating_sub(leeway) {
-                return Err(TokenError::NotYetValid);
-            }
+        if let Some(nbf) = self.nbf
+            && now < nbf.saturating_sub(leeway)
+        {
+            return Err(TokenError::NotYetValid);
         }
         // 3. iat in the future is a clock or forgery problem (RFC 8725 § 3.10 spirit).
-        if let Some(iat) = self.iat {
-            if iat > now.saturating_add(leeway) {
-                return Err(TokenError::IssuedInFuture);
-            }
+        if let Some(iat) = self.iat
+            && iat > now.saturating_add(leeway)
+        {
+            return Err(TokenError::IssuedInFuture);
         }
         // 4. aud must contain the resource server's audience (RFC 9068 § 4 step 4).
         let audience = resource_server.audience.as_str();
