@@ -73,7 +73,7 @@ pub fn run(config: &Path) -> ExitCode {
                     "    {}  {} {}{}  needs {}{}{}",
                     pr.id,
                     methods,
-                    pr.host.as_deref().map(|h| format!("{h}")).unwrap_or_default(),
+                    pr.host.as_deref().map(|h| format!("host {h} ")).unwrap_or_default(),
                     pr.paths.join(" "),
                     if scopes.is_empty() {
                         "a valid token".to_owned()
