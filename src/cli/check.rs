@@ -52,13 +52,7 @@ pub fn run(config: &Path) -> ExitCode {
                 rs.upstream.authority,
                 rs.upstream.base_path
             );
-            for (pi, pr) in snap
-                .resources
-                .iter()
-                .enumerate()
-                .filter(|(_, pr)| snap.resource_servers[pr.resource_server].id == rs.id)
-            {
-                let _ = pi;
+            for pr in snap.resources.iter().filter(|pr| snap.resource_servers[pr.resource_server].id == rs.id) {
                 let methods = pr
                     .methods
                     .as_ref()
