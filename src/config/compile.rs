@@ -185,13 +185,13 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
         for (i, raw) in f.raw.realm.iter().enumerate() {
             let entity = label("realm", &raw.name, i);
             if let Some((realm, keys, signing)) = compile_realm(&mut c, f, &entity, raw, cx) {
-                if realm_index
-                    .insert(realm.name.as_str().to_owned(), realms.len())
-                    .is_some()
-                {
+                // NB: check before inserting, so the first realm's index is kept (the
+                // duplicate is never pushed, and an index past the end would panic later).
+                if realm_index.contains_key(realm.name.as_str()) {
                     c.err(&f.path, &entity, "name", "another realm has this name");
                     continue;
                 }
+                realm_index.insert(realm.name.as_str().to_owned(), realms.len());
                 realms.push(realm);
                 realm_keys.push(keys);
                 signing_keys.push(signing);
@@ -209,13 +209,12 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
             else {
                 continue;
             };
-            if rs_index
-                .insert(rs.id.as_str().to_owned(), resource_servers.len())
-                .is_some()
-            {
+            // NB: as for realms, keep the first server's index.
+            if rs_index.contains_key(rs.id.as_str()) {
                 c.err(&f.path, &entity, "id", "another resource server has this id");
                 continue;
             }
+            rs_index.insert(rs.id.as_str().to_owned(), resource_servers.len());
             if rs.default
                 && let Some(other) = resource_servers.iter().find(|o| o.default && o.realm == rs.realm)
             {

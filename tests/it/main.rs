@@ -3,4 +3,6 @@
 
 mod support;
 
+mod config;
 mod gateway;
+mod jwks_remote;

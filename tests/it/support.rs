@@ -426,12 +426,15 @@ pub fn elapsed(clock: &ManualClock) -> i64 {
     clock.now() - NOW
 }
 
+/// What the JWKS server answers: status, body, extra headers.
+pub type Served = (StatusCode, String, HashMap<String, String>);
+
 /// A minimal JWKS server whose document, status and delay the test controls, counting
 /// fetches.
 #[derive(Clone)]
 pub struct JwksServer {
     pub addr: SocketAddr,
-    pub doc: Arc<Mutex<(StatusCode, String, HashMap<String, String>)>>,
+    pub doc: Arc<Mutex<Served>>,
     pub fetches: Arc<AtomicUsize>,
 }
 
