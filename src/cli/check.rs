@@ -52,7 +52,11 @@ pub fn run(config: &Path) -> ExitCode {
                 rs.upstream.authority,
                 rs.upstream.base_path
             );
-            for pr in snap.resources.iter().filter(|pr| snap.resource_servers[pr.resource_server].id == rs.id) {
+            for pr in snap
+                .resources
+                .iter()
+                .filter(|pr| snap.resource_servers[pr.resource_server].id == rs.id)
+            {
                 let methods = pr
                     .methods
                     .as_ref()

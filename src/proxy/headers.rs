@@ -33,7 +33,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Appends the client address to `X-Forwarded-For` and sets `X-Forwarded-Proto` and
-/// `X-Forwarded-Host` (overwriting client-sent values, which nobody vouches for).
+/// `X-Forwarded-Host` (overwriting client-sent values, which nobody vouches for); removes a
+/// client-sent `Forwarded`.
 pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str, host: Option<&HeaderValue>) {
     let xff = HeaderName::from_static("x-forwarded-for");
     let prior: Vec<&str> = headers.get_all(&xff).iter().filter_map(|v| v.to_str().ok()).collect();
@@ -45,10 +46,10 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static st
     if let Ok(v) = HeaderValue::from_str(&value) {
         headers.insert(xff, v);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(proto),
-    );
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
+    // RFC 7239 `Forwarded` from the client is as unvouched as X-Forwarded-*; we do not
+    // emit it, so drop it rather than pass a lie upstream.
+    headers.remove(http::header::FORWARDED);
     let xfh = HeaderName::from_static("x-forwarded-host");
     match host {
         Some(h) => {
@@ -85,6 +86,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("forwarded", HeaderValue::from_static("for=1.2.3.4;host=admin.test"));
         set_forwarded(
             &mut h,
             "127.0.0.1".parse().unwrap_or_else(|_| unreachable!()),
@@ -95,6 +97,7 @@ mod tests {
             h.get("x-forwarded-for").map(|v| v.as_bytes()),
             Some(&b"10.0.0.1, 127.0.0.1"[..])
         );
+        assert!(h.get("forwarded").is_none());
         assert_eq!(h.get("x-forwarded-proto").map(|v| v.as_bytes()), Some(&b"http"[..]));
     }
 }

@@ -91,11 +91,12 @@ impl Forwarder {
             .path_and_query(pq)
             .build()
             .map_err(|e| UpstreamError::Request(e.to_string()))?;
-        let host = req.headers().get(HOST).cloned().or_else(|| {
-            req.uri()
-                .authority()
-                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-        });
+        // The same host the route was chosen by (RFC 9112 § 3.2.2: the target's authority first).
+        let host = req
+            .uri()
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+            .or_else(|| req.headers().get(HOST).cloned());
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();

@@ -103,11 +103,13 @@ async fn handle(shared: &Shared, req: Request<Incoming>, remote: SocketAddr) -> 
     let started = Instant::now();
     let snap = shared.verifier.snapshot();
     let method = req.method().clone();
+    // RFC 9112 § 3.2.2: an absolute-form target's authority wins over Host; for HTTP/2 the
+    // URI carries :authority.
     let host = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()))
         .map(str::to_owned);
     let decision = shared
         .verifier

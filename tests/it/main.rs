@@ -4,5 +4,6 @@
 mod support;
 
 mod config;
+mod forwarding;
 mod gateway;
 mod jwks_remote;

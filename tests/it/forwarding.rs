@@ -1,0 +1,883 @@
+//! PRODUCT.md "Requests through the gateway", steps 1 and 6, end to end: what the upstream
+//! receives (headers, path, body) and what the client gets back, through the real gateway.
+//!
+//! Where a hyper client could rewrite what it sends (paths, hop-by-hop headers, Host), the
+//! request is written as raw bytes on a `TcpStream` so the gateway sees exactly that.
+//! Waits are bounded by [`GUARD`] only so that a regression fails instead of hanging; no
+//! assertion depends on how long anything takes.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Mutex, Notify, mpsc};
+
+use crate::support::*;
+
+/// Upper bound on any wait, so a gateway that buffers or hangs fails the test instead of
+/// blocking it. Never an assertion about speed.
+const GUARD: Duration = Duration::from_secs(30);
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(GUARD, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing happened within {GUARD:?}"))
+}
+
+/// The default test configuration with a generous upstream response timeout, for tests
+/// that move a lot of bytes or wait on each other (never on the clock).
+fn patient_config() -> String {
+    default_config().replace("response_timeout = \"1s\"", "response_timeout = \"60s\"")
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .map(|v| v.to_str().unwrap_or_else(|e| panic!("{name}: {e}")))
+}
+
+fn all_values(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// A raw HTTP/1.1 client: what is written is exactly what the gateway parses.
+
+/// A response read off the wire.
+#[derive(Debug)]
+struct RawAnswer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl RawAnswer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `GET target HTTP/1.1` with `headers` (a `Host` and `Connection: close` are added
+/// unless given; a given `Connection` must include `close`) and reads the answer to EOF.
+async fn raw_get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> RawAnswer {
+    let mut req = format!("GET {target} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("connection")) {
+        req.push_str("Connection: close\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    let mut buf = Vec::new();
+    within(
+        &format!("reading the answer to GET {target}"),
+        stream.read_to_end(&mut buf),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("read: {e}"));
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in answer to {target}: {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    RawAnswer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A body fed from a channel: unknown length (chunked on HTTP/1.1), and the sender decides
+// when each piece exists.
+
+struct ChanBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl Body for ChanBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn chan_body(capacity: usize) -> (mpsc::Sender<Bytes>, ChanBody) {
+    let (tx, rx) = mpsc::channel(capacity);
+    (tx, ChanBody { rx })
+}
+
+type UpBody = UnsyncBoxBody<Bytes, Infallible>;
+
+fn full(text: impl Into<Bytes>) -> UpBody {
+    Full::new(text.into()).boxed_unsync()
+}
+
+/// A one-off upstream on 127.0.0.1 answering every request with `handler`.
+async fn serve_with<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<UpBody>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(req).await) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// The patient configuration pointed at `addr` instead of the harness' upstream.
+fn config_for(addr: SocketAddr) -> String {
+    patient_config().replace("http://{upstream}", &format!("http://{addr}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Hop-by-hop headers.
+
+#[tokio::test]
+async fn hop_by_hop_request_headers_are_removed() {
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let token = h.key.sign(&claims("read"));
+    let auth = bearer(&token);
+    let a = raw_get(
+        h.gateway.local_addr(),
+        "/items/7",
+        &[
+            ("Authorization", &auth),
+            ("Connection", "close, X-Secret, x-other"),
+            ("X-Secret", "1"),
+            ("X-Other", "2"),
+            ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"),
+            ("Trailer", "x-checksum"),
+            ("Proxy-Authorization", "Basic dXNlcjpwYXNz"),
+            ("Proxy-Connection", "keep-alive"),
+            ("Upgrade", "websocket"),
+            ("X-End-To-End", "kept"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let seen = h.upstream.last().await;
+    for gone in [
+        "connection",
+        "x-secret",
+        "x-other",
+        "keep-alive",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-connection",
+        "upgrade",
+    ] {
+        assert!(
+            seen.headers.get(gone).is_none(),
+            "{gone} reached the upstream: {:?}",
+            seen.headers
+        );
+    }
+    assert_eq!(header(&seen.headers, "x-end-to-end"), Some("kept"));
+    assert_eq!(header(&seen.headers, "authorization"), Some(auth.as_str()));
+}
+
+#[tokio::test]
+async fn hop_by_hop_response_headers_are_removed() {
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let token = h.key.sign(&claims("read"));
+    // The recording upstream answers with `keep-alive: timeout=5` and `x-upstream: yes`.
+    let a = h.get("/items/7", &token).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.headers.get("keep-alive").is_none(), "{:?}", a.headers);
+    assert_eq!(header(&a.headers, "x-upstream"), Some("yes"));
+}
+
+#[tokio::test]
+async fn response_headers_named_in_connection_are_removed() {
+    let addr = serve_with(|_req| async {
+        let mut resp = Response::new(full("ok"));
+        let hs = resp.headers_mut();
+        hs.insert("connection", http::HeaderValue::from_static("X-Private-Hop"));
+        hs.insert("x-private-hop", http::HeaderValue::from_static("1"));
+        hs.insert(
+            "proxy-authenticate",
+            http::HeaderValue::from_static("Basic realm=\"up\""),
+        );
+        hs.insert("x-end-to-end", http::HeaderValue::from_static("kept"));
+        resp
+    })
+    .await;
+    let h = Harness::start_with(&config_for(addr), TestKey::es256("k1")).await;
+    let token = h.key.sign(&claims("read"));
+    let a = h.get("/items/7", &token).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body, "ok");
+    assert!(a.headers.get("x-private-hop").is_none(), "{:?}", a.headers);
+    assert!(a.headers.get("proxy-authenticate").is_none(), "{:?}", a.headers);
+    assert!(a.headers.get("connection").is_none(), "{:?}", a.headers);
+    assert_eq!(header(&a.headers, "x-end-to-end"), Some("kept"));
+}
+
+// ---------------------------------------------------------------------------------------
+// X-Forwarded-*.
+
+#[tokio::test]
+async fn forwarded_headers_are_appended_and_overwritten() {
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let auth = bearer(&h.key.sign(&claims("read")));
+    let a = h
+        .send(
+            Method::GET,
+            "/items/7",
+            &[
+                ("authorization", &auth),
+                ("host", "API.example:8080"),
+                ("x-forwarded-for", "10.0.0.1"),
+                ("x-forwarded-for", "10.0.0.2"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "evil.test"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let seen = h.upstream.last().await;
+    assert_eq!(
+        all_values(&seen.headers, "x-forwarded-for"),
+        vec!["10.0.0.1, 10.0.0.2, 127.0.0.1".to_owned()]
+    );
+    assert_eq!(all_values(&seen.headers, "x-forwarded-proto"), vec!["http".to_owned()]);
+    assert_eq!(
+        all_values(&seen.headers, "x-forwarded-host"),
+        vec!["API.example:8080".to_owned()]
+    );
+    // The upstream is addressed by its own name, not the client's.
+    assert_eq!(
+        header(&seen.headers, "host"),
+        Some(h.upstream.addr.to_string().as_str())
+    );
+
+    // No client value: the client's address alone; the Host the client used.
+    let a = h.send(Method::GET, "/items/8", &[("authorization", &auth)], "").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let seen = h.upstream.last().await;
+    assert_eq!(
+        all_values(&seen.headers, "x-forwarded-for"),
+        vec!["127.0.0.1".to_owned()]
+    );
+    assert_eq!(all_values(&seen.headers, "x-forwarded-proto"), vec!["http".to_owned()]);
+    assert_eq!(
+        all_values(&seen.headers, "x-forwarded-host"),
+        vec![h.gateway.local_addr().to_string()]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Claim headers and Authorization.
+
+#[tokio::test]
+async fn claim_headers_replace_spoofed_ones_and_missing_claims_leave_none() {
+    let config = patient_config().replace(
+        "scope = \"x-auth-scope\"",
+        "scope = \"x-auth-scope\"\nemail = \"x-auth-email\"",
+    );
+    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let mut c = claims("read");
+    c["sub"] = json!("alice");
+    let auth = bearer(&h.key.sign(&c));
+    let spoofs = [
+        ("authorization", auth.as_str()),
+        ("x-auth-sub", "admin"),
+        ("X-Auth-Sub", "root"),
+        ("X-AUTH-EMAIL", "boss@evil.test"),
+        ("x-auth-scope", "admin"),
+    ];
+    // The token has `sub` and `scope` but no `email`.
+    let a = h.send(Method::GET, "/items/7", &spoofs, "").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let seen = h.upstream.last().await;
+    assert_eq!(all_values(&seen.headers, "x-auth-sub"), vec!["alice".to_owned()]);
+    assert_eq!(all_values(&seen.headers, "x-auth-scope"), vec!["read".to_owned()]);
+    assert!(
+        seen.headers.get("x-auth-email").is_none(),
+        "a claim the token lacks must leave no header: {:?}",
+        seen.headers
+    );
+
+    // The same mapping passes the claim when the token has it.
+    c["email"] = json!("alice@example.test");
+    let auth = bearer(&h.key.sign(&c));
+    let a = h
+        .send(
+            Method::GET,
+            "/items/7",
+            &[("authorization", &auth), ("x-auth-email", "boss@evil.test")],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let seen = h.upstream.last().await;
+    assert_eq!(
+        all_values(&seen.headers, "x-auth-email"),
+        vec!["alice@example.test".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn keep_authorization_false_removes_it_upstream() {
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let token = h.key.sign(&claims("read"));
+    assert_eq!(h.get("/items/7", &token).await.status, StatusCode::OK);
+    let seen = h.upstream.last().await;
+    assert_eq!(
+        header(&seen.headers, "authorization"),
+        Some(bearer(&token).as_str()),
+        "kept by default"
+    );
+
+    let config = patient_config().replace(
+        "response_timeout = \"60s\"",
+        "response_timeout = \"60s\"\nkeep_authorization = false",
+    );
+    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let token = h.key.sign(&claims("read"));
+    assert_eq!(h.get("/items/7", &token).await.status, StatusCode::OK);
+    let seen = h.upstream.last().await;
+    assert!(seen.headers.get("authorization").is_none(), "{:?}", seen.headers);
+    // Only Authorization goes: the claim headers still arrive.
+    assert_eq!(header(&seen.headers, "x-auth-sub"), Some("client-1"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream failures.
+
+#[tokio::test]
+async fn refused_upstream_is_502_upstream_unavailable() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        l.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let config = default_config().replace("http://{upstream}", &format!("http://{closed}"));
+    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let a = h.get("/items/7", &h.key.sign(&claims("read"))).await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.body);
+    assert_eq!(header(&a.headers, "content-type"), Some("application/json"));
+    assert_eq!(a.error(), "upstream_unavailable");
+    assert_eq!(h.upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn slow_upstream_is_504_upstream_timeout() {
+    // default_config: `response_timeout = "1s"`; the upstream sleeps 5 s on `/slow`.
+    let h = Harness::start().await;
+    let a = h.get("/slow", &h.key.sign(&claims("read"))).await;
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT, "{}", a.body);
+    assert_eq!(header(&a.headers, "content-type"), Some("application/json"));
+    assert_eq!(a.error(), "upstream_timeout");
+}
+
+// ---------------------------------------------------------------------------------------
+// Bodies.
+
+#[tokio::test]
+async fn large_request_body_arrives_whole() {
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let auth = bearer(&h.key.sign(&claims("read write")));
+    let body: String = (0..4 * 1024 * 1024u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let a = h.send(Method::POST, "/items", &[("authorization", &auth)], &body).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body, "upstream saw POST /items (4194304 body bytes)");
+    let seen = h.upstream.last().await;
+    assert_eq!(seen.body.len(), body.len());
+    assert!(seen.body == body.as_bytes(), "the body arrived altered");
+}
+
+#[tokio::test]
+async fn chunked_request_body_arrives() {
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let auth = bearer(&h.key.sign(&claims("read write")));
+    let (tx, body) = chan_body(8);
+    let chunks = ["first,", "second,", "third"];
+    for c in chunks {
+        tx.send(Bytes::from(c)).await.unwrap_or_else(|e| panic!("send: {e}"));
+    }
+    drop(tx);
+    let client: Client<HttpConnector, ChanBody> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let req = Request::post(h.url("/items"))
+        .header("authorization", &auth)
+        .body(body)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let resp = within("chunked POST", client.request(req))
+        .await
+        .unwrap_or_else(|e| panic!("chunked POST: {e}"));
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = h.upstream.last().await;
+    assert_eq!(&seen.body[..], chunks.concat().as_bytes());
+    assert_eq!(seen.method, Method::POST);
+}
+
+#[tokio::test]
+async fn request_body_streams_to_the_upstream() {
+    // The upstream reports the first piece it reads; the client sends the rest of its body
+    // only after that, so a gateway that waits for the whole body never gets there.
+    let (first_tx, mut first_rx) = mpsc::channel::<Bytes>(1);
+    let addr = serve_with(move |req: Request<Incoming>| {
+        let first_tx = first_tx.clone();
+        async move {
+            let mut body = req.into_body();
+            let mut all = Vec::new();
+            let mut told = false;
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else { break };
+                if let Ok(data) = frame.into_data() {
+                    all.extend_from_slice(&data);
+                    if !told && !data.is_empty() {
+                        told = true;
+                        let _ = first_tx.send(data).await;
+                    }
+                }
+            }
+            Response::new(full(all))
+        }
+    })
+    .await;
+    let h = Harness::start_with(&config_for(addr), TestKey::es256("k1")).await;
+    let auth = bearer(&h.key.sign(&claims("read write")));
+    let (tx, body) = chan_body(1);
+    let client: Client<HttpConnector, ChanBody> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let req = Request::post(h.url("/items"))
+        .header("authorization", &auth)
+        .body(body)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pending = tokio::spawn(async move { client.request(req).await });
+    tx.send(Bytes::from_static(b"head-of-the-body;"))
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    let first = within(
+        "the upstream reading the start of a body the client has not finished",
+        first_rx.recv(),
+    )
+    .await
+    .unwrap_or_else(|| panic!("the upstream ended without reading a body"));
+    assert!(
+        b"head-of-the-body;".starts_with(&first),
+        "first piece upstream: {first:?}"
+    );
+    tx.send(Bytes::from_static(b"tail"))
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    drop(tx);
+    let resp = within("the streamed POST", pending)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("streamed POST: {e}"));
+    assert_eq!(resp.status(), StatusCode::OK);
+    let echoed = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_bytes();
+    assert_eq!(&echoed[..], b"head-of-the-body;tail");
+}
+
+#[tokio::test]
+async fn response_body_streams_to_the_client() {
+    // The upstream sends a first piece, then holds the rest until the test has received
+    // that piece through the gateway; then it sends 4 MiB more.
+    const REST_CHUNKS: usize = 64;
+    const CHUNK: usize = 64 * 1024;
+    let release = Arc::new(Notify::new());
+    let gate = release.clone();
+    let addr = serve_with(move |_req: Request<Incoming>| {
+        let gate = gate.clone();
+        async move {
+            let (tx, body) = chan_body(4);
+            tokio::spawn(async move {
+                if tx.send(Bytes::from_static(b"first-piece;")).await.is_err() {
+                    return;
+                }
+                gate.notified().await;
+                for i in 0..REST_CHUNKS {
+                    let byte = b'a' + (i % 26) as u8;
+                    if tx.send(Bytes::from(vec![byte; CHUNK])).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Response::new(body.boxed_unsync())
+        }
+    })
+    .await;
+    let h = Harness::start_with(&config_for(addr), TestKey::es256("k1")).await;
+    let auth = bearer(&h.key.sign(&claims("read")));
+    let req = Request::get(h.url("/items/7"))
+        .header("authorization", &auth)
+        .body(Full::new(Bytes::new()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let resp = within(
+        "the response head while the upstream body is open",
+        h.client.request(req),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("GET: {e}"));
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut got = Vec::new();
+    while got.len() < b"first-piece;".len() {
+        let frame = within("the first piece while the upstream body is open", body.frame())
+            .await
+            .unwrap_or_else(|| panic!("body ended after {} bytes", got.len()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Ok(data) = frame.into_data() {
+            got.extend_from_slice(&data);
+        }
+    }
+    assert_eq!(&got[..], b"first-piece;");
+    release.notify_one();
+    let rest = within("the rest of the body", body.collect())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_bytes();
+    assert_eq!(rest.len(), REST_CHUNKS * CHUNK);
+    for (i, chunk) in rest.chunks(CHUNK).enumerate() {
+        let byte = b'a' + (i % 26) as u8;
+        assert!(chunk.iter().all(|b| *b == byte), "chunk {i} altered");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP/2 from the client, HTTP/1.1 to the upstream.
+
+#[derive(Debug, Clone)]
+struct Versioned {
+    version: Version,
+    uri: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served_and_forwarded_as_http11() {
+    let seen: Arc<Mutex<Vec<Versioned>>> = Arc::default();
+    let record = seen.clone();
+    let addr = serve_with(move |req: Request<Incoming>| {
+        let record = record.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            record.lock().await.push(Versioned {
+                version: parts.version,
+                uri: parts.uri.to_string(),
+                headers: parts.headers,
+                body,
+            });
+            Response::new(full("from upstream"))
+        }
+    })
+    .await;
+    let h = Harness::start_with(&config_for(addr), TestKey::es256("k1")).await;
+    let auth = bearer(&h.key.sign(&claims("read write")));
+    let h2: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new());
+
+    let req = Request::get(h.url("/items/7?x=1"))
+        .header("authorization", &auth)
+        .body(Full::new(Bytes::new()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let resp = within("h2c GET", h2.request(req))
+        .await
+        .unwrap_or_else(|e| panic!("h2c GET: {e}"));
+    assert_eq!(resp.version(), Version::HTTP_2);
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_bytes();
+    assert_eq!(&body[..], b"from upstream");
+    let last = seen
+        .lock()
+        .await
+        .last()
+        .cloned()
+        .unwrap_or_else(|| panic!("upstream saw nothing"));
+    assert_eq!(last.version, Version::HTTP_11);
+    assert_eq!(last.uri, "/items/7?x=1");
+    assert_eq!(header(&last.headers, "host"), Some(addr.to_string().as_str()));
+    // HTTP/2 has no Host header: the :authority is the original host.
+    assert_eq!(
+        header(&last.headers, "x-forwarded-host"),
+        Some(h.gateway.local_addr().to_string().as_str())
+    );
+    assert_eq!(header(&last.headers, "x-auth-sub"), Some("client-1"));
+
+    // A body over HTTP/2 arrives whole over HTTP/1.1.
+    let req = Request::post(h.url("/items"))
+        .header("authorization", &auth)
+        .body(Full::new(Bytes::from_static(b"{\"over\":\"h2\"}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let resp = within("h2c POST", h2.request(req))
+        .await
+        .unwrap_or_else(|e| panic!("h2c POST: {e}"));
+    assert_eq!(resp.status(), StatusCode::OK);
+    let last = seen
+        .lock()
+        .await
+        .last()
+        .cloned()
+        .unwrap_or_else(|| panic!("upstream saw nothing"));
+    assert_eq!(last.version, Version::HTTP_11);
+    assert_eq!(&last.body[..], b"{\"over\":\"h2\"}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Path confusion: one canonical path is matched and forwarded.
+
+#[tokio::test]
+async fn path_spellings_of_admin_match_the_admin_resource() {
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let gw = h.gateway.local_addr();
+    let read = bearer(&h.key.sign(&claims("read")));
+    let admin = bearer(&h.key.sign(&claims("read admin")));
+    // Sanity: the read token reaches ordinary items, not admin.
+    let a = raw_get(gw, "/items/x/y", &[("Authorization", &read)]).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let hits = h.upstream.hits();
+    for path in [
+        "/items/admin/y",
+        "/items/x/../admin/y",
+        "/items/%2e%2e/items/admin/y",
+        "/items/%2E%2E/items/admin/y",
+        "//items//admin/y",
+        "/items/./admin/y",
+        "/items/%2e/admin/y",
+        "/items/%61dmin/y",
+        "/%69tems/admin/y",
+        "/items/admin/y/..//y",
+    ] {
+        let a = raw_get(gw, path, &[("Authorization", &read)]).await;
+        assert_eq!(a.status, 403, "{path}: {a:?}");
+        assert!(a.body.contains("insufficient_scope"), "{path}: {a:?}");
+        let challenge = a.header("www-authenticate").unwrap_or_default();
+        assert!(challenge.contains("scope=\"admin\""), "{path}: {challenge}");
+    }
+    assert_eq!(h.upstream.hits(), hits, "a refused spelling reached the upstream");
+    // With the admin scope, each spelling reaches the upstream as the one canonical path.
+    for path in [
+        "/items/x/../admin/y",
+        "/items/%2e%2e/items/admin/y",
+        "//items//admin/y",
+        "/items/./admin/y",
+        "/items/%61dmin/y",
+    ] {
+        let a = raw_get(gw, path, &[("Authorization", &admin)]).await;
+        assert_eq!(a.status, 200, "{path}: {a:?}");
+        assert_eq!(h.upstream.last().await.uri, "/items/admin/y", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn ambiguous_paths_are_400() {
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let gw = h.gateway.local_addr();
+    let token = bearer(&h.key.sign(&claims("read write admin")));
+    for path in [
+        "/items/admin%2fy",
+        "/items/admin%2Fy",
+        "/items%5cadmin",
+        "/items\\admin",
+        "/items/admin;x=1/y",
+        "/items;/admin/y",
+        "/..",
+        "/a/../../b",
+        "/%2e%2e/items",
+        "/items/%zz",
+        "/items/%00",
+    ] {
+        let a = raw_get(gw, path, &[("Authorization", &token)]).await;
+        assert_eq!(a.status, 400, "{path}: {a:?}");
+        // The gateway's own refusal, not the HTTP parser's.
+        assert!(a.body.contains("invalid_request"), "{path}: {a:?}");
+    }
+    assert_eq!(h.upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn upstream_receives_the_normalized_path() {
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let gw = h.gateway.local_addr();
+    let token = bearer(&h.key.sign(&claims("read")));
+    for (sent, forwarded) in [
+        ("/items/x/../7?q=1", "/items/7?q=1"),
+        ("//items//7/./8?q=a/../b", "/items/7/8?q=a/../b"),
+        ("/items/%37", "/items/7"),
+        ("/items/%7euser", "/items/~user"),
+        ("/items/a%20b", "/items/a%20b"),
+        ("/items/a%3ab", "/items/a%3Ab"),
+        ("/items/7/", "/items/7/"),
+        ("/items/7/8/..", "/items/7/"),
+        ("/elsewhere/./x/../y", "/elsewhere/y"),
+    ] {
+        let a = raw_get(gw, sent, &[("Authorization", &token)]).await;
+        assert_eq!(a.status, 200, "{sent}: {a:?}");
+        assert_eq!(h.upstream.last().await.uri, forwarded, "{sent}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Host-based routing.
+
+#[tokio::test]
+async fn host_specific_resource_wins_only_for_its_host() {
+    let config = patient_config()
+        + r#"
+[[protected_resource]]
+id = "hosted-any"
+resource_server = "api"
+paths = ["/hosted/**"]
+scopes = ["read"]
+
+[[protected_resource]]
+id = "hosted-admin"
+resource_server = "api"
+host = "admin.test"
+paths = ["/hosted/**"]
+scopes = ["admin"]
+"#;
+    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let gw = h.gateway.local_addr();
+    let read = bearer(&h.key.sign(&claims("read")));
+    for host in ["admin.test", "ADMIN.Test", "admin.test:8443", "Admin.TEST:80"] {
+        let a = raw_get(gw, "/hosted/x", &[("Host", host), ("Authorization", &read)]).await;
+        assert_eq!(a.status, 403, "Host {host}: {a:?}");
+        let challenge = a.header("www-authenticate").unwrap_or_default();
+        assert!(challenge.contains("scope=\"admin\""), "Host {host}: {challenge}");
+    }
+    assert_eq!(h.upstream.hits(), 0);
+    for host in ["other.test", "admin.test.evil", "xadmin.test", "127.0.0.1"] {
+        let a = raw_get(gw, "/hosted/x", &[("Host", host), ("Authorization", &read)]).await;
+        assert_eq!(a.status, 200, "Host {host}: {a:?}");
+    }
+    // On admin.test, paths its resource does not cover fall back to any-host resources.
+    let a = raw_get(gw, "/items/7", &[("Host", "admin.test"), ("Authorization", &read)]).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    // And with the admin scope the host's resource lets the request through.
+    let admin = bearer(&h.key.sign(&claims("read admin")));
+    let a = raw_get(
+        gw,
+        "/hosted/x",
+        &[("Host", "Admin.Test:8443"), ("Authorization", &admin)],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let seen = h.upstream.last().await;
+    assert_eq!(seen.uri, "/hosted/x");
+    assert_eq!(header(&seen.headers, "x-forwarded-host"), Some("Admin.Test:8443"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Unmatched requests.
+
+#[tokio::test]
+async fn unmatched_status_is_configurable() {
+    let narrowed = patient_config().replace("paths = [\"/**\"]", "paths = [\"/open/**\"]");
+
+    let h = Harness::start_with(&narrowed, TestKey::es256("k1")).await;
+    let auth = bearer(&h.key.sign(&claims("read")));
+    let a = h
+        .send(Method::GET, "/nothing/here", &[("authorization", &auth)], "")
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "default: {}", a.body);
+
+    let config = format!("[server]\nunmatched_status = 403\n{narrowed}");
+    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let auth = bearer(&h.key.sign(&claims("read")));
+    let a = h
+        .send(Method::GET, "/nothing/here", &[("authorization", &auth)], "")
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert_eq!(a.error(), "not_found");
+    // Without a token too: nothing matched, so there is no realm to challenge for.
+    let a = h.send(Method::GET, "/nothing/here", &[], "").await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert_eq!(h.upstream.hits(), 0);
+    // Matched requests are unaffected.
+    assert_eq!(
+        h.send(Method::GET, "/open/x", &[("authorization", &auth)], "")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(h.upstream.hits(), 1);
+}
