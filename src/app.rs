@@ -79,7 +79,7 @@ pub fn load_snapshot(
 /// answers 503 until a fetch succeeds.
 pub async fn start_keys(snap: &Snapshot) {
     let mut set = tokio::task::JoinSet::new();
-    for keys in &snap.realm_keys {
+    for keys in snap.realm_keys.iter().chain(snap.client_keys.iter().flatten()) {
         let keys = keys.clone();
         set.spawn(async move {
             // Errors are logged by the key store itself.

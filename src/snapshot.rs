@@ -2,6 +2,7 @@
 //! keys and the compiled route table. One `ArcSwap<Snapshot>` holds the current one; each
 //! request loads it once and keeps it to the end.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::jwks::{RealmKeys, SigningKeys};
-use crate::model::{ProtectedResource, Realm, ResourceServer};
+use crate::model::{Client, IssuerEndpoint, ProtectedResource, Realm, ResourceServer};
 use crate::routing::Router;
 
 /// Listener-wide settings (`[server]`).
@@ -57,6 +58,12 @@ pub struct Snapshot {
     pub resources: Vec<ProtectedResource>,
     /// The route table over `resources`.
     pub router: Router,
+    /// Clients of the embedded issuers.
+    pub clients: Vec<Client>,
+    /// Assertion verification keys, parallel to `clients` (`private_key_jwt` only).
+    pub client_keys: Vec<Option<Arc<RealmKeys>>>,
+    /// Embedded issuer endpoints by exact path: (realm index, endpoint).
+    pub issuer_routes: HashMap<String, (usize, IssuerEndpoint)>,
     /// The files this snapshot was compiled from.
     pub sources: Vec<PathBuf>,
 }
@@ -73,6 +80,11 @@ impl Snapshot {
     /// A realm by name.
     pub fn realm(&self, name: &str) -> Option<(usize, &Realm)> {
         self.realms.iter().enumerate().find(|(_, r)| r.name.as_str() == name)
+    }
+
+    /// A client by id within a realm.
+    pub fn client(&self, realm: usize, client_id: &str) -> Option<(usize, &Client)> {
+        self.clients.iter().enumerate().find(|(_, c)| c.realm == realm && c.client_id.as_str() == client_id)
     }
 
     /// Whether every realm has usable keys (readiness).

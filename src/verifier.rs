@@ -13,7 +13,7 @@ use crate::model::{ProtectedResource, ResourceServer};
 use crate::routing::{NormalizedPath, PathError, normalize};
 use crate::snapshot::Snapshot;
 use crate::time::SharedClock;
-use crate::token::{self, Claims, RequestContext, TokenCache, TokenError};
+use crate::token::{self, Claims, RequestContext, RevocationKey, Revocations, TokenCache, TokenError};
 
 /// A request that may go through.
 #[derive(Debug, Clone)]
@@ -79,8 +79,12 @@ impl Denied {
 pub struct Verifier {
     snapshot: ArcSwap<Snapshot>,
     cache: TokenCache,
+    revocations: Revocations,
     clock: SharedClock,
 }
+
+/// Most revocations remembered at once (each only until its token's `exp`).
+pub const MAX_REVOCATIONS: u64 = 1_000_000;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,6 +101,7 @@ impl Verifier {
         Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             cache,
+            revocations: Revocations::new(MAX_REVOCATIONS, clock.clone()),
             clock,
         }
     }
@@ -109,6 +114,20 @@ impl Verifier {
     /// Replaces the snapshot; requests in flight finish on the one they loaded.
     pub fn replace(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Revoked tokens.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    /// Revokes a verified token of `realm` (RFC 7009): refused from now on, cache entry
+    /// dropped, remembered until it would have expired anyway.
+    pub fn revoke(&self, snap: &Snapshot, realm: usize, token: &str, claims: &Claims) {
+        let r = &snap.realms[realm];
+        let exp = claims.exp.unwrap_or_else(|| self.clock.now());
+        self.revocations.revoke(RevocationKey::of(r.name.as_str(), claims, token), exp, r.leeway);
+        self.cache.invalidate(token);
     }
 
     /// The verified-token cache.
@@ -161,6 +180,11 @@ impl Verifier {
                 resource: pr,
             })
             .map_err(deny)?;
+        if !self.revocations.never_used()
+            && self.revocations.is_revoked(&RevocationKey::of(realm.name.as_str(), &claims, raw))
+        {
+            return Err(deny(TokenError::Revoked));
+        }
         let claim_headers = claim_headers(rs, &claims).map_err(deny)?;
         Ok(Allowed {
             resource,

@@ -17,7 +17,7 @@ use super::load::LoadedFile;
 use super::raw::{RawProtectedResource, RawRealm, RawResourceServer, RawTime};
 use crate::jwks::{Fetcher, KeySet, RealmKeys, SigningKeys, parse_alg};
 use crate::model::{
-    Audience, ClaimHeader, Name, ProtectedResource, Realm, RemoteJwks, ResourceServer, Scope, ScopeMatch, ScopeSet,
+    Audience, ClaimHeader, IssuerEndpoint, Name, ResourceServerCredentials, ScopeSource, ProtectedResource, Realm, RemoteJwks, ResourceServer, Scope, ScopeMatch, ScopeSet,
     Upstream, Validity,
 };
 use crate::routing::{InsertError, Route, Router};
@@ -58,16 +58,16 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-forwarded-proto",
 ];
 
-struct Ctx<'e> {
+pub(super) struct Ctx<'e> {
     errors: &'e mut ConfigErrors,
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, file: &Path, entity: &str, field: &str, msg: impl Into<String>) {
+    pub(super) fn err(&mut self, file: &Path, entity: &str, field: &str, msg: impl Into<String>) {
         self.errors.push(file, entity, Some(field), msg);
     }
 
-    fn required<'v>(&mut self, file: &Path, entity: &str, field: &str, v: &'v Option<String>) -> Option<&'v str> {
+    pub(super) fn required<'v>(&mut self, file: &Path, entity: &str, field: &str, v: &'v Option<String>) -> Option<&'v str> {
         match v.as_deref().map(str::trim) {
             Some(s) if !s.is_empty() => Some(s),
             Some(_) => {
@@ -81,7 +81,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn duration(&mut self, file: &Path, entity: &str, field: &str, v: &Option<String>, default: Duration) -> Duration {
+    pub(super) fn duration(&mut self, file: &Path, entity: &str, field: &str, v: &Option<String>, default: Duration) -> Duration {
         match v {
             None => default,
             Some(text) => match super::parse_duration(text) {
@@ -94,7 +94,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn seconds(&mut self, file: &Path, entity: &str, field: &str, v: &Option<String>) -> Option<i64> {
+    pub(super) fn seconds(&mut self, file: &Path, entity: &str, field: &str, v: &Option<String>) -> Option<i64> {
         let text = v.as_ref()?;
         match super::parse_duration(text) {
             Ok(d) => Some(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
@@ -105,7 +105,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn time(&mut self, file: &Path, entity: &str, field: &str, v: &Option<RawTime>) -> Option<i64> {
+    pub(super) fn time(&mut self, file: &Path, entity: &str, field: &str, v: &Option<RawTime>) -> Option<i64> {
         let text = match v.as_ref()? {
             RawTime::Text(s) => s.clone(),
             RawTime::Toml(d) => d.to_string(),
@@ -122,7 +122,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn validity(&mut self, file: &Path, entity: &str, from: &Option<RawTime>, off: &Option<RawTime>) -> Validity {
+    pub(super) fn validity(&mut self, file: &Path, entity: &str, from: &Option<RawTime>, off: &Option<RawTime>) -> Validity {
         let v = Validity {
             valid_from: self.time(file, entity, "valid_from", from),
             disabled_on: self.time(file, entity, "disabled_on", off),
@@ -135,7 +135,7 @@ impl Ctx<'_> {
         v
     }
 
-    fn scopes(&mut self, file: &Path, entity: &str, field: &str, v: &Option<Vec<String>>) -> ScopeSet {
+    pub(super) fn scopes(&mut self, file: &Path, entity: &str, field: &str, v: &Option<Vec<String>>) -> ScopeSet {
         let mut out = Vec::new();
         for s in v.iter().flatten() {
             match Scope::parse(s) {
@@ -152,20 +152,25 @@ impl Ctx<'_> {
     }
 }
 
-fn resolve(dir: &Path, p: &str) -> PathBuf {
+pub(super) fn resolve(dir: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
     if p.is_absolute() { p.to_path_buf() } else { dir.join(p) }
 }
 
-fn label(kind: &str, id: &Option<String>, index: usize) -> String {
+pub(super) fn label(kind: &str, id: &Option<String>, index: usize) -> String {
     match id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(id) => format!("{kind} {id:?}"),
         None => format!("{kind} #{}", index + 1),
     }
 }
 
+/// RFC 6749 § A.1 / seed 003: a client id is printable ASCII 0x21–0x7E (no space).
+pub(super) fn is_client_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
 /// A name usable in `WWW-Authenticate: Bearer realm="…"` and in logs.
-fn is_simple_name(s: &str) -> bool {
+pub(super) fn is_simple_name(s: &str) -> bool {
     s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
 }
 
@@ -233,6 +238,44 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
         }
     }
 
+    // Clients of the embedded issuers.
+    let signing_present: Vec<bool> = signing_keys.iter().map(|s| !s.is_empty()).collect();
+    let (clients, client_keys) =
+        super::client::compile_clients(&mut c, files, cx, &realm_index, &realms, &signing_present, &resource_servers);
+
+    // Embedded issuer endpoints, by exact path.
+    let mut issuer_routes: HashMap<String, (usize, IssuerEndpoint)> = HashMap::new();
+    for (ri, realm) in realms.iter().enumerate() {
+        if !signing_present[ri] {
+            continue;
+        }
+        let p = &realm.issuer_path;
+        let mut paths: Vec<(String, IssuerEndpoint)> = [
+            IssuerEndpoint::Jwks,
+            IssuerEndpoint::Token,
+            IssuerEndpoint::Introspect,
+            IssuerEndpoint::Revoke,
+            IssuerEndpoint::Metadata,
+        ]
+        .iter()
+        .map(|e| (format!("{p}{}", e.suffix()), *e))
+        .collect();
+        // RFC 8414 § 3.1: the well-known segment goes between host and path.
+        paths.push((format!("/.well-known/oauth-authorization-server{p}"), IssuerEndpoint::Metadata));
+        for (path, ep) in paths {
+            if let Some((other, _)) = issuer_routes.insert(path.clone(), (ri, ep))
+                && other != ri
+            {
+                c.err(
+                    &realm.source,
+                    &format!("realm {:?}", realm.name.as_str()),
+                    "issuer",
+                    format!("its endpoint {path} collides with realm {:?}'s", realms[other].name.as_str()),
+                );
+            }
+        }
+    }
+
     // Protected resources and their routes.
     let mut resources: Vec<ProtectedResource> = Vec::new();
     let mut router = Router::new();
@@ -293,6 +336,9 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
         resource_servers,
         resources,
         router,
+        clients,
+        client_keys,
+        issuer_routes,
         sources: files.iter().map(|f| f.path.clone()).collect(),
     })
 }
@@ -503,77 +549,19 @@ fn compile_realm(
     }
 
     // Remote key set.
-    let remote = match &raw.jwks_uri {
-        None => None,
-        Some(text) => match Uri::from_str(text) {
-            Ok(uri) => {
-                let https = uri.scheme_str() == Some("https");
-                let http = uri.scheme_str() == Some("http");
-                if uri.host().is_none() || !(https || http) {
-                    c.err(
-                        file,
-                        entity,
-                        "jwks_uri",
-                        format!("{text:?} is not an absolute http(s) URL"),
-                    );
-                    None
-                } else if http && raw.danger_allow_http_jwks != Some(true) {
-                    c.err(
-                        file,
-                        entity,
-                        "jwks_uri",
-                        "must be https (set danger_allow_http_jwks = true only for loopback tests)",
-                    );
-                    None
-                } else {
-                    let ttl = c.duration(file, entity, "jwks_ttl", &raw.jwks_ttl, Duration::from_secs(300));
-                    let min_ttl = c.duration(file, entity, "jwks_min_ttl", &raw.jwks_min_ttl, Duration::from_secs(60));
-                    let max_ttl = c.duration(
-                        file,
-                        entity,
-                        "jwks_max_ttl",
-                        &raw.jwks_max_ttl,
-                        Duration::from_secs(86_400),
-                    );
-                    if min_ttl > max_ttl {
-                        c.err(file, entity, "jwks_min_ttl", "is greater than jwks_max_ttl");
-                    }
-                    Some(RemoteJwks {
-                        uri,
-                        ttl,
-                        min_ttl,
-                        max_ttl,
-                        max_stale: c.duration(
-                            file,
-                            entity,
-                            "jwks_max_stale",
-                            &raw.jwks_max_stale,
-                            Duration::from_secs(3600),
-                        ),
-                        refetch_cooldown: c.duration(
-                            file,
-                            entity,
-                            "jwks_refetch_cooldown",
-                            &raw.jwks_refetch_cooldown,
-                            Duration::from_secs(30),
-                        ),
-                        fetch_timeout: c.duration(
-                            file,
-                            entity,
-                            "jwks_fetch_timeout",
-                            &raw.jwks_fetch_timeout,
-                            Duration::from_secs(5),
-                        ),
-                        max_bytes: raw.jwks_max_bytes.unwrap_or(256 * 1024),
-                    })
-                }
-            }
-            Err(e) => {
-                c.err(file, entity, "jwks_uri", format!("{text:?} is not a URL: {e}"));
-                None
-            }
-        },
+    let tuning = JwksTuning {
+        ttl: &raw.jwks_ttl,
+        min_ttl: &raw.jwks_min_ttl,
+        max_ttl: &raw.jwks_max_ttl,
+        max_stale: &raw.jwks_max_stale,
+        refetch_cooldown: &raw.jwks_refetch_cooldown,
+        fetch_timeout: &raw.jwks_fetch_timeout,
+        max_bytes: raw.jwks_max_bytes,
     };
+    let remote = raw
+        .jwks_uri
+        .as_deref()
+        .and_then(|text| remote_jwks(c, file, entity, text, raw.danger_allow_http_jwks == Some(true), &tuning));
     if raw.danger_allow_http_jwks.is_some() && raw.jwks_uri.is_none() {
         c.err(file, entity, "danger_allow_http_jwks", "set without jwks_uri");
     }
@@ -586,6 +574,34 @@ fn compile_realm(
         );
     }
 
+    let access_token_ttl = c.duration(file, entity, "access_token_ttl", &raw.access_token_ttl, Duration::from_secs(3600));
+    if access_token_ttl.is_zero() {
+        c.err(file, entity, "access_token_ttl", "must be positive");
+    }
+    let scope_source = match raw.scope_source.as_deref() {
+        None | Some("target") => ScopeSource::Target,
+        Some("any_resource_server") => ScopeSource::AnyResourceServer,
+        Some(other) => {
+            c.err(file, entity, "scope_source", format!("{other:?}: expected \"target\" or \"any_resource_server\""));
+            ScopeSource::Target
+        }
+    };
+    // The embedded issuer serves under its issuer URL's path, so with signing keys the
+    // issuer must be an absolute http(s) URL without query or fragment (RFC 8414 § 2).
+    let mut issuer_path = String::new();
+    if let (Some(iss), false) = (issuer, signing.is_empty()) {
+        match Uri::from_str(iss) {
+            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && u.query().is_none() => {
+                issuer_path = u.path().trim_end_matches('/').to_owned();
+            }
+            _ => c.err(
+                file,
+                entity,
+                "issuer",
+                "with signing_keys the realm runs an embedded issuer, whose issuer must be an http(s) URL without query",
+            ),
+        }
+    }
     let (name, issuer) = (name?, issuer?);
     let name = Name::new(name);
     let local = KeySet::from_keys(local);
@@ -607,9 +623,80 @@ fn compile_realm(
         signing_keys_file: signing_file,
         jwks_remote: remote,
         require_at_jwt_typ: raw.require_at_jwt_typ.unwrap_or(false),
+        access_token_ttl,
+        scope_source,
+        issuer_path,
         source: file.clone(),
     };
     Some((realm, keys, Arc::new(signing)))
+}
+
+/// The tuning fields of a remote key set, as written (all optional).
+pub(super) struct JwksTuning<'a> {
+    pub ttl: &'a Option<String>,
+    pub min_ttl: &'a Option<String>,
+    pub max_ttl: &'a Option<String>,
+    pub max_stale: &'a Option<String>,
+    pub refetch_cooldown: &'a Option<String>,
+    pub fetch_timeout: &'a Option<String>,
+    pub max_bytes: Option<usize>,
+}
+
+impl JwksTuning<'_> {
+    /// Every field at its default.
+    pub const DEFAULT: JwksTuning<'static> = JwksTuning {
+        ttl: &None,
+        min_ttl: &None,
+        max_ttl: &None,
+        max_stale: &None,
+        refetch_cooldown: &None,
+        fetch_timeout: &None,
+        max_bytes: None,
+    };
+}
+
+/// A remote key set source: https (or http with the danger flag) plus refresh tuning.
+pub(super) fn remote_jwks(
+    c: &mut Ctx<'_>,
+    file: &Path,
+    entity: &str,
+    text: &str,
+    allow_http: bool,
+    t: &JwksTuning<'_>,
+) -> Option<RemoteJwks> {
+    let uri = match Uri::from_str(text) {
+        Ok(uri) => uri,
+        Err(e) => {
+            c.err(file, entity, "jwks_uri", format!("{text:?} is not a URL: {e}"));
+            return None;
+        }
+    };
+    let https = uri.scheme_str() == Some("https");
+    let http = uri.scheme_str() == Some("http");
+    if uri.host().is_none() || !(https || http) {
+        c.err(file, entity, "jwks_uri", format!("{text:?} is not an absolute http(s) URL"));
+        return None;
+    }
+    if http && !allow_http {
+        c.err(file, entity, "jwks_uri", "must be https (set danger_allow_http_jwks = true only for loopback tests)");
+        return None;
+    }
+    let ttl = c.duration(file, entity, "jwks_ttl", t.ttl, Duration::from_secs(300));
+    let min_ttl = c.duration(file, entity, "jwks_min_ttl", t.min_ttl, Duration::from_secs(60));
+    let max_ttl = c.duration(file, entity, "jwks_max_ttl", t.max_ttl, Duration::from_secs(86_400));
+    if min_ttl > max_ttl {
+        c.err(file, entity, "jwks_min_ttl", "is greater than jwks_max_ttl");
+    }
+    Some(RemoteJwks {
+        uri,
+        ttl,
+        min_ttl,
+        max_ttl,
+        max_stale: c.duration(file, entity, "jwks_max_stale", t.max_stale, Duration::from_secs(3600)),
+        refetch_cooldown: c.duration(file, entity, "jwks_refetch_cooldown", t.refetch_cooldown, Duration::from_secs(30)),
+        fetch_timeout: c.duration(file, entity, "jwks_fetch_timeout", t.fetch_timeout, Duration::from_secs(5)),
+        max_bytes: t.max_bytes.unwrap_or(256 * 1024),
+    })
 }
 
 /// The previous snapshot's keys for this realm, when its sources are unchanged: a reload
@@ -676,13 +763,8 @@ fn compile_resource_server(
             );
         }
     }
-    let access_token_ttl = c.duration(
-        file,
-        entity,
-        "access_token_ttl",
-        &raw.access_token_ttl,
-        Duration::from_secs(3600),
-    );
+    let realm_ttl = realm.map_or(Duration::from_secs(3600), |ri| realms[ri].access_token_ttl);
+    let access_token_ttl = c.duration(file, entity, "access_token_ttl", &raw.access_token_ttl, realm_ttl);
     if access_token_ttl.is_zero() {
         c.err(file, entity, "access_token_ttl", "must be positive");
     }
@@ -741,6 +823,23 @@ fn compile_resource_server(
         Duration::from_secs(30),
     );
     let validity = c.validity(file, entity, &raw.valid_from, &raw.disabled_on);
+    let credentials = match (&raw.client_secret_hash, &raw.client_id) {
+        (Some(hash), client_id) => {
+            if let Err(e) = crate::issuer::check_phc(hash) {
+                c.err(file, entity, "client_secret_hash", format!("{e} (make one with `portcullis hash-secret`)"));
+            }
+            let client_id = client_id.clone().or_else(|| id.map(str::to_owned)).unwrap_or_default();
+            if !is_client_id(&client_id) {
+                c.err(file, entity, "client_id", "must be printable ASCII (0x21-0x7E)");
+            }
+            Some(ResourceServerCredentials { client_id, secret_hash: hash.clone() })
+        }
+        (None, Some(_)) => {
+            c.err(file, entity, "client_secret_hash", "is required with client_id");
+            None
+        }
+        (None, None) => None,
+    };
     let id = id?;
     Some(ResourceServer {
         id: Name::new(id),
@@ -755,6 +854,7 @@ fn compile_resource_server(
         default: raw.default.unwrap_or(false),
         claim_headers,
         keep_authorization: raw.keep_authorization.unwrap_or(true),
+        credentials,
         response_timeout,
         validity,
         contacts: raw.contacts.clone().unwrap_or_default(),

@@ -4,6 +4,7 @@
 //! checks every rule of PRODUCT.md and produces the immutable snapshot, or every error it
 //! found, each naming file, entity and field. A bad configuration never replaces a good one.
 
+mod client;
 mod compile;
 mod error;
 mod load;

@@ -21,6 +21,9 @@ pub struct RawFile {
     /// `[[protected_resource]]` tables.
     #[serde(default)]
     pub protected_resource: Vec<RawProtectedResource>,
+    /// `[[client]]` tables.
+    #[serde(default)]
+    pub client: Vec<RawClient>,
 }
 
 /// `[server]`.
@@ -62,6 +65,8 @@ pub struct RawRealm {
     pub jwks_fetch_timeout: Option<String>,
     pub jwks_max_bytes: Option<usize>,
     pub danger_allow_http_jwks: Option<bool>,
+    pub access_token_ttl: Option<String>,
+    pub scope_source: Option<String>,
 }
 
 /// A timestamp written as an RFC 3339 string or a TOML datetime.
@@ -89,6 +94,8 @@ pub struct RawResourceServer {
     pub signing_alg: Option<String>,
     pub default: Option<bool>,
     pub keep_authorization: Option<bool>,
+    pub client_id: Option<String>,
+    pub client_secret_hash: Option<String>,
     pub claim_headers: Option<BTreeMap<String, String>>,
     pub response_timeout: Option<String>,
     pub valid_from: Option<RawTime>,
@@ -112,4 +119,26 @@ pub struct RawProtectedResource {
     pub max_token_lifetime: Option<String>,
     pub valid_from: Option<RawTime>,
     pub disabled_on: Option<RawTime>,
+}
+
+/// `[[client]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    pub client_id: Option<String>,
+    pub name: Option<String>,
+    pub realm: Option<String>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub client_secret_hash: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub jwks_file: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub danger_allow_http_jwks: Option<bool>,
+    pub scopes: Option<Vec<String>>,
+    pub resource_servers: Option<Vec<String>>,
+    pub access_token_ttl: Option<String>,
+    pub valid_from: Option<RawTime>,
+    pub disabled_on: Option<RawTime>,
+    pub contacts: Option<Vec<String>>,
+    pub metadata: Option<toml::Table>,
 }

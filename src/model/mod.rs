@@ -1,9 +1,11 @@
 //! Validated domain types: realms, resource servers and protected resources as the
 //! configuration compiler produces them. Pure data; no I/O.
 
+mod client;
 mod ids;
 mod scope;
 
+pub use client::{Client, ClientAuth, ResourceServerCredentials};
 pub use ids::{Audience, Name};
 pub use scope::{Scope, ScopeMatch, ScopeSet};
 
@@ -75,8 +77,55 @@ pub struct Realm {
     pub jwks_remote: Option<RemoteJwks>,
     /// Whether the inner token must carry `typ: at+jwt` (RFC 9068 § 4). Defaults to false.
     pub require_at_jwt_typ: bool,
+    /// Default lifetime of tokens the embedded issuer mints (seed 004's client defaults).
+    /// Defaults to 1 h; a resource server's `access_token_ttl` overrides it.
+    pub access_token_ttl: Duration,
+    /// Where the embedded issuer takes grantable scopes from. Defaults to the target only.
+    pub scope_source: ScopeSource,
+    /// The issuer URL's path ("" for a bare origin): the embedded issuer's endpoints live
+    /// under it.
+    pub issuer_path: String,
     /// Where this realm was defined, for messages.
     pub source: PathBuf,
+}
+
+/// An endpoint of a realm's embedded issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IssuerEndpoint {
+    /// RFC 8414 authorization server metadata.
+    Metadata,
+    /// The public JWKS.
+    Jwks,
+    /// The token endpoint (`client_credentials`).
+    Token,
+    /// RFC 7662 introspection.
+    Introspect,
+    /// RFC 7009 revocation.
+    Revoke,
+}
+
+impl IssuerEndpoint {
+    /// The path suffix under the issuer path (metadata has its own well-known paths).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::Metadata => "/.well-known/oauth-authorization-server",
+            Self::Jwks => "/jwks",
+            Self::Token => "/token",
+            Self::Introspect => "/introspect",
+            Self::Revoke => "/revoke",
+        }
+    }
+}
+
+/// Which scopes a token request may be granted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScopeSource {
+    /// Only scopes the target resource server defines (PRODUCT.md's rule).
+    #[default]
+    Target,
+    /// Any scope some resource server of the realm defines, as seed 001 does; the token is
+    /// still built for the target.
+    AnyResourceServer,
 }
 
 /// Where requests for a resource server are forwarded.
@@ -116,7 +165,7 @@ pub struct ResourceServer {
     pub scopes: ScopeSet,
     /// Scopes a token gets when none is requested; a subset of `scopes`.
     pub default_scopes: ScopeSet,
-    /// Lifetime of tokens minted for it. Defaults to 1 h.
+    /// Lifetime of tokens minted for it. Defaults to the realm's `access_token_ttl`.
     pub access_token_ttl: Duration,
     /// Algorithm tokens minted for it are signed with; a realm signing key must have it.
     pub signing_alg: Option<Algorithm>,
@@ -126,6 +175,8 @@ pub struct ResourceServer {
     pub claim_headers: Vec<ClaimHeader>,
     /// Whether the `Authorization` header is forwarded upstream. Defaults to true.
     pub keep_authorization: bool,
+    /// Its own credentials, for introspection and revocation.
+    pub credentials: Option<ResourceServerCredentials>,
     /// Bound on waiting for the upstream's response head. Defaults to 30 s.
     pub response_timeout: Duration,
     /// When it is in force.

@@ -83,6 +83,32 @@ pub fn b64(part: &str) -> Result<Vec<u8>, TokenError> {
 
 /// Decodes and checks the header against the realm's algorithm list and type rule.
 pub fn header(encoded: &str, allowed: &[Algorithm], require_at_jwt: bool) -> Result<Header, TokenError> {
+    let raw = checked_header(encoded)?;
+    let alg_name = raw.alg.ok_or(TokenError::Malformed("no alg"))?;
+    // `none` and HMAC are not in `parse_alg`'s vocabulary at all (RFC 8725 § 3.1, § 2.1).
+    let alg = parse_alg(&alg_name)
+        .filter(|a| allowed.contains(a))
+        .ok_or_else(|| TokenError::AlgorithmRefused(alg_name.chars().take(16).collect()))?;
+    check_typ(raw.typ.as_deref(), require_at_jwt)?;
+    Ok(Header { alg, kid: raw.kid, typ: raw.typ })
+}
+
+/// The header of a client assertion (RFC 7523): the same refusals, but HMAC is allowed
+/// when `allowed` lists it (`client_secret_jwt`), and `typ` is not an access-token type.
+pub fn assertion_header(encoded: &str, allowed: &[Algorithm]) -> Result<Header, TokenError> {
+    let raw = checked_header(encoded)?;
+    let alg_name = raw.alg.ok_or(TokenError::Malformed("no alg"))?;
+    let alg = allowed
+        .iter()
+        .copied()
+        .find(|a| crate::jwks::alg_name(*a) == alg_name)
+        .ok_or_else(|| TokenError::AlgorithmRefused(alg_name.chars().take(16).collect()))?;
+    Ok(Header { alg, kid: raw.kid, typ: raw.typ })
+}
+
+/// Decodes a header and applies the refusals every JWS gets: no key material or key URLs,
+/// no critical extensions.
+fn checked_header(encoded: &str) -> Result<RawHeader, TokenError> {
     let bytes = b64(encoded)?;
     let raw: RawHeader =
         serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed("header is not a JOSE header"))?;
@@ -101,17 +127,7 @@ pub fn header(encoded: &str, allowed: &[Algorithm], require_at_jwt: bool) -> Res
     if raw.crit.is_some() {
         return Err(TokenError::UnknownCritical);
     }
-    let alg_name = raw.alg.ok_or(TokenError::Malformed("no alg"))?;
-    // `none` and HMAC are not in `parse_alg`'s vocabulary at all (RFC 8725 § 3.1, § 2.1).
-    let alg = parse_alg(&alg_name)
-        .filter(|a| allowed.contains(a))
-        .ok_or_else(|| TokenError::AlgorithmRefused(alg_name.chars().take(16).collect()))?;
-    check_typ(raw.typ.as_deref(), require_at_jwt)?;
-    Ok(Header {
-        alg,
-        kid: raw.kid,
-        typ: raw.typ,
-    })
+    Ok(raw)
 }
 
 /// RFC 8725 § 3.11 explicit typing: accept no `typ`, `JWT` or `at+jwt` (RFC 9068 § 2.1);

@@ -9,6 +9,7 @@ mod claims;
 mod error;
 mod extract;
 pub mod jws;
+mod revocation;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ pub use cache::TokenCache;
 pub use claims::{Claims, RequestContext};
 pub use error::{Answer, TokenError};
 pub use extract::bearer;
+pub use revocation::{RevocationKey, Revocations};
 
 use crate::jwks::RealmKeys;
 use crate::model::Realm;

@@ -1,0 +1,245 @@
+//! Compiling `[[client]]` tables: credentials per auth method, allowed targets and scopes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::compile::{CompileContext, Ctx, JwksTuning, is_client_id, label, remote_jwks, resolve};
+use super::load::LoadedFile;
+use super::raw::RawClient;
+use crate::jwks::{KeySet, RealmKeys};
+use crate::model::{Client, ClientAuth, Name, Realm, ResourceServer, ScopeSet};
+
+/// Shortest shared secret for `client_secret_jwt`: RFC 7518 § 3.2 wants a key at least as
+/// long as the hash output, and we allow HS256 and up.
+const MIN_JWT_SECRET: usize = 32;
+
+/// Compiles every client; returns them with their assertion keys (for `private_key_jwt`).
+pub(super) fn compile_clients(
+    c: &mut Ctx<'_>,
+    files: &[LoadedFile],
+    cx: &CompileContext<'_>,
+    realm_index: &HashMap<String, usize>,
+    realms: &[Realm],
+    signing_present: &[bool],
+    servers: &[ResourceServer],
+) -> (Vec<Client>, Vec<Option<Arc<RealmKeys>>>) {
+    let mut clients = Vec::new();
+    let mut keys = Vec::new();
+    let mut seen: HashMap<String, std::path::PathBuf> = HashMap::new();
+    for f in files {
+        for (i, raw) in f.raw.client.iter().enumerate() {
+            let entity = label("client", &raw.client_id, i);
+            let Some((client, k)) = compile_client(c, f, &entity, raw, cx, realm_index, realms, signing_present, servers)
+            else {
+                continue;
+            };
+            let id = client.client_id.as_str().to_owned();
+            if let Some(first) = seen.get(&id) {
+                c.err(&f.path, &entity, "client_id", format!("another client has this id ({})", first.display()));
+                continue;
+            }
+            if servers.iter().any(|rs| rs.credentials.as_ref().is_some_and(|cr| cr.client_id == id)) {
+                c.err(&f.path, &entity, "client_id", "a resource server uses this client id for its own credentials");
+                continue;
+            }
+            seen.insert(id, f.path.clone());
+            clients.push(client);
+            keys.push(k);
+        }
+    }
+    (clients, keys)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_client(
+    c: &mut Ctx<'_>,
+    f: &LoadedFile,
+    entity: &str,
+    raw: &RawClient,
+    cx: &CompileContext<'_>,
+    realm_index: &HashMap<String, usize>,
+    realms: &[Realm],
+    signing_present: &[bool],
+    servers: &[ResourceServer],
+) -> Option<(Client, Option<Arc<RealmKeys>>)> {
+    let file = &f.path;
+    let client_id = c.required(file, entity, "client_id", &raw.client_id);
+    if let Some(id) = client_id
+        && !is_client_id(id)
+    {
+        c.err(file, entity, "client_id", "must be printable ASCII 0x21-0x7E, at most 255 bytes");
+    }
+    let realm = c.required(file, entity, "realm", &raw.realm).and_then(|r| {
+        let found = realm_index.get(r).copied();
+        match found {
+            None => c.err(file, entity, "realm", format!("no realm is named {r:?}")),
+            Some(ri) if !signing_present[ri] => c.err(
+                file,
+                entity,
+                "realm",
+                format!("realm {r:?} has no signing_keys, so it issues no tokens"),
+            ),
+            Some(_) => {}
+        }
+        found
+    });
+    let (auth, keys) = compile_auth(c, f, entity, raw, cx, client_id, realm, realms)?;
+    // Allowed resource servers, all in the client's realm.
+    let resource_servers = raw.resource_servers.as_ref().map(|ids| {
+        let mut out = Vec::new();
+        for id in ids {
+            match servers.iter().position(|rs| rs.id.as_str() == id) {
+                Some(i) if Some(servers[i].realm) == realm => out.push(i),
+                Some(_) => c.err(file, entity, "resource_servers", format!("{id:?} is in another realm")),
+                None => c.err(file, entity, "resource_servers", format!("no resource server has id {id:?}")),
+            }
+        }
+        out
+    });
+    // Allowed scopes: each must be defined by some resource server of the realm.
+    let scopes = raw.scopes.as_ref().map(|_| c.scopes(file, entity, "scopes", &raw.scopes));
+    if let (Some(scopes), Some(ri)) = (&scopes, realm) {
+        for s in scopes.iter() {
+            if !servers.iter().any(|rs| rs.realm == ri && rs.scopes.contains(s.as_str())) {
+                c.err(file, entity, "scopes", format!("{s:?} is not a scope of any resource server of the realm"));
+            }
+        }
+    }
+    let access_token_ttl = raw.access_token_ttl.as_ref().map(|_| {
+        c.duration(file, entity, "access_token_ttl", &raw.access_token_ttl, std::time::Duration::from_secs(3600))
+    });
+    if access_token_ttl.is_some_and(|t| t.is_zero()) {
+        c.err(file, entity, "access_token_ttl", "must be positive");
+    }
+    let validity = c.validity(file, entity, &raw.valid_from, &raw.disabled_on);
+    let client_id = client_id?;
+    Some((
+        Client {
+            client_id: Name::new(client_id),
+            name: raw.name.clone().unwrap_or_else(|| client_id.to_owned()),
+            realm: realm?,
+            auth,
+            scopes: scopes.map(|s: ScopeSet| s),
+            resource_servers,
+            access_token_ttl,
+            validity,
+            contacts: raw.contacts.clone().unwrap_or_default(),
+            metadata: raw.metadata.clone().unwrap_or_default(),
+            source: file.clone(),
+        },
+        keys,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_auth(
+    c: &mut Ctx<'_>,
+    f: &LoadedFile,
+    entity: &str,
+    raw: &RawClient,
+    cx: &CompileContext<'_>,
+    client_id: Option<&str>,
+    realm: Option<usize>,
+    realms: &[Realm],
+) -> Option<(ClientAuth, Option<Arc<RealmKeys>>)> {
+    let file: &Path = &f.path;
+    let method = raw.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic");
+    // Credentials that do not belong to the method are errors: a half-migrated client must
+    // not keep a second way in.
+    let stray = |c: &mut Ctx<'_>, field: &str, present: bool| {
+        if present {
+            c.err(file, entity, field, format!("does not apply to token_endpoint_auth_method {method:?}"));
+        }
+    };
+    let has_jwks = raw.jwks_file.is_some() || raw.jwks_uri.is_some();
+    match method {
+        "client_secret_basic" | "client_secret_post" => {
+            stray(c, "client_secret_env", raw.client_secret_env.is_some());
+            stray(c, "jwks_file", raw.jwks_file.is_some());
+            stray(c, "jwks_uri", raw.jwks_uri.is_some());
+            let hash = c.required(file, entity, "client_secret_hash", &raw.client_secret_hash)?;
+            if let Err(e) = crate::issuer::check_phc(hash) {
+                c.err(file, entity, "client_secret_hash", format!("{e} (make one with `portcullis hash-secret`)"));
+            }
+            let hash = hash.to_owned();
+            let auth = if method == "client_secret_basic" {
+                ClientAuth::SecretBasic { hash }
+            } else {
+                ClientAuth::SecretPost { hash }
+            };
+            Some((auth, None))
+        }
+        "client_secret_jwt" => {
+            stray(c, "client_secret_hash", raw.client_secret_hash.is_some());
+            stray(c, "jwks_file", raw.jwks_file.is_some());
+            stray(c, "jwks_uri", raw.jwks_uri.is_some());
+            let var = c.required(file, entity, "client_secret_env", &raw.client_secret_env)?;
+            match std::env::var(var) {
+                Ok(secret) if secret.len() >= MIN_JWT_SECRET => {
+                    Some((ClientAuth::SecretJwt { secret: secret.into_bytes() }, None))
+                }
+                Ok(_) => {
+                    c.err(
+                        file,
+                        entity,
+                        "client_secret_env",
+                        format!("${var} holds fewer than {MIN_JWT_SECRET} bytes (RFC 7518 § 3.2)"),
+                    );
+                    None
+                }
+                Err(_) => {
+                    c.err(file, entity, "client_secret_env", format!("environment variable ${var} is not set"));
+                    None
+                }
+            }
+        }
+        "private_key_jwt" => {
+            stray(c, "client_secret_hash", raw.client_secret_hash.is_some());
+            stray(c, "client_secret_env", raw.client_secret_env.is_some());
+            if !has_jwks {
+                c.err(file, entity, "jwks_file", "private_key_jwt needs jwks_file or jwks_uri");
+                return None;
+            }
+            let mut local = Vec::new();
+            if let Some(p) = &raw.jwks_file {
+                let path = resolve(&f.dir, p);
+                match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| KeySet::parse(&b).map_err(|e| e.to_string())) {
+                    Ok((set, skipped)) => {
+                        for s in skipped {
+                            c.err(file, entity, "jwks_file", format!("{}: {s}", path.display()));
+                        }
+                        if set.is_empty() {
+                            c.err(file, entity, "jwks_file", format!("{}: holds no usable signature key", path.display()));
+                        }
+                        local.extend(set.keys().iter().cloned());
+                    }
+                    Err(e) => c.err(file, entity, "jwks_file", format!("{}: {e}", path.display())),
+                }
+            }
+            let remote = raw.jwks_uri.as_deref().and_then(|text| {
+                remote_jwks(c, file, entity, text, raw.danger_allow_http_jwks == Some(true), &JwksTuning::DEFAULT)
+            });
+            if raw.danger_allow_http_jwks.is_some() && raw.jwks_uri.is_none() {
+                c.err(file, entity, "danger_allow_http_jwks", "set without jwks_uri");
+            }
+            let label = format!("client:{}:{}", realm.map_or("", |r| realms[r].name.as_str()), client_id.unwrap_or(""));
+            let keys = Arc::new(RealmKeys::new(
+                Name::new(&label),
+                KeySet::from_keys(local),
+                remote.map(|r| (r, cx.fetcher.clone())),
+                cx.clock.clone(),
+            ));
+            Some((ClientAuth::PrivateKeyJwt, Some(keys)))
+        }
+        other => {
+            c.err(
+                file,
+                entity,
+                "token_endpoint_auth_method",
+                format!("{other:?}: expected client_secret_basic, client_secret_post, client_secret_jwt or private_key_jwt"),
+            );
+            None
+        }
+    }
+}

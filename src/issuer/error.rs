@@ -1,0 +1,101 @@
+//! Token-endpoint errors (RFC 6749 § 5.2, RFC 8707 § 2): one code and status each.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use thiserror::Error;
+
+/// An OAuth error answer. The message is the `error_description`; it never contains a
+/// secret, an assertion or a token.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum OAuthError {
+    /// Missing or repeated parameter, unsupported content type, malformed request.
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    /// Client authentication failed. `basic` says whether the client tried HTTP Basic
+    /// (then the answer is 401 with `WWW-Authenticate: Basic`, RFC 6749 § 5.2).
+    #[error("invalid_client: {message}")]
+    InvalidClient {
+        /// The description.
+        message: String,
+        /// Whether HTTP Basic was used.
+        basic: bool,
+    },
+    /// The client may not use this grant or this resource server.
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
+    /// Not `client_credentials`.
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    /// A requested scope cannot be granted.
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
+    /// No resource server fits `resource` / `resourceServer` / the realm default.
+    #[error("invalid_target: {0}")]
+    InvalidTarget(String),
+    /// Too many failed authentications for this client; try later.
+    #[error("slow_down")]
+    SlowDown,
+    /// Something on our side (e.g. signing failed).
+    #[error("server_error")]
+    ServerError,
+}
+
+impl OAuthError {
+    /// The RFC error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidClient { .. } => "invalid_client",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidTarget(_) => "invalid_target",
+            Self::SlowDown => "invalid_client",
+            Self::ServerError => "server_error",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidClient { basic: true, .. } | Self::SlowDown => StatusCode::UNAUTHORIZED,
+            // RFC 6749 § 5.2 allows 400 when the client did not use an Authorization header.
+            Self::InvalidClient { basic: false, .. } => StatusCode::UNAUTHORIZED,
+            Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn description(&self) -> String {
+        match self {
+            Self::InvalidRequest(m) | Self::UnauthorizedClient(m) | Self::InvalidScope(m) | Self::InvalidTarget(m) => {
+                m.clone()
+            }
+            Self::InvalidClient { message, .. } => message.clone(),
+            Self::UnsupportedGrantType => "only client_credentials is supported".into(),
+            Self::SlowDown => "too many failed authentications; try again later".into(),
+            Self::ServerError => "the token could not be issued".into(),
+        }
+    }
+
+    /// The HTTP answer: JSON body, `Cache-Control: no-store` (RFC 6749 § 5.1).
+    pub fn response(&self, realm: &str) -> Response<Full<Bytes>> {
+        let body = serde_json::json!({ "error": self.code(), "error_description": self.description() }).to_string();
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        *resp.status_mut() = self.status();
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+        if matches!(self, Self::InvalidClient { basic: true, .. } | Self::SlowDown) {
+            if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
+                h.insert(WWW_AUTHENTICATE, v);
+            }
+        }
+        if matches!(self, Self::SlowDown) {
+            h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));
+        }
+        resp
+    }
+}
