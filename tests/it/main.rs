@@ -7,3 +7,4 @@ mod config;
 mod forwarding;
 mod gateway;
 mod jwks_remote;
+mod refusals;
