@@ -120,9 +120,11 @@ impl Gateway {
         start_keys(&snap).await;
         let forwarder = Forwarder::new(snap.settings.upstream_connect_timeout);
         let verifier = Arc::new(Verifier::new(snap, opts.clock.clone()));
+        let issuer = crate::issuer::Issuer::new(verifier.clone());
         let shared = Arc::new(Shared {
             verifier: verifier.clone(),
             forwarder,
+            issuer,
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let drain = opts.drain;

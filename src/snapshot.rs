@@ -84,7 +84,10 @@ impl Snapshot {
 
     /// A client by id within a realm.
     pub fn client(&self, realm: usize, client_id: &str) -> Option<(usize, &Client)> {
-        self.clients.iter().enumerate().find(|(_, c)| c.realm == realm && c.client_id.as_str() == client_id)
+        self.clients
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.realm == realm && c.client_id.as_str() == client_id)
     }
 
     /// Whether every realm has usable keys (readiness).

@@ -126,7 +126,8 @@ impl Verifier {
     pub fn revoke(&self, snap: &Snapshot, realm: usize, token: &str, claims: &Claims) {
         let r = &snap.realms[realm];
         let exp = claims.exp.unwrap_or_else(|| self.clock.now());
-        self.revocations.revoke(RevocationKey::of(r.name.as_str(), claims, token), exp, r.leeway);
+        self.revocations
+            .revoke(RevocationKey::of(r.name.as_str(), claims, token), exp, r.leeway);
         self.cache.invalidate(token);
     }
 
@@ -181,7 +182,9 @@ impl Verifier {
             })
             .map_err(deny)?;
         if !self.revocations.never_used()
-            && self.revocations.is_revoked(&RevocationKey::of(realm.name.as_str(), &claims, raw))
+            && self
+                .revocations
+                .is_revoked(&RevocationKey::of(realm.name.as_str(), &claims, raw))
         {
             return Err(deny(TokenError::Revoked));
         }

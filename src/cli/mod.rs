@@ -58,6 +58,13 @@ enum Command {
         #[arg(long)]
         append: bool,
     },
+    /// Hash a client secret for the configuration (argon2id PHC string). Reads the secret
+    /// from standard input, or makes a random one with --generate.
+    HashSecret {
+        /// Generate a random secret (printed once, with its hash).
+        #[arg(long)]
+        generate: bool,
+    },
     /// Mint a test access token from a realm's signing key.
     Token {
         /// A TOML file or a directory of TOML files.
@@ -97,6 +104,7 @@ pub fn run(args: Args) -> ExitCode {
         } => serve(config, workers, log_format),
         Command::Check { config } => check::run(&config),
         Command::Keygen { alg, kid, out, append } => keygen::run(alg, &kid, &out, append),
+        Command::HashSecret { generate } => hash_secret(generate),
         Command::Token {
             config,
             resource_server,
@@ -112,6 +120,42 @@ pub fn run(args: Args) -> ExitCode {
             auth_age,
             client_id,
         }),
+    }
+}
+
+fn hash_secret(generate: bool) -> ExitCode {
+    let secret = if generate {
+        use base64::Engine;
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    } else {
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).is_err() {
+            eprintln!("portcullis hash-secret: cannot read the secret from standard input");
+            return ExitCode::FAILURE;
+        }
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if secret.is_empty() {
+        eprintln!("portcullis hash-secret: empty secret");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    match portcullis::issuer::hash_secret(&secret) {
+        Ok(hash) => {
+            if generate {
+                println!("client_secret = {secret}");
+                println!("client_secret_hash = \"{hash}\"");
+            } else {
+                println!("{hash}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("portcullis hash-secret: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

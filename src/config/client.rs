@@ -30,17 +30,31 @@ pub(super) fn compile_clients(
     for f in files {
         for (i, raw) in f.raw.client.iter().enumerate() {
             let entity = label("client", &raw.client_id, i);
-            let Some((client, k)) = compile_client(c, f, &entity, raw, cx, realm_index, realms, signing_present, servers)
+            let Some((client, k)) =
+                compile_client(c, f, &entity, raw, cx, realm_index, realms, signing_present, servers)
             else {
                 continue;
             };
             let id = client.client_id.as_str().to_owned();
             if let Some(first) = seen.get(&id) {
-                c.err(&f.path, &entity, "client_id", format!("another client has this id ({})", first.display()));
+                c.err(
+                    &f.path,
+                    &entity,
+                    "client_id",
+                    format!("another client has this id ({})", first.display()),
+                );
                 continue;
             }
-            if servers.iter().any(|rs| rs.credentials.as_ref().is_some_and(|cr| cr.client_id == id)) {
-                c.err(&f.path, &entity, "client_id", "a resource server uses this client id for its own credentials");
+            if servers
+                .iter()
+                .any(|rs| rs.credentials.as_ref().is_some_and(|cr| cr.client_id == id))
+            {
+                c.err(
+                    &f.path,
+                    &entity,
+                    "client_id",
+                    "a resource server uses this client id for its own credentials",
+                );
                 continue;
             }
             seen.insert(id, f.path.clone());
@@ -68,7 +82,12 @@ fn compile_client(
     if let Some(id) = client_id
         && !is_client_id(id)
     {
-        c.err(file, entity, "client_id", "must be printable ASCII 0x21-0x7E, at most 255 bytes");
+        c.err(
+            file,
+            entity,
+            "client_id",
+            "must be printable ASCII 0x21-0x7E, at most 255 bytes",
+        );
     }
     let realm = c.required(file, entity, "realm", &raw.realm).and_then(|r| {
         let found = realm_index.get(r).copied();
@@ -92,22 +111,44 @@ fn compile_client(
             match servers.iter().position(|rs| rs.id.as_str() == id) {
                 Some(i) if Some(servers[i].realm) == realm => out.push(i),
                 Some(_) => c.err(file, entity, "resource_servers", format!("{id:?} is in another realm")),
-                None => c.err(file, entity, "resource_servers", format!("no resource server has id {id:?}")),
+                None => c.err(
+                    file,
+                    entity,
+                    "resource_servers",
+                    format!("no resource server has id {id:?}"),
+                ),
             }
         }
         out
     });
     // Allowed scopes: each must be defined by some resource server of the realm.
-    let scopes = raw.scopes.as_ref().map(|_| c.scopes(file, entity, "scopes", &raw.scopes));
+    let scopes = raw
+        .scopes
+        .as_ref()
+        .map(|_| c.scopes(file, entity, "scopes", &raw.scopes));
     if let (Some(scopes), Some(ri)) = (&scopes, realm) {
         for s in scopes.iter() {
-            if !servers.iter().any(|rs| rs.realm == ri && rs.scopes.contains(s.as_str())) {
-                c.err(file, entity, "scopes", format!("{s:?} is not a scope of any resource server of the realm"));
+            if !servers
+                .iter()
+                .any(|rs| rs.realm == ri && rs.scopes.contains(s.as_str()))
+            {
+                c.err(
+                    file,
+                    entity,
+                    "scopes",
+                    format!("{s:?} is not a scope of any resource server of the realm"),
+                );
             }
         }
     }
     let access_token_ttl = raw.access_token_ttl.as_ref().map(|_| {
-        c.duration(file, entity, "access_token_ttl", &raw.access_token_ttl, std::time::Duration::from_secs(3600))
+        c.duration(
+            file,
+            entity,
+            "access_token_ttl",
+            &raw.access_token_ttl,
+            std::time::Duration::from_secs(3600),
+        )
     });
     if access_token_ttl.is_some_and(|t| t.is_zero()) {
         c.err(file, entity, "access_token_ttl", "must be positive");
@@ -144,12 +185,20 @@ fn compile_auth(
     realms: &[Realm],
 ) -> Option<(ClientAuth, Option<Arc<RealmKeys>>)> {
     let file: &Path = &f.path;
-    let method = raw.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic");
+    let method = raw
+        .token_endpoint_auth_method
+        .as_deref()
+        .unwrap_or("client_secret_basic");
     // Credentials that do not belong to the method are errors: a half-migrated client must
     // not keep a second way in.
     let stray = |c: &mut Ctx<'_>, field: &str, present: bool| {
         if present {
-            c.err(file, entity, field, format!("does not apply to token_endpoint_auth_method {method:?}"));
+            c.err(
+                file,
+                entity,
+                field,
+                format!("does not apply to token_endpoint_auth_method {method:?}"),
+            );
         }
     };
     let has_jwks = raw.jwks_file.is_some() || raw.jwks_uri.is_some();
@@ -160,7 +209,12 @@ fn compile_auth(
             stray(c, "jwks_uri", raw.jwks_uri.is_some());
             let hash = c.required(file, entity, "client_secret_hash", &raw.client_secret_hash)?;
             if let Err(e) = crate::issuer::check_phc(hash) {
-                c.err(file, entity, "client_secret_hash", format!("{e} (make one with `portcullis hash-secret`)"));
+                c.err(
+                    file,
+                    entity,
+                    "client_secret_hash",
+                    format!("{e} (make one with `portcullis hash-secret`)"),
+                );
             }
             let hash = hash.to_owned();
             let auth = if method == "client_secret_basic" {
@@ -176,9 +230,12 @@ fn compile_auth(
             stray(c, "jwks_uri", raw.jwks_uri.is_some());
             let var = c.required(file, entity, "client_secret_env", &raw.client_secret_env)?;
             match std::env::var(var) {
-                Ok(secret) if secret.len() >= MIN_JWT_SECRET => {
-                    Some((ClientAuth::SecretJwt { secret: secret.into_bytes() }, None))
-                }
+                Ok(secret) if secret.len() >= MIN_JWT_SECRET => Some((
+                    ClientAuth::SecretJwt {
+                        secret: secret.into_bytes(),
+                    },
+                    None,
+                )),
                 Ok(_) => {
                     c.err(
                         file,
@@ -189,7 +246,12 @@ fn compile_auth(
                     None
                 }
                 Err(_) => {
-                    c.err(file, entity, "client_secret_env", format!("environment variable ${var} is not set"));
+                    c.err(
+                        file,
+                        entity,
+                        "client_secret_env",
+                        format!("environment variable ${var} is not set"),
+                    );
                     None
                 }
             }
@@ -204,13 +266,21 @@ fn compile_auth(
             let mut local = Vec::new();
             if let Some(p) = &raw.jwks_file {
                 let path = resolve(&f.dir, p);
-                match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| KeySet::parse(&b).map_err(|e| e.to_string())) {
+                match std::fs::read(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| KeySet::parse(&b).map_err(|e| e.to_string()))
+                {
                     Ok((set, skipped)) => {
                         for s in skipped {
                             c.err(file, entity, "jwks_file", format!("{}: {s}", path.display()));
                         }
                         if set.is_empty() {
-                            c.err(file, entity, "jwks_file", format!("{}: holds no usable signature key", path.display()));
+                            c.err(
+                                file,
+                                entity,
+                                "jwks_file",
+                                format!("{}: holds no usable signature key", path.display()),
+                            );
                         }
                         local.extend(set.keys().iter().cloned());
                     }
@@ -218,12 +288,23 @@ fn compile_auth(
                 }
             }
             let remote = raw.jwks_uri.as_deref().and_then(|text| {
-                remote_jwks(c, file, entity, text, raw.danger_allow_http_jwks == Some(true), &JwksTuning::DEFAULT)
+                remote_jwks(
+                    c,
+                    file,
+                    entity,
+                    text,
+                    raw.danger_allow_http_jwks == Some(true),
+                    &JwksTuning::DEFAULT,
+                )
             });
             if raw.danger_allow_http_jwks.is_some() && raw.jwks_uri.is_none() {
                 c.err(file, entity, "danger_allow_http_jwks", "set without jwks_uri");
             }
-            let label = format!("client:{}:{}", realm.map_or("", |r| realms[r].name.as_str()), client_id.unwrap_or(""));
+            let label = format!(
+                "client:{}:{}",
+                realm.map_or("", |r| realms[r].name.as_str()),
+                client_id.unwrap_or("")
+            );
             let keys = Arc::new(RealmKeys::new(
                 Name::new(&label),
                 KeySet::from_keys(local),
@@ -237,7 +318,9 @@ fn compile_auth(
                 file,
                 entity,
                 "token_endpoint_auth_method",
-                format!("{other:?}: expected client_secret_basic, client_secret_post, client_secret_jwt or private_key_jwt"),
+                format!(
+                    "{other:?}: expected client_secret_basic, client_secret_post, client_secret_jwt or private_key_jwt"
+                ),
             );
             None
         }

@@ -17,8 +17,8 @@ use super::load::LoadedFile;
 use super::raw::{RawProtectedResource, RawRealm, RawResourceServer, RawTime};
 use crate::jwks::{Fetcher, KeySet, RealmKeys, SigningKeys, parse_alg};
 use crate::model::{
-    Audience, ClaimHeader, IssuerEndpoint, Name, ResourceServerCredentials, ScopeSource, ProtectedResource, Realm, RemoteJwks, ResourceServer, Scope, ScopeMatch, ScopeSet,
-    Upstream, Validity,
+    Audience, ClaimHeader, IssuerEndpoint, Name, ProtectedResource, Realm, RemoteJwks, ResourceServer,
+    ResourceServerCredentials, Scope, ScopeMatch, ScopeSet, ScopeSource, Upstream, Validity,
 };
 use crate::routing::{InsertError, Route, Router};
 use crate::snapshot::{Settings, Snapshot};
@@ -67,7 +67,13 @@ impl Ctx<'_> {
         self.errors.push(file, entity, Some(field), msg);
     }
 
-    pub(super) fn required<'v>(&mut self, file: &Path, entity: &str, field: &str, v: &'v Option<String>) -> Option<&'v str> {
+    pub(super) fn required<'v>(
+        &mut self,
+        file: &Path,
+        entity: &str,
+        field: &str,
+        v: &'v Option<String>,
+    ) -> Option<&'v str> {
         match v.as_deref().map(str::trim) {
             Some(s) if !s.is_empty() => Some(s),
             Some(_) => {
@@ -81,7 +87,14 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn duration(&mut self, file: &Path, entity: &str, field: &str, v: &Option<String>, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        file: &Path,
+        entity: &str,
+        field: &str,
+        v: &Option<String>,
+        default: Duration,
+    ) -> Duration {
         match v {
             None => default,
             Some(text) => match super::parse_duration(text) {
@@ -122,7 +135,13 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn validity(&mut self, file: &Path, entity: &str, from: &Option<RawTime>, off: &Option<RawTime>) -> Validity {
+    pub(super) fn validity(
+        &mut self,
+        file: &Path,
+        entity: &str,
+        from: &Option<RawTime>,
+        off: &Option<RawTime>,
+    ) -> Validity {
         let v = Validity {
             valid_from: self.time(file, entity, "valid_from", from),
             disabled_on: self.time(file, entity, "disabled_on", off),
@@ -240,8 +259,15 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
 
     // Clients of the embedded issuers.
     let signing_present: Vec<bool> = signing_keys.iter().map(|s| !s.is_empty()).collect();
-    let (clients, client_keys) =
-        super::client::compile_clients(&mut c, files, cx, &realm_index, &realms, &signing_present, &resource_servers);
+    let (clients, client_keys) = super::client::compile_clients(
+        &mut c,
+        files,
+        cx,
+        &realm_index,
+        &realms,
+        &signing_present,
+        &resource_servers,
+    );
 
     // Embedded issuer endpoints, by exact path.
     let mut issuer_routes: HashMap<String, (usize, IssuerEndpoint)> = HashMap::new();
@@ -261,7 +287,10 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
         .map(|e| (format!("{p}{}", e.suffix()), *e))
         .collect();
         // RFC 8414 § 3.1: the well-known segment goes between host and path.
-        paths.push((format!("/.well-known/oauth-authorization-server{p}"), IssuerEndpoint::Metadata));
+        paths.push((
+            format!("/.well-known/oauth-authorization-server{p}"),
+            IssuerEndpoint::Metadata,
+        ));
         for (path, ep) in paths {
             if let Some((other, _)) = issuer_routes.insert(path.clone(), (ri, ep))
                 && other != ri
@@ -270,7 +299,10 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
                     &realm.source,
                     &format!("realm {:?}", realm.name.as_str()),
                     "issuer",
-                    format!("its endpoint {path} collides with realm {:?}'s", realms[other].name.as_str()),
+                    format!(
+                        "its endpoint {path} collides with realm {:?}'s",
+                        realms[other].name.as_str()
+                    ),
                 );
             }
         }
@@ -574,7 +606,13 @@ fn compile_realm(
         );
     }
 
-    let access_token_ttl = c.duration(file, entity, "access_token_ttl", &raw.access_token_ttl, Duration::from_secs(3600));
+    let access_token_ttl = c.duration(
+        file,
+        entity,
+        "access_token_ttl",
+        &raw.access_token_ttl,
+        Duration::from_secs(3600),
+    );
     if access_token_ttl.is_zero() {
         c.err(file, entity, "access_token_ttl", "must be positive");
     }
@@ -582,7 +620,12 @@ fn compile_realm(
         None | Some("target") => ScopeSource::Target,
         Some("any_resource_server") => ScopeSource::AnyResourceServer,
         Some(other) => {
-            c.err(file, entity, "scope_source", format!("{other:?}: expected \"target\" or \"any_resource_server\""));
+            c.err(
+                file,
+                entity,
+                "scope_source",
+                format!("{other:?}: expected \"target\" or \"any_resource_server\""),
+            );
             ScopeSource::Target
         }
     };
@@ -674,11 +717,21 @@ pub(super) fn remote_jwks(
     let https = uri.scheme_str() == Some("https");
     let http = uri.scheme_str() == Some("http");
     if uri.host().is_none() || !(https || http) {
-        c.err(file, entity, "jwks_uri", format!("{text:?} is not an absolute http(s) URL"));
+        c.err(
+            file,
+            entity,
+            "jwks_uri",
+            format!("{text:?} is not an absolute http(s) URL"),
+        );
         return None;
     }
     if http && !allow_http {
-        c.err(file, entity, "jwks_uri", "must be https (set danger_allow_http_jwks = true only for loopback tests)");
+        c.err(
+            file,
+            entity,
+            "jwks_uri",
+            "must be https (set danger_allow_http_jwks = true only for loopback tests)",
+        );
         return None;
     }
     let ttl = c.duration(file, entity, "jwks_ttl", t.ttl, Duration::from_secs(300));
@@ -693,8 +746,20 @@ pub(super) fn remote_jwks(
         min_ttl,
         max_ttl,
         max_stale: c.duration(file, entity, "jwks_max_stale", t.max_stale, Duration::from_secs(3600)),
-        refetch_cooldown: c.duration(file, entity, "jwks_refetch_cooldown", t.refetch_cooldown, Duration::from_secs(30)),
-        fetch_timeout: c.duration(file, entity, "jwks_fetch_timeout", t.fetch_timeout, Duration::from_secs(5)),
+        refetch_cooldown: c.duration(
+            file,
+            entity,
+            "jwks_refetch_cooldown",
+            t.refetch_cooldown,
+            Duration::from_secs(30),
+        ),
+        fetch_timeout: c.duration(
+            file,
+            entity,
+            "jwks_fetch_timeout",
+            t.fetch_timeout,
+            Duration::from_secs(5),
+        ),
         max_bytes: t.max_bytes.unwrap_or(256 * 1024),
     })
 }
@@ -826,13 +891,21 @@ fn compile_resource_server(
     let credentials = match (&raw.client_secret_hash, &raw.client_id) {
         (Some(hash), client_id) => {
             if let Err(e) = crate::issuer::check_phc(hash) {
-                c.err(file, entity, "client_secret_hash", format!("{e} (make one with `portcullis hash-secret`)"));
+                c.err(
+                    file,
+                    entity,
+                    "client_secret_hash",
+                    format!("{e} (make one with `portcullis hash-secret`)"),
+                );
             }
             let client_id = client_id.clone().or_else(|| id.map(str::to_owned)).unwrap_or_default();
             if !is_client_id(&client_id) {
                 c.err(file, entity, "client_id", "must be printable ASCII (0x21-0x7E)");
             }
-            Some(ResourceServerCredentials { client_id, secret_hash: hash.clone() })
+            Some(ResourceServerCredentials {
+                client_id,
+                secret_hash: hash.clone(),
+            })
         }
         (None, Some(_)) => {
             c.err(file, entity, "client_secret_hash", "is required with client_id");

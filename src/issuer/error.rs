@@ -88,10 +88,10 @@ impl OAuthError {
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-        if matches!(self, Self::InvalidClient { basic: true, .. } | Self::SlowDown) {
-            if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
-                h.insert(WWW_AUTHENTICATE, v);
-            }
+        if matches!(self, Self::InvalidClient { basic: true, .. } | Self::SlowDown)
+            && let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\""))
+        {
+            h.insert(WWW_AUTHENTICATE, v);
         }
         if matches!(self, Self::SlowDown) {
             h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));

@@ -56,12 +56,16 @@ pub async fn read(headers: &HeaderMap, body: Incoming) -> Result<Form, OAuthErro
         .and_then(|v| v.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
     if !is_form {
-        return Err(OAuthError::InvalidRequest("the body must be application/x-www-form-urlencoded".into()));
+        return Err(OAuthError::InvalidRequest(
+            "the body must be application/x-www-form-urlencoded".into(),
+        ));
     }
     let bytes: Bytes = Limited::new(body, MAX_FORM_BYTES)
         .collect()
         .await
-        .map_err(|_| OAuthError::InvalidRequest(format!("the body is unreadable or larger than {MAX_FORM_BYTES} bytes")))?
+        .map_err(|_| {
+            OAuthError::InvalidRequest(format!("the body is unreadable or larger than {MAX_FORM_BYTES} bytes"))
+        })?
         .to_bytes();
     Form::parse(&bytes)
 }
@@ -72,7 +76,8 @@ mod tests {
 
     #[test]
     fn repeats_and_empties() {
-        let f = Form::parse(b"grant_type=client_credentials&scope=&resource=a&resource=b").unwrap_or_else(|e| panic!("{e}"));
+        let f = Form::parse(b"grant_type=client_credentials&scope=&resource=a&resource=b")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(f.get("grant_type"), Some("client_credentials"));
         assert_eq!(f.get("scope"), None);
         assert_eq!(f.resources, vec!["a", "b"]);

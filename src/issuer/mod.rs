@@ -1,10 +1,228 @@
-//! Token issuance. For now: minting RFC 9068 access tokens from a realm's signing keys
-//! (used by `portcullis token`); the `client_credentials` endpoint builds on it.
+//! The embedded issuer: per realm with signing keys, RFC 8414 metadata, the public JWKS,
+//! the `client_credentials` token endpoint, RFC 7662 introspection and RFC 7009
+//! revocation, served on the gateway's listener under the realm's issuer URL path.
 
+mod client_auth;
 mod error;
+mod form;
+mod introspect;
 mod mint;
 mod secrets;
+mod token_endpoint;
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+pub use client_auth::{HMAC_ALGS, JWT_BEARER, SeenAssertions};
 pub use error::OAuthError;
 pub use mint::{MintError, MintRequest, mint};
 pub use secrets::{SecretChecker, SecretError, check_phc, hash_secret};
+pub use token_endpoint::Issued;
+
+use crate::jwks::alg_name;
+use crate::model::IssuerEndpoint;
+use crate::snapshot::Snapshot;
+use crate::verifier::Verifier;
+
+/// Runtime state of the embedded issuers (all realms).
+#[derive(Debug)]
+pub struct Issuer {
+    verifier: Arc<Verifier>,
+    secrets: SecretChecker,
+    seen: SeenAssertions,
+}
+
+impl Issuer {
+    /// An issuer deciding with `verifier`'s snapshot, cache and revocation list.
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        Self {
+            verifier,
+            secrets: SecretChecker::new(),
+            seen: SeenAssertions::default(),
+        }
+    }
+
+    /// Forgets remembered secret checks (on reload: secrets may have changed).
+    pub fn forget_secrets(&self) {
+        self.secrets.forget();
+    }
+
+    /// Answers a request for `endpoint` of `realm`.
+    pub async fn handle(
+        &self,
+        snap: &Snapshot,
+        realm: usize,
+        endpoint: IssuerEndpoint,
+        req: Request<Incoming>,
+    ) -> Response<Full<Bytes>> {
+        let realm_name = snap.realms[realm].name.as_str().to_owned();
+        let post_only = matches!(
+            endpoint,
+            IssuerEndpoint::Token | IssuerEndpoint::Introspect | IssuerEndpoint::Revoke
+        );
+        let method_ok = if post_only {
+            req.method() == Method::POST
+        } else {
+            req.method() == Method::GET || req.method() == Method::HEAD
+        };
+        if !method_ok {
+            let mut resp = json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({ "error": "invalid_request", "error_description": "method not allowed" }),
+            );
+            resp.headers_mut().insert(
+                ALLOW,
+                HeaderValue::from_static(if post_only { "POST" } else { "GET, HEAD" }),
+            );
+            return resp;
+        }
+        let result = match endpoint {
+            IssuerEndpoint::Metadata => Ok(json_response(StatusCode::OK, &metadata(snap, realm))),
+            IssuerEndpoint::Jwks => {
+                let keys: Vec<&serde_json::Map<String, Value>> =
+                    snap.signing_keys[realm].keys().iter().map(|k| &k.public).collect();
+                let mut resp = json_response(StatusCode::OK, &json!({ "keys": keys }));
+                resp.headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+                resp.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+                Ok(resp)
+            }
+            IssuerEndpoint::Token => self.token(snap, realm, req).await,
+            IssuerEndpoint::Introspect => self.introspect(snap, realm, req).await,
+            IssuerEndpoint::Revoke => self.revoke(snap, realm, req).await,
+        };
+        result.unwrap_or_else(|e| {
+            tracing::info!(target: "access", realm = realm_name.as_str(), endpoint = ?endpoint, error = e.code(), detail = %e, "issuer refused");
+            e.response(&realm_name)
+        })
+    }
+
+    fn auth_context<'a>(
+        &'a self,
+        snap: &'a Snapshot,
+        realm: usize,
+        audiences: &'a [String],
+    ) -> client_auth::AuthContext<'a> {
+        client_auth::AuthContext {
+            realm: &snap.realms[realm],
+            audiences,
+            now: self.verifier.clock().now(),
+            secrets: &self.secrets,
+            seen: &self.seen,
+        }
+    }
+
+    async fn token(
+        &self,
+        snap: &Snapshot,
+        realm: usize,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, OAuthError> {
+        let (parts, body) = req.into_parts();
+        let form = form::read(&parts.headers, body).await?;
+        let r = &snap.realms[realm];
+        // RFC 7523 § 3: the assertion's aud is the token endpoint URL; the issuer is also
+        // accepted, as OIDC Core § 9 and most clients use one of the two.
+        let audiences = [endpoint_url(&r.issuer, IssuerEndpoint::Token), r.issuer.clone()];
+        let cx = self.auth_context(snap, realm, &audiences);
+        let issued = token_endpoint::token(&cx, snap, realm, &parts.headers, &form).await?;
+        tracing::info!(
+            target: "access",
+            realm = r.name.as_str(),
+            client_id = issued.client_id.as_str(),
+            resource_server = issued.resource_server.as_str(),
+            scope = issued.scope.as_str(),
+            "token issued"
+        );
+        let mut body = json!({
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+        });
+        if !issued.scope.is_empty() {
+            body["scope"] = issued.scope.into();
+        }
+        Ok(json_response(StatusCode::OK, &body))
+    }
+
+    async fn introspect(
+        &self,
+        snap: &Snapshot,
+        realm: usize,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, OAuthError> {
+        let (parts, body) = req.into_parts();
+        let form = form::read(&parts.headers, body).await?;
+        let asking = introspect::authenticate_rs(&self.secrets, snap, realm, &parts.headers, &form).await?;
+        let answer = introspect::introspect(&self.verifier, snap, realm, asking, &form).await?;
+        Ok(json_response(StatusCode::OK, &answer))
+    }
+
+    async fn revoke(
+        &self,
+        snap: &Snapshot,
+        realm: usize,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, OAuthError> {
+        let (parts, body) = req.into_parts();
+        let form = form::read(&parts.headers, body).await?;
+        let asking = introspect::authenticate_rs(&self.secrets, snap, realm, &parts.headers, &form).await?;
+        introspect::revoke(&self.verifier, snap, realm, asking, &form).await?;
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        resp.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(resp)
+    }
+}
+
+/// An endpoint's absolute URL.
+pub fn endpoint_url(issuer: &str, endpoint: IssuerEndpoint) -> String {
+    format!("{}{}", issuer.trim_end_matches('/'), endpoint.suffix())
+}
+
+/// RFC 8414 § 2 metadata for a realm.
+fn metadata(snap: &Snapshot, realm: usize) -> Value {
+    let r = &snap.realms[realm];
+    let mut scopes: Vec<&str> = Vec::new();
+    for rs in snap.resource_servers.iter().filter(|rs| rs.realm == realm) {
+        for s in rs.scopes.iter() {
+            if !scopes.contains(&s.as_str()) {
+                scopes.push(s.as_str());
+            }
+        }
+    }
+    let mut assertion_algs: Vec<&str> = r.algorithms.iter().map(|a| alg_name(*a)).collect();
+    assertion_algs.extend(HMAC_ALGS.iter().map(|a| alg_name(*a)));
+    let secret_methods = ["client_secret_basic", "client_secret_post"];
+    json!({
+        "issuer": r.issuer,
+        "token_endpoint": endpoint_url(&r.issuer, IssuerEndpoint::Token),
+        "jwks_uri": endpoint_url(&r.issuer, IssuerEndpoint::Jwks),
+        "introspection_endpoint": endpoint_url(&r.issuer, IssuerEndpoint::Introspect),
+        "revocation_endpoint": endpoint_url(&r.issuer, IssuerEndpoint::Revoke),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_methods_supported": secret_methods,
+        "revocation_endpoint_auth_methods_supported": secret_methods,
+        "scopes_supported": scopes,
+    })
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}

@@ -36,7 +36,10 @@ pub enum SecretError {
 /// Hashes a secret for the configuration (`portcullis hash-secret`): argon2id with the
 /// crate's default parameters (OWASP-recommended m=19 MiB, t=2, p=1) and a random salt.
 pub fn hash_secret(secret: &str) -> Result<String, String> {
-    Argon2::default().hash_password(secret.as_bytes()).map(|h| h.to_string()).map_err(|e| e.to_string())
+    Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Whether `phc` is a PHC string argon2 can verify against.
@@ -76,8 +79,14 @@ impl SecretChecker {
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).ok().map(Arc::new);
         Self {
             key,
-            remembered: Cache::builder().max_capacity(10_000).time_to_live(REMEMBER_SUCCESS).build(),
-            failures: Cache::builder().max_capacity(10_000).time_to_live(FAILURE_WINDOW).build(),
+            remembered: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(REMEMBER_SUCCESS)
+                .build(),
+            failures: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(FAILURE_WINDOW)
+                .build(),
         }
     }
 
@@ -88,7 +97,11 @@ impl SecretChecker {
 
     /// Checks `presented` against the stored `phc` for `client_id`.
     pub async fn verify(&self, client_id: &str, presented: &str, phc: &str) -> Result<(), SecretError> {
-        if self.failures.get(client_id).is_some_and(|n| n.load(Ordering::Relaxed) >= MAX_FAILURES) {
+        if self
+            .failures
+            .get(client_id)
+            .is_some_and(|n| n.load(Ordering::Relaxed) >= MAX_FAILURES)
+        {
             return Err(SecretError::Throttled);
         }
         let tag = self.key.as_ref().map(|key| {
@@ -108,7 +121,9 @@ impl SecretChecker {
         // NB: argon2 is deliberately slow; never on a runtime worker.
         let outcome = tokio::task::spawn_blocking(move || {
             let parsed = PasswordHash::new(&phc_owned).map_err(|_| SecretError::BadHash)?;
-            Argon2::default().verify_password(presented.as_bytes(), &parsed).map_err(|_| SecretError::Mismatch)
+            Argon2::default()
+                .verify_password(presented.as_bytes(), &parsed)
+                .map_err(|_| SecretError::Mismatch)
         })
         .await
         .unwrap_or(Err(SecretError::BadHash));

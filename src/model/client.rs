@@ -87,6 +87,8 @@ pub struct ResourceServerCredentials {
 
 impl std::fmt::Debug for ResourceServerCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResourceServerCredentials").field("client_id", &self.client_id).finish_non_exhaustive()
+        f.debug_struct("ResourceServerCredentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
     }
 }

@@ -46,7 +46,10 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static st
     if let Ok(v) = HeaderValue::from_str(&value) {
         headers.insert(xff, v);
     }
-    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(proto),
+    );
     // RFC 7239 `Forwarded` from the client is as unvouched as X-Forwarded-*; we do not
     // emit it, so drop it rather than pass a lie upstream.
     headers.remove(http::header::FORWARDED);

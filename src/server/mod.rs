@@ -30,6 +30,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::issuer::Issuer;
 use crate::proxy::Forwarder;
 use crate::rescue;
 use crate::verifier::Verifier;
@@ -44,6 +45,8 @@ pub struct Shared {
     pub verifier: Arc<Verifier>,
     /// Upstream connections.
     pub forwarder: Forwarder,
+    /// The embedded issuers' endpoints.
+    pub issuer: Issuer,
 }
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting and lets open
@@ -102,6 +105,14 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
 async fn handle(shared: &Shared, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
     let started = Instant::now();
     let snap = shared.verifier.snapshot();
+    // The embedded issuers' endpoints are exact paths and come before protected resources.
+    if let Some(&(realm, endpoint)) = snap.issuer_routes.get(req.uri().path()) {
+        return shared
+            .issuer
+            .handle(&snap, realm, endpoint, req)
+            .await
+            .map(Either::Right);
+    }
     let method = req.method().clone();
     // RFC 9112 § 3.2.2: an absolute-form target's authority wins over Host; for HTTP/2 the
     // URI carries :authority.

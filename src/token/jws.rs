@@ -90,7 +90,11 @@ pub fn header(encoded: &str, allowed: &[Algorithm], require_at_jwt: bool) -> Res
         .filter(|a| allowed.contains(a))
         .ok_or_else(|| TokenError::AlgorithmRefused(alg_name.chars().take(16).collect()))?;
     check_typ(raw.typ.as_deref(), require_at_jwt)?;
-    Ok(Header { alg, kid: raw.kid, typ: raw.typ })
+    Ok(Header {
+        alg,
+        kid: raw.kid,
+        typ: raw.typ,
+    })
 }
 
 /// The header of a client assertion (RFC 7523): the same refusals, but HMAC is allowed
@@ -103,7 +107,11 @@ pub fn assertion_header(encoded: &str, allowed: &[Algorithm]) -> Result<Header, 
         .copied()
         .find(|a| crate::jwks::alg_name(*a) == alg_name)
         .ok_or_else(|| TokenError::AlgorithmRefused(alg_name.chars().take(16).collect()))?;
-    Ok(Header { alg, kid: raw.kid, typ: raw.typ })
+    Ok(Header {
+        alg,
+        kid: raw.kid,
+        typ: raw.typ,
+    })
 }
 
 /// Decodes a header and applies the refusals every JWS gets: no key material or key URLs,

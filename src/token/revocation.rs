@@ -50,7 +50,9 @@ pub struct Revocations {
 
 impl std::fmt::Debug for Revocations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Revocations").field("entries", &self.inner.entry_count()).finish()
+        f.debug_struct("Revocations")
+            .field("entries", &self.inner.entry_count())
+            .finish()
     }
 }
 
@@ -68,11 +70,11 @@ impl Revocations {
     /// clock leeway stays revoked).
     pub fn revoke(&self, key: RevocationKey, exp: i64, leeway: i64) {
         let left = exp.saturating_add(leeway).saturating_sub(self.clock.now());
-        if let Ok(left) = u64::try_from(left) {
-            if left > 0 {
-                self.used.store(true, Ordering::Release);
-                self.inner.insert(key, Duration::from_secs(left));
-            }
+        if let Ok(left) = u64::try_from(left)
+            && left > 0
+        {
+            self.used.store(true, Ordering::Release);
+            self.inner.insert(key, Duration::from_secs(left));
         }
     }
 

@@ -1,0 +1,321 @@
+//! Client authentication at the token, introspection and revocation endpoints:
+//! `client_secret_basic` / `client_secret_post` (RFC 6749 § 2.3.1), and JWT assertions
+//! for `client_secret_jwt` / `private_key_jwt` (RFC 7523 § 2.2, § 3).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use moka::Expiry;
+use moka::sync::Cache;
+
+use super::OAuthError;
+use super::form::Form;
+use super::secrets::{SecretChecker, SecretError};
+use crate::jwks::RealmKeys;
+use crate::model::{Client, ClientAuth, Realm};
+use crate::token::{Claims, jws};
+
+/// RFC 7523 § 2.2 `client_assertion_type`.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Largest client assertion accepted.
+pub const MAX_ASSERTION_BYTES: usize = 8 * 1024;
+
+/// Longest remaining lifetime an assertion may have; bounds the replay memory.
+pub const MAX_ASSERTION_LIFETIME: i64 = 3600;
+
+/// The HMAC algorithms `client_secret_jwt` may use.
+pub const HMAC_ALGS: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+
+/// Credentials as presented, before checking.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// `Authorization: Basic`.
+    Basic {
+        /// The client id.
+        id: String,
+        /// The secret.
+        secret: String,
+    },
+    /// `client_id` + `client_secret` in the body.
+    Post {
+        /// The client id.
+        id: String,
+        /// The secret.
+        secret: String,
+    },
+    /// `client_assertion` (+ optional `client_id`).
+    Assertion {
+        /// The JWT.
+        jwt: String,
+        /// `client_id`, if sent.
+        id: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Presented {
+    // NB: never print secrets or assertions.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Basic { id, .. } => write!(f, "Basic({id:?})"),
+            Self::Post { id, .. } => write!(f, "Post({id:?})"),
+            Self::Assertion { id, .. } => write!(f, "Assertion({id:?})"),
+        }
+    }
+}
+
+impl Presented {
+    /// Whether HTTP Basic was used (failures then answer 401 + `WWW-Authenticate: Basic`).
+    pub fn is_basic(&self) -> bool {
+        matches!(self, Self::Basic { .. })
+    }
+}
+
+fn invalid_client(message: &str, basic: bool) -> OAuthError {
+    OAuthError::InvalidClient {
+        message: message.to_owned(),
+        basic,
+    }
+}
+
+/// The one authentication method the request uses (RFC 6749 § 2.3: "MUST NOT use more than
+/// one authentication method in each request").
+pub fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> {
+    let mut found = Vec::with_capacity(1);
+    if let Some(v) = headers.get(AUTHORIZATION) {
+        let v = v
+            .to_str()
+            .map_err(|_| invalid_client("malformed Authorization header", true))?;
+        if let Some((scheme, rest)) = v.split_once(' ')
+            && scheme.eq_ignore_ascii_case("basic")
+        {
+            let decoded = STANDARD
+                .decode(rest.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| invalid_client("malformed Basic credentials", true))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| invalid_client("malformed Basic credentials", true))?;
+            // RFC 6749 § 2.3.1: both parts are form-urlencoded before Base64.
+            found.push(Presented::Basic {
+                id: form_decode(id),
+                secret: form_decode(secret),
+            });
+        }
+    }
+    if let Some(secret) = form.get("client_secret") {
+        let id = form
+            .get("client_id")
+            .ok_or_else(|| OAuthError::InvalidRequest("client_secret without client_id".into()))?;
+        found.push(Presented::Post {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+        });
+    }
+    if let Some(jwt) = form.get("client_assertion") {
+        if form.get("client_assertion_type") != Some(JWT_BEARER) {
+            return Err(OAuthError::InvalidRequest(format!(
+                "client_assertion_type must be {JWT_BEARER}"
+            )));
+        }
+        found.push(Presented::Assertion {
+            jwt: jwt.to_owned(),
+            id: form.get("client_id").map(str::to_owned),
+        });
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(invalid_client("client authentication is required", false)),
+        _ => Err(OAuthError::InvalidRequest(
+            "more than one client authentication method".into(),
+        )),
+    }
+}
+
+fn form_decode(s: &str) -> String {
+    let plus = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+struct UntilExp;
+
+impl Expiry<Arc<str>, Duration> for UntilExp {
+    fn expire_after_create(&self, _key: &Arc<str>, ttl: &Duration, _created_at: Instant) -> Option<Duration> {
+        Some(*ttl)
+    }
+}
+
+/// Assertion `jti`s seen, each kept until its assertion expires (RFC 7523 § 3 item 7).
+#[derive(Clone)]
+pub struct SeenAssertions {
+    inner: Cache<Arc<str>, Duration>,
+}
+
+impl std::fmt::Debug for SeenAssertions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeenAssertions").finish_non_exhaustive()
+    }
+}
+
+impl Default for SeenAssertions {
+    fn default() -> Self {
+        Self {
+            inner: Cache::builder().max_capacity(1_000_000).expire_after(UntilExp).build(),
+        }
+    }
+}
+
+impl SeenAssertions {
+    /// Records `key`; false if it was already there (a replay).
+    fn first_use(&self, key: &str, ttl: Duration) -> bool {
+        let entry = self.inner.entry(Arc::from(key)).or_insert_with(|| ttl);
+        entry.is_fresh()
+    }
+}
+
+/// What authenticating a client needs.
+pub struct AuthContext<'a> {
+    /// The realm of the endpoint.
+    pub realm: &'a Realm,
+    /// Accepted `aud` values for assertions: the token endpoint URL and the issuer.
+    pub audiences: &'a [String],
+    /// Now, Unix seconds.
+    pub now: i64,
+    /// Secret checks.
+    pub secrets: &'a SecretChecker,
+    /// Assertion replay memory.
+    pub seen: &'a SeenAssertions,
+}
+
+/// Authenticates `presented` as `client` (already looked up by id).
+pub async fn authenticate(
+    cx: &AuthContext<'_>,
+    presented: &Presented,
+    client: &Client,
+    keys: Option<&Arc<RealmKeys>>,
+) -> Result<(), OAuthError> {
+    let basic = presented.is_basic();
+    let wrong_method = || invalid_client("the client must use its registered authentication method", basic);
+    match (presented, &client.auth) {
+        (Presented::Basic { secret, .. }, ClientAuth::SecretBasic { hash })
+        | (Presented::Post { secret, .. }, ClientAuth::SecretPost { hash }) => {
+            check_secret(cx.secrets, client.client_id.as_str(), secret, hash, basic).await
+        }
+        (Presented::Assertion { jwt, .. }, ClientAuth::SecretJwt { secret }) => {
+            let key = DecodingKey::from_secret(secret);
+            check_assertion(cx, jwt, client, AssertionKey::Hmac(&key)).await
+        }
+        (Presented::Assertion { jwt, .. }, ClientAuth::PrivateKeyJwt) => {
+            let keys = keys.ok_or_else(|| invalid_client("no keys for this client", false))?;
+            check_assertion(cx, jwt, client, AssertionKey::Public(keys)).await
+        }
+        _ => Err(wrong_method()),
+    }
+}
+
+/// Checks a secret against a stored hash (the resource servers' credentials use this too).
+pub async fn check_secret(
+    secrets: &SecretChecker,
+    id: &str,
+    presented: &str,
+    hash: &str,
+    basic: bool,
+) -> Result<(), OAuthError> {
+    match secrets.verify(id, presented, hash).await {
+        Ok(()) => Ok(()),
+        Err(SecretError::Throttled) => Err(OAuthError::SlowDown),
+        Err(_) => Err(invalid_client("client authentication failed", basic)),
+    }
+}
+
+enum AssertionKey<'a> {
+    Hmac(&'a DecodingKey),
+    Public(&'a Arc<RealmKeys>),
+}
+
+/// RFC 7523 § 3, in order.
+async fn check_assertion(
+    cx: &AuthContext<'_>,
+    jwt: &str,
+    client: &Client,
+    key: AssertionKey<'_>,
+) -> Result<(), OAuthError> {
+    let fail = |why: &str| {
+        tracing::info!(
+            client_id = client.client_id.as_str(),
+            reason = why,
+            "client assertion refused"
+        );
+        invalid_client("the client assertion is invalid", false)
+    };
+    if jwt.len() > MAX_ASSERTION_BYTES {
+        return Err(fail("too large"));
+    }
+    let compact = jws::split(jwt).map_err(|_| fail("malformed"))?;
+    let allowed: &[Algorithm] = match key {
+        AssertionKey::Hmac(_) => &HMAC_ALGS,
+        AssertionKey::Public(_) => &cx.realm.algorithms,
+    };
+    let header = jws::assertion_header(compact.header, allowed).map_err(|e| fail(e.reason()))?;
+    match key {
+        AssertionKey::Hmac(k) => {
+            let ok = jsonwebtoken::crypto::verify(compact.signature, compact.signing_input.as_bytes(), k, header.alg)
+                .unwrap_or(false);
+            if !ok {
+                return Err(fail("bad signature"));
+            }
+        }
+        AssertionKey::Public(keys) => {
+            jws::verify_signature(&compact, &header, keys)
+                .await
+                .map_err(|e| fail(e.reason()))?;
+        }
+    }
+    let claims =
+        Claims::parse(&jws::b64(compact.payload).map_err(|_| fail("malformed"))?).map_err(|e| fail(e.reason()))?;
+    let id = client.client_id.as_str();
+    // 1-2. iss and sub are the client_id.
+    if claims.iss.as_deref() != Some(id) || claims.sub.as_deref() != Some(id) {
+        return Err(fail("iss/sub is not the client_id"));
+    }
+    // 3. aud identifies the authorization server: its token endpoint URL or its issuer.
+    if !claims.aud.iter().any(|a| cx.audiences.iter().any(|x| x == a)) {
+        return Err(fail("wrong aud"));
+    }
+    // 4. exp is required and not passed; bounded so the replay memory stays bounded.
+    let leeway = cx.realm.leeway;
+    let exp = claims.exp.ok_or_else(|| fail("no exp"))?;
+    if cx.now >= exp.saturating_add(leeway) {
+        return Err(fail("expired"));
+    }
+    if exp.saturating_sub(cx.now) > MAX_ASSERTION_LIFETIME {
+        return Err(fail("exp too far in the future"));
+    }
+    // 5-6. nbf and iat, if present, not in the future.
+    if claims.nbf.is_some_and(|nbf| cx.now < nbf.saturating_sub(leeway)) {
+        return Err(fail("not yet valid"));
+    }
+    if claims.iat.is_some_and(|iat| iat > cx.now.saturating_add(leeway)) {
+        return Err(fail("issued in the future"));
+    }
+    // 7. jti: single use within the assertion's lifetime.
+    let jti = claims.jti.as_deref().ok_or_else(|| fail("no jti"))?;
+    let ttl = Duration::from_secs(
+        u64::try_from(exp.saturating_add(leeway).saturating_sub(cx.now))
+            .unwrap_or(1)
+            .max(1),
+    );
+    let key = format!("{}\u{0}{id}\u{0}{jti}", cx.realm.name);
+    if !cx.seen.first_use(&key, ttl) {
+        return Err(fail("jti replayed"));
+    }
+    Ok(())
+}
