@@ -13,6 +13,7 @@ use http::StatusCode;
 use crate::jwks::{RealmKeys, SigningKeys};
 use crate::model::{Client, IssuerEndpoint, ProtectedResource, Realm, ResourceServer};
 use crate::routing::Router;
+use crate::token::jwe::JweKeys;
 
 /// Listener-wide settings (`[server]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +59,8 @@ pub struct Snapshot {
     pub resources: Vec<ProtectedResource>,
     /// The route table over `resources`.
     pub router: Router,
+    /// Token encryption keys, parallel to `resource_servers` (`None` without encryption).
+    pub rs_jwe: Vec<Option<Arc<JweKeys>>>,
     /// Clients of the embedded issuers.
     pub clients: Vec<Client>,
     /// Assertion verification keys, parallel to `clients` (`private_key_jwt` only).

@@ -209,7 +209,7 @@ impl Verifier {
         let rs = &snap.resource_servers[resource_server];
         let realm = &snap.realms[rs.realm];
         let keys = &snap.realm_keys[rs.realm];
-        token::verify(token, realm, keys, &self.cache).await
+        token::verify(token, realm, keys, &self.cache, token::Outer::of(snap, resource_server)).await
     }
 }
 

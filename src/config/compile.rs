@@ -17,7 +17,7 @@ use super::load::LoadedFile;
 use super::raw::{RawProtectedResource, RawRealm, RawResourceServer, RawTime};
 use crate::jwks::{Fetcher, KeySet, RealmKeys, SigningKeys, parse_alg};
 use crate::model::{
-    Audience, ClaimHeader, IssuerEndpoint, Name, ProtectedResource, Realm, RemoteJwks, ResourceServer,
+    Audience, ClaimHeader, Encryption, IssuerEndpoint, Name, ProtectedResource, Realm, RemoteJwks, ResourceServer,
     ResourceServerCredentials, Scope, ScopeMatch, ScopeSet, ScopeSource, Upstream, Validity,
 };
 use crate::routing::{InsertError, Route, Router};
@@ -205,6 +205,10 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
     let mut realm_keys = Vec::new();
     let mut signing_keys = Vec::new();
     let mut realm_index: HashMap<String, usize> = HashMap::new();
+    // Realm decryption keys (for resource servers with encryption = "realm"), and every kid
+    // a realm already uses, which resource-server encryption keys must not reuse.
+    let mut realm_dec_docs: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut realm_kids: Vec<Vec<String>> = Vec::new();
     for f in files {
         for (i, raw) in f.raw.realm.iter().enumerate() {
             let entity = label("realm", &raw.name, i);
@@ -216,6 +220,11 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
                     continue;
                 }
                 realm_index.insert(realm.name.as_str().to_owned(), realms.len());
+                let (doc, mut kids) =
+                    super::encryption::realm_decryption(&mut c, f, &entity, raw.decryption_keys.as_deref());
+                kids.extend(keys.local_kids());
+                realm_dec_docs.push(doc);
+                realm_kids.push(kids);
                 realms.push(realm);
                 realm_keys.push(keys);
                 signing_keys.push(signing);
@@ -225,14 +234,26 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
 
     // Resource servers.
     let mut resource_servers: Vec<ResourceServer> = Vec::new();
+    let mut rs_jwe = Vec::new();
     let mut rs_index: HashMap<String, usize> = HashMap::new();
     for f in files {
         for (i, raw) in f.raw.resource_server.iter().enumerate() {
             let entity = label("resource_server", &raw.id, i);
-            let Some(rs) = compile_resource_server(&mut c, f, &entity, raw, &realm_index, &realms, &signing_keys)
+            let Some(mut rs) = compile_resource_server(&mut c, f, &entity, raw, &realm_index, &realms, &signing_keys)
             else {
                 continue;
             };
+            let (encryption, jwe) = super::encryption::resource_server_encryption(
+                &mut c,
+                f,
+                &entity,
+                raw,
+                &realms[rs.realm],
+                realm_dec_docs.get(rs.realm).and_then(Option::as_deref),
+                realm_kids.get(rs.realm).map_or(&[][..], Vec::as_slice),
+                !signing_keys[rs.realm].is_empty(),
+            );
+            rs.encryption = encryption;
             // NB: as for realms, keep the first server's index.
             if rs_index.contains_key(rs.id.as_str()) {
                 c.err(&f.path, &entity, "id", "another resource server has this id");
@@ -254,6 +275,7 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
                 );
             }
             resource_servers.push(rs);
+            rs_jwe.push(jwe);
         }
     }
 
@@ -368,6 +390,7 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
         resource_servers,
         resources,
         router,
+        rs_jwe,
         clients,
         client_keys,
         issuer_routes,
@@ -928,6 +951,7 @@ fn compile_resource_server(
         claim_headers,
         keep_authorization: raw.keep_authorization.unwrap_or(true),
         credentials,
+        encryption: Encryption::None,
         response_timeout,
         validity,
         contacts: raw.contacts.clone().unwrap_or_default(),

@@ -6,6 +6,7 @@
 
 mod client;
 mod compile;
+mod encryption;
 mod error;
 mod load;
 mod raw;

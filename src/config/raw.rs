@@ -67,6 +67,7 @@ pub struct RawRealm {
     pub danger_allow_http_jwks: Option<bool>,
     pub access_token_ttl: Option<String>,
     pub scope_source: Option<String>,
+    pub decryption_keys: Option<String>,
 }
 
 /// A timestamp written as an RFC 3339 string or a TOML datetime.
@@ -96,6 +97,10 @@ pub struct RawResourceServer {
     pub keep_authorization: Option<bool>,
     pub client_id: Option<String>,
     pub client_secret_hash: Option<String>,
+    pub encryption: Option<String>,
+    pub encryption_jwks_file: Option<String>,
+    pub key_alg: Option<String>,
+    pub content_alg: Option<String>,
     pub claim_headers: Option<BTreeMap<String, String>>,
     pub response_timeout: Option<String>,
     pub valid_from: Option<RawTime>,

@@ -52,10 +52,12 @@ async fn active_claims(
     verifier: &Verifier,
     snap: &Snapshot,
     realm: usize,
+    asking: usize,
     token: &str,
 ) -> Option<std::sync::Arc<Claims>> {
     let r = &snap.realms[realm];
-    let claims = match token::verify(token, r, &snap.realm_keys[realm], verifier.cache()).await {
+    let outer = token::Outer::of(snap, asking);
+    let claims = match token::verify(token, r, &snap.realm_keys[realm], verifier.cache(), outer).await {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(reason = e.reason(), "introspected token is not valid");
@@ -86,7 +88,7 @@ pub async fn introspect(
         .get("token")
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
     let rs = &snap.resource_servers[asking];
-    let Some(claims) = active_claims(verifier, snap, realm, token).await else {
+    let Some(claims) = active_claims(verifier, snap, realm, asking, token).await else {
         return Ok(json!({ "active": false }));
     };
     if !claims.aud.iter().any(|a| a == rs.audience.as_str()) {
@@ -135,7 +137,8 @@ pub async fn revoke(
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
     let rs = &snap.resource_servers[asking];
     let r = &snap.realms[realm];
-    if let Ok(claims) = token::verify(token, r, &snap.realm_keys[realm], verifier.cache()).await
+    let outer = token::Outer::of(snap, asking);
+    if let Ok(claims) = token::verify(token, r, &snap.realm_keys[realm], verifier.cache(), outer).await
         && claims.aud.iter().any(|a| a == rs.audience.as_str())
     {
         verifier.revoke(snap, realm, token, &claims);

@@ -99,6 +99,15 @@ pub async fn token(
         tracing::error!(error = %e, "minting failed");
         OAuthError::ServerError
     })?;
+    // Per the target's `encryption`: sent as is, or nested in a compact JWE (RFC 7519 § 5.2)
+    // to the realm's key or the resource server's own.
+    let access_token = match snap.rs_jwe.get(target).and_then(Option::as_deref) {
+        None => access_token,
+        Some(keys) => keys.encrypt(&access_token).map_err(|e| {
+            tracing::error!(error = %e, "encrypting the token failed");
+            OAuthError::ServerError
+        })?,
+    };
     Ok(Issued {
         access_token,
         expires_in: ttl.as_secs(),

@@ -126,6 +126,11 @@ impl RealmKeys {
         self.remote.as_ref().map(|r| &r.cfg) == remote
     }
 
+    /// The `kid`s of the local keys.
+    pub fn local_kids(&self) -> Vec<String> {
+        self.local.keys().iter().filter_map(|k| k.kid.clone()).collect()
+    }
+
     /// Whether the local keys are the same material as `local`.
     pub fn same_local(&self, local: &KeySet) -> bool {
         fingerprint(&self.local) == fingerprint(local)

@@ -117,6 +117,18 @@ impl IssuerEndpoint {
     }
 }
 
+/// How a resource server's access tokens are protected in transit (seed 001).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Encryption {
+    /// A signed JWT, not encrypted (the default).
+    #[default]
+    None,
+    /// Encrypted to the realm's key (seed 001's "Access Manager key").
+    Realm,
+    /// Encrypted to the resource server's own key.
+    ResourceServer,
+}
+
 /// Which scopes a token request may be granted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ScopeSource {
@@ -177,6 +189,8 @@ pub struct ResourceServer {
     pub keep_authorization: bool,
     /// Its own credentials, for introspection and revocation.
     pub credentials: Option<ResourceServerCredentials>,
+    /// How its tokens are encrypted; the keys are in the snapshot's `rs_jwe`.
+    pub encryption: Encryption,
     /// Bound on waiting for the upstream's response head. Defaults to 30 s.
     pub response_timeout: Duration,
     /// When it is in force.

@@ -21,6 +21,7 @@ use crate::time::SharedClock;
 struct Entry {
     realm: Name,
     generation: u64,
+    outer: u32,
     claims: Arc<Claims>,
     ttl: Duration,
 }
@@ -62,13 +63,17 @@ impl TokenCache {
     }
 
     /// The claims of `token` if it was verified under `realm` at key `generation`.
-    pub fn get(&self, token: &str, realm: &Name, generation: u64) -> Option<Arc<Claims>> {
+    ///
+    /// `outer` names the decryption context (0 for a plain JWS, else which resource server's
+    /// JWE settings decrypted it), so an encrypted token verified for one resource server
+    /// is never a hit for another whose outer-layer policy it has not passed.
+    pub fn get(&self, token: &str, realm: &Name, generation: u64, outer: u32) -> Option<Arc<Claims>> {
         let entry = self.inner.as_ref()?.get(token)?;
-        (entry.realm == *realm && entry.generation == generation).then(|| entry.claims.clone())
+        (entry.realm == *realm && entry.generation == generation && entry.outer == outer).then(|| entry.claims.clone())
     }
 
     /// Remembers a verified token until its `exp` (already-expired tokens are not kept).
-    pub fn insert(&self, token: &str, realm: &Name, generation: u64, claims: Arc<Claims>) {
+    pub fn insert(&self, token: &str, realm: &Name, generation: u64, outer: u32, claims: Arc<Claims>) {
         let Some(cache) = &self.inner else { return };
         let Some(exp) = claims.exp else { return };
         let left = exp.saturating_sub(self.clock.now());
@@ -79,6 +84,7 @@ impl TokenCache {
         let entry = Entry {
             realm: realm.clone(),
             generation,
+            outer,
             claims,
             ttl: Duration::from_secs(left),
         };

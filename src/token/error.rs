@@ -35,6 +35,14 @@ pub enum TokenError {
     /// Not a compact JWS (or JWE), bad base64url, bad JSON.
     #[error("malformed token: {0}")]
     Malformed(&'static str),
+    /// A five-part token that could not be decrypted to a signed JWT: refused algorithm,
+    /// unknown `kid`, another resource server's key, tampered tag, unsigned content... All
+    /// look the same to the client (issue 4); the reason is for the log only.
+    #[error("encrypted token refused: {0}")]
+    Decryption(&'static str),
+    /// A plain JWS where the resource server requires encrypted tokens.
+    #[error("the resource server requires encrypted tokens")]
+    EncryptionRequired,
     /// A five-part (JWE) token where none is accepted.
     #[error("encrypted tokens are not accepted for this resource server")]
     EncryptedNotAccepted,
@@ -122,6 +130,8 @@ impl TokenError {
             Self::TooLarge(_) => "token_too_large",
             Self::Malformed(_) => "malformed",
             Self::EncryptedNotAccepted => "encrypted_not_accepted",
+            Self::Decryption(_) => "decryption_failed",
+            Self::EncryptionRequired => "encryption_required",
             Self::AlgorithmRefused(_) => "algorithm_refused",
             Self::KeyHeaderRefused(_) => "key_header_refused",
             Self::UnknownCritical => "unknown_crit",

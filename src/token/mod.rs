@@ -8,6 +8,7 @@ mod cache;
 mod claims;
 mod error;
 mod extract;
+pub mod jwe;
 pub mod jws;
 mod revocation;
 
@@ -30,21 +31,30 @@ pub async fn verify(
     realm: &Realm,
     keys: &RealmKeys,
     cache: &TokenCache,
+    outer: Option<Outer<'_>>,
 ) -> Result<Arc<Claims>, TokenError> {
     if token.len() > realm.max_token_bytes {
         return Err(TokenError::TooLarge(realm.max_token_bytes));
     }
     let generation = keys.generation();
-    if let Some(claims) = cache.get(token, &realm.name, generation) {
+    let tag = outer.map_or(0, |o| o.tag);
+    if let Some(claims) = cache.get(token, &realm.name, generation, tag) {
         return Ok(claims);
     }
-    match token.bytes().filter(|b| *b == b'.').count() {
-        2 => {}
+    let decrypted;
+    let inner = match (token.bytes().filter(|b| *b == b'.').count(), outer) {
+        (2, None) => token,
+        // A resource server that encrypts its tokens takes no plain ones.
+        (2, Some(_)) => return Err(TokenError::EncryptionRequired),
         // RFC 7516 § 7.1: five parts is a compact JWE.
-        4 => return Err(TokenError::EncryptedNotAccepted),
-        _ => return Err(TokenError::Malformed("not a compact JWS")),
-    }
-    let compact = jws::split(token)?;
+        (4, None) => return Err(TokenError::EncryptedNotAccepted),
+        (4, Some(o)) => {
+            decrypted = o.keys.decrypt(token)?;
+            decrypted.as_str()
+        }
+        _ => return Err(TokenError::Malformed("not a compact JWS or JWE")),
+    };
+    let compact = jws::split(inner)?;
     let header = jws::header(compact.header, &realm.algorithms, realm.require_at_jwt_typ)?;
     jws::verify_signature(&compact, &header, keys).await?;
     let claims = Claims::parse(&jws::b64(compact.payload)?)?;
@@ -53,7 +63,27 @@ pub async fn verify(
     // Cache only when no key change raced the verification, so an entry's generation is
     // always one whose keys verified it.
     if keys.generation() == generation {
-        cache.insert(token, &realm.name, generation, claims.clone());
+        cache.insert(token, &realm.name, generation, tag, claims.clone());
     }
     Ok(claims)
+}
+
+/// The outer (JWE) layer a resource server's tokens have.
+#[derive(Debug, Clone, Copy)]
+pub struct Outer<'a> {
+    /// Its keys and algorithms.
+    pub keys: &'a jwe::JweKeys,
+    /// A cache tag unique to the resource server (never 0).
+    pub tag: u32,
+}
+
+impl<'a> Outer<'a> {
+    /// The outer layer of resource server `index` in `snap`, if it encrypts.
+    pub fn of(snap: &'a crate::snapshot::Snapshot, index: usize) -> Option<Self> {
+        let keys = snap.rs_jwe.get(index)?.as_deref()?;
+        Some(Self {
+            keys,
+            tag: u32::try_from(index).unwrap_or(u32::MAX - 1).saturating_add(1),
+        })
+    }
 }
