@@ -1,7 +1,8 @@
 #![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
 //! Token verification benches: each algorithm cold (cache off: full signature check),
-//! the verified-token cache hit, the whole decision (route + verify + authorize), and
-//! routing against 10, 1 000 and 10 000 protected resources.
+//! the verified-token cache hit, the whole decision (route + verify + authorize), JWE
+//! decrypt + verify per key-management algorithm, and routing against 10, 1 000 and
+//! 10 000 protected resources.
 //!
 //! `cargo bench --bench verify`
 
@@ -182,5 +183,94 @@ fn bench_routing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_verify, bench_routing);
+/// Key-management algorithms benched for JWE (content: A128CBC-HS256, inner: ES256).
+const JWE_ALGS: [&str; 8] = [
+    "RSA-OAEP",
+    "RSA-OAEP-256",
+    "ECDH-ES",
+    "ECDH-ES+A128KW",
+    "ECDH-ES+A256KW",
+    "A128KW",
+    "A256KW",
+    "dir",
+];
+
+fn enc_key(alg: &str, kid: &str) -> serde_json::Value {
+    let mut jwk = match alg {
+        "RSA-OAEP" | "RSA-OAEP-256" => Jwk::generate_rsa_key(2048),
+        "A128KW" => Jwk::generate_oct_key(16),
+        "A256KW" | "dir" => Jwk::generate_oct_key(32),
+        _ => Jwk::generate_ec_key(EcCurve::P256),
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
+    jwk.set_key_id(kid);
+    jwk.set_key_use("enc");
+    let map: serde_json::Map<String, serde_json::Value> = jwk.into();
+    serde_json::Value::Object(map)
+}
+
+fn bench_jwe(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("sign.json"),
+        serde_json::json!({ "keys": [key("ES256")] }).to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut config = String::from(
+        "[[realm]]\nname = \"bench\"\nissuer = \"https://issuer.bench\"\nalgorithms = [\"ES256\"]\nsigning_keys = \"sign.json\"\n",
+    );
+    for (i, alg) in JWE_ALGS.iter().enumerate() {
+        let file = format!("enc{i}.json");
+        std::fs::write(
+            dir.path().join(&file),
+            serde_json::json!({ "keys": [enc_key(alg, &format!("e{i}"))] }).to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        config.push_str(&format!(
+            "\n[[resource_server]]\nid = \"rs{i}\"\nrealm = \"bench\"\naudience = \"https://rs{i}.bench\"\nupstream = \"http://127.0.0.1:9\"\nencryption = \"resource_server\"\nencryption_jwks_file = \"{file}\"\nkey_alg = \"{alg}\"\n"
+        ));
+    }
+    let path = dir.path().join("portcullis.toml");
+    std::fs::write(&path, config).unwrap_or_else(|e| panic!("{e}"));
+    let clock = ManualClock::new(NOW);
+    let mut snap = portcullis::app::load_snapshot(&path, clock.clone(), None).unwrap_or_else(|e| panic!("{e}"));
+    snap.settings.token_cache_capacity = 0;
+    let v = Verifier::new(snap, clock);
+    let snap = v.snapshot();
+    let key = snap.signing_keys[0].first().unwrap_or_else(|| panic!("no key"));
+    let mut g = c.benchmark_group("jwe_decrypt_verify_cold");
+    for (i, alg) in JWE_ALGS.iter().enumerate() {
+        let rs = &snap.resource_servers[i];
+        let jws = mint(
+            &MintRequest {
+                issuer: "https://issuer.bench",
+                audience: rs.audience.as_str(),
+                subject: "bench",
+                client_id: "bench",
+                scope: "",
+                now: NOW,
+                ttl: Duration::from_secs(3600),
+                auth_time: NOW,
+            },
+            key,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let jwe = snap.rs_jwe[i]
+            .as_ref()
+            .unwrap_or_else(|| panic!("no jwe"))
+            .encrypt(&jws)
+            .unwrap_or_else(|e| panic!("{e}"));
+        g.bench_with_input(BenchmarkId::from_parameter(alg), &jwe, |b, t| {
+            b.to_async(&rt)
+                .iter(|| async { black_box(v.verify_for(&snap, i, t).await.unwrap_or_else(|e| panic!("{e}"))) })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_verify, bench_jwe, bench_routing);
 criterion_main!(benches);
