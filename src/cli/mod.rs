@@ -51,9 +51,10 @@ enum Command {
         /// Key id.
         #[arg(long)]
         kid: String,
-        /// Private JWKS file to write (or to add the key to, with --append).
+        /// Private JWKS file to write (or to add the key to, with --append). Defaults to
+        /// `<kid>.private.jwks.json` in the current directory.
         #[arg(long, short)]
-        out: PathBuf,
+        out: Option<PathBuf>,
         /// Add the key to an existing private JWKS instead of refusing to overwrite it.
         #[arg(long)]
         append: bool,
@@ -103,7 +104,10 @@ pub fn run(args: Args) -> ExitCode {
             log_format,
         } => serve(config, workers, log_format),
         Command::Check { config } => check::run(&config),
-        Command::Keygen { alg, kid, out, append } => keygen::run(alg, &kid, &out, append),
+        Command::Keygen { alg, kid, out, append } => {
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{kid}.private.jwks.json")));
+            keygen::run(alg, &kid, &out, append)
+        }
         Command::HashSecret { generate } => hash_secret(generate),
         Command::Token {
             config,
