@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{self, CompileContext, ConfigErrors};
@@ -101,8 +101,9 @@ pub async fn verifier(path: &std::path::Path, clock: SharedClock) -> Result<Veri
 #[derive(Debug)]
 pub struct Gateway {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     verifier: Arc<Verifier>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -117,6 +118,15 @@ impl Gateway {
         let addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
+        let admin = match snap.settings.admin_listen {
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .map_err(|source| StartError::Bind { addr: a, source })?,
+            ),
+            None => None,
+        };
+        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         start_keys(&snap).await;
         let forwarder = Forwarder::new(snap.settings.upstream_connect_timeout);
         let verifier = Arc::new(Verifier::new(snap, opts.clock.clone()));
@@ -126,24 +136,36 @@ impl Gateway {
             forwarder,
             issuer,
         });
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (stop, stopped) = watch::channel(false);
         let drain = opts.drain;
+        if let Some(admin) = admin {
+            let mut stopped = stopped.clone();
+            let verifier = verifier.clone();
+            tokio::spawn(async move {
+                crate::admin::serve(admin, verifier, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+            });
+        }
+        let mut stopped_main = stopped;
         let task = tokio::spawn(async move {
             server::serve(
                 listener,
                 shared,
                 async move {
-                    let _ = stopped.await;
+                    let _ = stopped_main.wait_for(|s| *s).await;
                 },
                 drain,
             )
             .await;
         });
-        tracing::info!(%addr, "portcullis listening");
+        tracing::info!(%addr, admin = ?admin_addr, "portcullis listening");
         Ok(Self {
             addr,
+            admin_addr,
             verifier,
-            stop: Some(stop),
+            stop,
             task,
         })
     }
@@ -153,6 +175,11 @@ impl Gateway {
         self.addr
     }
 
+    /// The admin listener's address, if `[server] admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     /// The gateway's verifier (snapshot, keys, cache).
     pub fn verifier(&self) -> &Arc<Verifier> {
         &self.verifier
@@ -160,9 +187,7 @@ impl Gateway {
 
     /// Stops accepting, lets in-flight requests finish (up to the drain bound), returns.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        let _ = self.stop.send(true);
         let _ = (&mut self.task).await;
     }
 

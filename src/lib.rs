@@ -11,6 +11,7 @@
 //! Modules, in the direction data flows: [`server`] → [`routing`] → [`token`] → [`proxy`],
 //! with [`rescue`] answering refusals, over an immutable [`snapshot`] compiled by [`config`].
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod issuer;

@@ -28,6 +28,8 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// Bound on opening a connection to an upstream. Defaults to 5 s.
     pub upstream_connect_timeout: Duration,
+    /// The admin listener (`/healthz`, `/readyz`); off when `None`. Defaults to off.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             token_cache_capacity: 100_000,
             header_read_timeout: Duration::from_secs(10),
             upstream_connect_timeout: Duration::from_secs(5),
+            admin_listen: None,
         }
     }
 }

@@ -428,6 +428,12 @@ fn compile_settings(c: &mut Ctx<'_>, files: &[LoadedFile]) -> Settings {
                 ),
             }
         }
+        if let Some(admin) = &raw.admin_listen {
+            match SocketAddr::from_str(admin) {
+                Ok(a) => settings.admin_listen = Some(a),
+                Err(e) => c.err(&f.path, "server", "admin_listen", format!("{admin:?} is not an address: {e}")),
+            }
+        }
         if let Some(code) = raw.unmatched_status {
             match StatusCode::from_u16(code) {
                 Ok(s) if s.is_client_error() || s.is_server_error() => settings.unmatched_status = s,

@@ -42,6 +42,8 @@ pub struct RawServer {
     pub header_read_timeout: Option<String>,
     /// Bound on connecting to an upstream.
     pub upstream_connect_timeout: Option<String>,
+    /// Admin listener address.
+    pub admin_listen: Option<String>,
 }
 
 /// `[[realm]]`.

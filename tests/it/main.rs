@@ -8,3 +8,4 @@ mod forwarding;
 mod gateway;
 mod jwks_remote;
 mod refusals;
+mod admin;

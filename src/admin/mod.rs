@@ -1,0 +1,100 @@
+//! The admin listener, apart from the public port: `/healthz` (the process answers) and
+//! `/readyz` (a configuration is loaded and every realm has usable keys).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::verifier::Verifier;
+
+/// Serves the admin endpoints on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, verifier: Arc<Verifier>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let verifier = verifier.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let verifier = verifier.clone();
+                async move { Ok::<_, Infallible>(answer(&verifier, &req)) }
+            });
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5));
+            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+fn answer(verifier: &Verifier, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({ "error": "method not allowed" }),
+        );
+    }
+    match req.uri().path() {
+        "/healthz" => json(StatusCode::OK, &json!({ "status": "ok" })),
+        "/readyz" => {
+            let snap = verifier.snapshot();
+            let realms: Vec<Value> = snap
+                .realms
+                .iter()
+                .zip(&snap.realm_keys)
+                .map(|(r, k)| {
+                    let h = k.health();
+                    json!({
+                        "realm": r.name.as_str(),
+                        "usable": h.usable,
+                        "local_keys": h.local_keys,
+                        "remote_keys": h.remote_keys,
+                        "remote_age_seconds": h.remote_age,
+                        "last_error": h.last_error,
+                    })
+                })
+                .collect();
+            let ready = snap.ready();
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            json(status, &json!({ "ready": ready, "realms": realms }))
+        }
+        _ => json(StatusCode::NOT_FOUND, &json!({ "error": "not found" })),
+    }
+}
+
+fn json(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
