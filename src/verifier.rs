@@ -112,8 +112,12 @@ impl Verifier {
     }
 
     /// Replaces the snapshot; requests in flight finish on the one they loaded.
+    ///
+    /// The verified-token cache is emptied: entries are tagged with key generations and
+    /// resource-server positions that a new configuration may reuse for other keys.
     pub fn replace(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
+        self.cache.clear();
     }
 
     /// Revoked tokens.

@@ -98,6 +98,14 @@ impl TokenCache {
         }
     }
 
+    /// Drops every entry (a new configuration: its keys, encryption settings or resource
+    /// server order may differ, and entries are tagged with both).
+    pub fn clear(&self) {
+        if let Some(c) = &self.inner {
+            c.invalidate_all();
+        }
+    }
+
     /// Drops every entry of `realm` (its rules changed on reload).
     pub fn invalidate_realm(&self, realm: &Name) {
         if let Some(c) = &self.inner {

@@ -152,6 +152,17 @@ impl JweKeys {
             if let Some(k) = &kid {
                 kids.push(k.clone());
             }
+            // RFC 7520 § 5.6 labels a direct-encryption key with the content algorithm it
+            // serves; for `dir` that means the same as "dir" (the only label josekit takes).
+            let relabelled;
+            let jwk = if key_alg == "dir" && jwk.algorithm() == Some(content_alg) {
+                let mut k = jwk.clone();
+                k.set_algorithm("dir");
+                relabelled = k;
+                &relabelled
+            } else {
+                jwk
+            };
             if jwk.key_use().is_some_and(|u| u != "enc") {
                 why_not.push(format!("key #{i}: use is not \"enc\""));
                 continue;
@@ -171,7 +182,14 @@ impl JweKeys {
                 continue;
             }
             if is_private(jwk) {
-                match make_decrypter(key_alg, jwk) {
+                // `decrypt_content` matches the kid itself; a decrypter keeping it would make
+                // josekit demand it in every header, so a JWE without kid never decrypted.
+                let mut unlabelled = jwk.clone();
+                let unlabelled = unlabelled.set_parameter("kid", None).map(|()| unlabelled);
+                match unlabelled
+                    .map_err(|e| e.to_string())
+                    .and_then(|k| make_decrypter(key_alg, &k))
+                {
                     Ok(d) => decrypters.push((kid.clone(), d)),
                     Err(e) => {
                         why_not.push(format!("key #{i}: {e}"));
@@ -232,6 +250,20 @@ impl JweKeys {
 
     /// Decrypts a five-part token and returns the inner compact JWS.
     pub fn decrypt(&self, token: &str) -> Result<String, TokenError> {
+        let content = self.decrypt_content(token)?;
+        let inner = String::from_utf8(content).map_err(|_| TokenError::Decryption("content is not text"))?;
+        // RFC 7519 § 5.2: the content of a nested JWT is itself a JWT; we accept only a
+        // signed one (three parts).
+        if inner.bytes().filter(|b| *b == b'.').count() != 2 {
+            return Err(TokenError::Decryption("content is not a signed JWT"));
+        }
+        Ok(inner)
+    }
+
+    /// Decrypts a five-part token under the same header policy as [`Self::decrypt`] and
+    /// returns its content as is, without requiring a nested JWT (e.g. RFC 7520's examples,
+    /// whose content is plain text).
+    pub fn decrypt_content(&self, token: &str) -> Result<Vec<u8>, TokenError> {
         let header_b64 = token.split('.').next().unwrap_or_default();
         let header = check_header(header_b64, &self.key_alg, &self.content_alg)?;
         let candidates = self.decrypters.iter().filter(|(kid, _)| match (&header.kid, kid) {
@@ -243,13 +275,7 @@ impl JweKeys {
         for (_, d) in candidates.take(MAX_KIDLESS_KEYS) {
             tried += 1;
             if let Ok((content, _)) = jwe::deserialize_compact(token, d.as_ref()) {
-                let inner = String::from_utf8(content).map_err(|_| TokenError::Decryption("content is not text"))?;
-                // RFC 7519 § 5.2: the content of a nested JWT is itself a JWT; we accept
-                // only a signed one (three parts).
-                if inner.bytes().filter(|b| *b == b'.').count() != 2 {
-                    return Err(TokenError::Decryption("content is not a signed JWT"));
-                }
-                return Ok(inner);
+                return Ok(content);
             }
         }
         Err(TokenError::Decryption(if tried == 0 {

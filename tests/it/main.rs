@@ -9,3 +9,4 @@ mod gateway;
 mod jwks_remote;
 mod refusals;
 mod admin;
+mod jwe;
