@@ -274,7 +274,12 @@ impl JweKeys {
         let mut tried = 0;
         for (_, d) in candidates.take(MAX_KIDLESS_KEYS) {
             tried += 1;
-            if let Ok((content, _)) = jwe::deserialize_compact(token, d.as_ref()) {
+            // NB: the token is attacker input handed to a C-backed library; a panic inside
+            // it must cost this request, not the connection task.
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                jwe::deserialize_compact(token, d.as_ref())
+            }));
+            if let Ok(Ok((content, _))) = attempt {
                 return Ok(content);
             }
         }
