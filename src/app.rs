@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -11,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{self, CompileContext, ConfigErrors};
+use crate::config::{self, CompileContext, ConfigErrors, ConfigWatch};
 use crate::jwks::Fetcher;
 use crate::proxy::Forwarder;
 use crate::server::{self, Shared};
@@ -79,7 +80,13 @@ pub fn load_snapshot(
 /// answers 503 until a fetch succeeds.
 pub async fn start_keys(snap: &Snapshot) {
     let mut set = tokio::task::JoinSet::new();
-    for keys in snap.realm_keys.iter().chain(snap.client_keys.iter().flatten()) {
+    // Keys carried over from the previous snapshot are already live: no refetch storm.
+    for keys in snap
+        .realm_keys
+        .iter()
+        .chain(snap.client_keys.iter().flatten())
+        .filter(|k| !k.is_started())
+    {
         let keys = keys.clone();
         set.spawn(async move {
             // Errors are logged by the key store itself.
@@ -102,6 +109,7 @@ pub async fn verifier(path: &std::path::Path, clock: SharedClock) -> Result<Veri
 pub struct Gateway {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    reloader: Arc<Reloader>,
     verifier: Arc<Verifier>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -138,6 +146,32 @@ impl Gateway {
         });
         let (stop, stopped) = watch::channel(false);
         let drain = opts.drain;
+        let reloader = Arc::new(Reloader {
+            config: opts.config.clone(),
+            clock: opts.clock.clone(),
+            shared: shared.clone(),
+            lock: tokio::sync::Mutex::new(()),
+            reloads: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        });
+        match ConfigWatch::start(&opts.config) {
+            Ok(mut w) => {
+                let reloader = reloader.clone();
+                let mut stopped = stopped.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            changed = w.changed() => {
+                                if !changed { break }
+                                let _ = reloader.reload().await;
+                            }
+                            () = async { let _ = stopped.wait_for(|s| *s).await; } => break,
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch the configuration; reload with SIGHUP"),
+        }
         if let Some(admin) = admin {
             let mut stopped = stopped.clone();
             let verifier = verifier.clone();
@@ -164,6 +198,7 @@ impl Gateway {
         Ok(Self {
             addr,
             admin_addr,
+            reloader,
             verifier,
             stop,
             task,
@@ -173,6 +208,20 @@ impl Gateway {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Re-reads the configuration now (what SIGHUP does). On any error the running
+    /// configuration stays in place.
+    pub async fn reload(&self) -> Result<(), ConfigErrors> {
+        self.reloader.reload().await
+    }
+
+    /// Successful and failed reloads so far.
+    pub fn reload_counts(&self) -> (u64, u64) {
+        (
+            self.reloader.reloads.load(Ordering::Relaxed),
+            self.reloader.failures.load(Ordering::Relaxed),
+        )
     }
 
     /// The admin listener's address, if `[server] admin_listen` is set.
@@ -194,5 +243,61 @@ impl Gateway {
     /// Waits until the server task ends.
     pub async fn wait(mut self) {
         let _ = (&mut self.task).await;
+    }
+}
+
+/// Builds and swaps in new snapshots.
+#[derive(Debug)]
+struct Reloader {
+    config: PathBuf,
+    clock: SharedClock,
+    shared: Arc<Shared>,
+    /// One reload at a time.
+    lock: tokio::sync::Mutex<()>,
+    reloads: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Reloader {
+    /// Compiles the configuration completely, then swaps it in. Requests in flight finish on
+    /// the snapshot they loaded; realms whose key sources are unchanged keep their keys.
+    async fn reload(&self) -> Result<(), ConfigErrors> {
+        let _one_at_a_time = self.lock.lock().await;
+        let current = self.shared.verifier.snapshot();
+        let path = self.config.clone();
+        let clock = self.clock.clone();
+        let prev = current.clone();
+        // File reads and key parsing: off the runtime workers.
+        let compiled = match tokio::task::spawn_blocking(move || load_snapshot(&path, clock, Some(&prev))).await {
+            Ok(r) => r,
+            Err(e) => Err(ConfigErrors(vec![crate::config::ConfigError {
+                file: self.config.clone(),
+                entity: "configuration".into(),
+                field: None,
+                message: format!("reload task failed: {e}"),
+            }])),
+        };
+        match compiled {
+            Ok(snap) => {
+                if snap.settings.listen != current.settings.listen
+                    || snap.settings.admin_listen != current.settings.admin_listen
+                {
+                    tracing::warn!("listen addresses changed; they take effect on restart");
+                }
+                start_keys(&snap).await;
+                self.shared.verifier.replace(snap);
+                self.shared.issuer.forget_secrets();
+                self.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(config = %self.config.display(), "configuration reloaded");
+                Ok(())
+            }
+            Err(errors) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                for e in &errors.0 {
+                    tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
+                }
+                Err(errors)
+            }
+        }
     }
 }

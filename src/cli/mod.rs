@@ -201,31 +201,37 @@ fn serve(config: PathBuf, workers: Option<usize>, log_format: LogFormat) -> Exit
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_signal().await;
+        wait_for_stop(&gateway).await;
         tracing::info!("shutting down: draining in-flight requests");
         gateway.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM; SIGHUP reloads the configuration meanwhile.
+async fn wait_for_stop(gateway: &portcullis::app::Gateway) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    // Errors are logged by the reloader; the running configuration stays.
+                    let _ = gateway.reload().await;
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = gateway;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -10,12 +10,14 @@ mod encryption;
 mod error;
 mod load;
 mod raw;
+mod watch;
 
 use std::path::Path;
 
 pub use compile::CompileContext;
 pub use error::{ConfigError, ConfigErrors};
 pub use load::LoadedFile;
+pub use watch::ConfigWatch;
 
 use crate::snapshot::Snapshot;
 

@@ -244,6 +244,11 @@ impl RealmKeys {
         });
     }
 
+    /// Whether the background refresher was started (these keys are live in a snapshot).
+    pub fn is_started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
     /// Time until the current remote keys are due for refresh.
     fn until_refresh(&self) -> Duration {
         let Some(r) = &self.remote else { return Duration::MAX };

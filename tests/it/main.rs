@@ -10,3 +10,4 @@ mod jwks_remote;
 mod refusals;
 mod admin;
 mod jwe;
+mod reload;

@@ -1,0 +1,175 @@
+//! Hot reload: a complete, valid configuration replaces the running one; a broken edit
+//! changes nothing; requests in flight never see a half-applied configuration.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+
+use crate::support::*;
+
+/// Variant B adds a protected resource `/extra` needing `write`.
+fn variant_b(config: &str) -> String {
+    format!(
+        "{config}\n[[protected_resource]]\nid = \"extra\"\nresource_server = \"api\"\npaths = [\"/extra\"]\nscopes = [\"write\"]\n"
+    )
+}
+
+fn write_config(h: &Harness, text: &str) {
+    let keys = h.dir.path().join("keys.json");
+    let text = text
+        .replace("{upstream}", &h.upstream.addr.to_string())
+        .replace("{keys}", &keys.display().to_string());
+    // Write then rename, as editors and ConfigMap updates do: readers never see half a file.
+    let tmp = h.dir.path().join("portcullis.toml.tmp");
+    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(&tmp, h.dir.path().join("portcullis.toml")).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
+    let base = default_config().replace("paths = [\"/**\"]", "paths = [\"/open/**\"]");
+    let h = Arc::new(Harness::start_with(&base, TestKey::es256("k1")).await);
+    let read = h.key.sign(&claims("read"));
+    let write = h.key.sign(&claims("read write"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let (h, read, write, stop, sent) = (h.clone(), read.clone(), write.clone(), stop.clone(), sent.clone());
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                // Allowed in every valid version.
+                let a = h.get("/items/1", &read).await;
+                assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+                // Unknown in A, needs `write` in B: 404 or 403 for `read`, never anything else.
+                let a = h.get("/extra", &read).await;
+                assert!(
+                    matches!(a.status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN),
+                    "{} {}",
+                    a.status,
+                    a.body
+                );
+                // 404 in A, 200 in B for `write`.
+                let a = h.get("/extra", &write).await;
+                assert!(
+                    matches!(a.status, StatusCode::NOT_FOUND | StatusCode::OK),
+                    "{} {}",
+                    a.status,
+                    a.body
+                );
+                sent.fetch_add(3, Ordering::Relaxed);
+            }
+        }));
+    }
+    let broken = [
+        "this is not toml [[[",
+        &base.replace("issuer = ", "issur = "),
+        &variant_b(&base).replace("scopes = [\"write\"]\n", "scopes = [\"nope\"]\n"),
+        &base.replace("default_scopes = [\"read\"]", "default_scopes = [\"absent\"]"),
+    ];
+    for round in 0..12 {
+        let valid = if round % 2 == 0 { variant_b(&base) } else { base.clone() };
+        write_config(&h, &valid);
+        h.gateway
+            .reload()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let has_extra = h
+            .gateway
+            .verifier()
+            .snapshot()
+            .resources
+            .iter()
+            .any(|r| r.id.as_str() == "extra");
+        assert_eq!(has_extra, round % 2 == 0);
+        let bad = broken[round % broken.len()];
+        write_config(&h, bad);
+        assert!(
+            h.gateway.reload().await.is_err(),
+            "round {round}: a broken config was accepted"
+        );
+        // Still the last good one.
+        let still = h
+            .gateway
+            .verifier()
+            .snapshot()
+            .resources
+            .iter()
+            .any(|r| r.id.as_str() == "extra");
+        assert_eq!(
+            still,
+            round % 2 == 0,
+            "round {round}: a broken edit changed the running configuration"
+        );
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap_or_else(|e| panic!("a client saw a wrong answer: {e}"));
+    }
+    assert!(sent.load(Ordering::Relaxed) > 0);
+    let (ok, failed) = h.gateway.reload_counts();
+    assert!(ok >= 12 && failed >= 12, "{ok} {failed}");
+}
+
+#[tokio::test]
+async fn a_reload_keeps_remote_keys_of_unchanged_realms() {
+    let jwks = JwksServer::start(String::new()).await;
+    let key = TestKey::es256("k1");
+    jwks.set(StatusCode::OK, public_jwks(&[&key])).await;
+    let config = default_config().replace(
+        "jwks_file = \"{keys}\"",
+        &format!("jwks_uri = \"{}\"\ndanger_allow_http_jwks = true", jwks.uri()),
+    );
+    let h = Harness::start_with(&config, key).await;
+    assert_eq!(jwks.fetches(), 1);
+    write_config(&h, &variant_b(&config));
+    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(jwks.fetches(), 1, "an unchanged realm refetched its keys on reload");
+    let token = h.key.sign(&claims("write"));
+    assert_eq!(h.get("/extra", &token).await.status, StatusCode::OK);
+    // Changing the realm's key source does refetch.
+    write_config(
+        &h,
+        &variant_b(&config).replace(
+            "danger_allow_http_jwks = true",
+            "danger_allow_http_jwks = true\njwks_ttl = \"10m\"",
+        ),
+    );
+    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(jwks.fetches(), 2);
+}
+
+#[tokio::test]
+async fn the_watcher_reloads_on_a_file_change() {
+    let h = Harness::start().await;
+    write_config(&h, &variant_b(&default_config()));
+    // Wait (bounded) for the watcher; this asserts that it happens, not how fast.
+    let mut seen = false;
+    for _ in 0..200 {
+        if h.gateway
+            .verifier()
+            .snapshot()
+            .resources
+            .iter()
+            .any(|r| r.id.as_str() == "extra")
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the watcher did not reload within 10 s");
+    let token = h.key.sign(&claims("write"));
+    let a = h
+        .send(
+            Method::GET,
+            "/extra",
+            &[("authorization", &format!("Bearer {token}"))],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+}
