@@ -11,3 +11,4 @@ mod refusals;
 mod admin;
 mod jwe;
 mod reload;
+mod issuer_token;
