@@ -12,3 +12,4 @@ mod admin;
 mod jwe;
 mod reload;
 mod issuer_token;
+mod issuer_auth;
