@@ -177,6 +177,14 @@ impl Verifier {
         // verify + authorize
         let claims = self.verify_for(snap, pr.resource_server, raw).await.map_err(deny)?;
         let realm = &snap.realms[rs.realm];
+        // A revoked token is an invalid token, whatever the route needs (RFC 7009 § 2).
+        if !self.revocations.never_used()
+            && self
+                .revocations
+                .is_revoked(&RevocationKey::of(realm.name.as_str(), &claims, raw))
+        {
+            return Err(deny(TokenError::Revoked));
+        }
         claims
             .check_request(&RequestContext {
                 now,
@@ -185,13 +193,6 @@ impl Verifier {
                 resource: pr,
             })
             .map_err(deny)?;
-        if !self.revocations.never_used()
-            && self
-                .revocations
-                .is_revoked(&RevocationKey::of(realm.name.as_str(), &claims, raw))
-        {
-            return Err(deny(TokenError::Revoked));
-        }
         let claim_headers = claim_headers(rs, &claims).map_err(deny)?;
         Ok(Allowed {
             resource,

@@ -211,7 +211,7 @@ pub async fn authenticate(
         }
         (Presented::Assertion { jwt, .. }, ClientAuth::SecretJwt { secret }) => {
             let key = DecodingKey::from_secret(secret);
-            check_assertion(cx, jwt, client, AssertionKey::Hmac(&key)).await
+            check_assertion(cx, jwt, client, AssertionKey::Hmac(&key, secret.len())).await
         }
         (Presented::Assertion { jwt, .. }, ClientAuth::PrivateKeyJwt) => {
             let keys = keys.ok_or_else(|| invalid_client("no keys for this client", false))?;
@@ -237,8 +237,18 @@ pub async fn check_secret(
 }
 
 enum AssertionKey<'a> {
-    Hmac(&'a DecodingKey),
+    /// The shared secret as a key, and its length.
+    Hmac(&'a DecodingKey, usize),
     Public(&'a Arc<RealmKeys>),
+}
+
+/// Shortest key for an HMAC algorithm: its hash output (RFC 7518 § 3.2).
+fn hmac_min_key(alg: Algorithm) -> usize {
+    match alg {
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => 32,
+    }
 }
 
 /// RFC 7523 § 3, in order.
@@ -260,13 +270,22 @@ async fn check_assertion(
         return Err(fail("too large"));
     }
     let compact = jws::split(jwt).map_err(|_| fail("malformed"))?;
+    let hmac_algs: Vec<Algorithm>;
     let allowed: &[Algorithm] = match key {
-        AssertionKey::Hmac(_) => &HMAC_ALGS,
+        // RFC 7518 § 3.2: the key must be at least as long as the hash output.
+        AssertionKey::Hmac(_, secret_len) => {
+            hmac_algs = HMAC_ALGS
+                .iter()
+                .copied()
+                .filter(|a| secret_len >= hmac_min_key(*a))
+                .collect();
+            &hmac_algs
+        }
         AssertionKey::Public(_) => &cx.realm.algorithms,
     };
     let header = jws::assertion_header(compact.header, allowed).map_err(|e| fail(e.reason()))?;
     match key {
-        AssertionKey::Hmac(k) => {
+        AssertionKey::Hmac(k, _) => {
             let ok = jsonwebtoken::crypto::verify(compact.signature, compact.signing_input.as_bytes(), k, header.alg)
                 .unwrap_or(false);
             if !ok {
