@@ -3,13 +3,13 @@
 
 mod support;
 
+mod admin;
 mod config;
 mod forwarding;
 mod gateway;
+mod issuer_auth;
+mod issuer_token;
+mod jwe;
 mod jwks_remote;
 mod refusals;
-mod admin;
-mod jwe;
 mod reload;
-mod issuer_token;
-mod issuer_auth;
