@@ -431,7 +431,12 @@ fn compile_settings(c: &mut Ctx<'_>, files: &[LoadedFile]) -> Settings {
         if let Some(admin) = &raw.admin_listen {
             match SocketAddr::from_str(admin) {
                 Ok(a) => settings.admin_listen = Some(a),
-                Err(e) => c.err(&f.path, "server", "admin_listen", format!("{admin:?} is not an address: {e}")),
+                Err(e) => c.err(
+                    &f.path,
+                    "server",
+                    "admin_listen",
+                    format!("{admin:?} is not an address: {e}"),
+                ),
             }
         }
         if let Some(code) = raw.unmatched_status {
