@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{self, CompileContext, ConfigErrors, ConfigWatch};
 use crate::jwks::Fetcher;
+use crate::metrics::Metrics;
 use crate::proxy::Forwarder;
 use crate::server::{self, Shared};
 use crate::snapshot::Snapshot;
@@ -137,12 +138,15 @@ impl Gateway {
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         start_keys(&snap).await;
         let forwarder = Forwarder::new(snap.settings.upstream_connect_timeout);
+        forwarder.set_upstream_ca(snap.upstream_ca.as_ref());
         let verifier = Arc::new(Verifier::new(snap, opts.clock.clone()));
         let issuer = crate::issuer::Issuer::new(verifier.clone());
+        let metrics = Arc::new(Metrics::new());
         let shared = Arc::new(Shared {
             verifier: verifier.clone(),
             forwarder,
             issuer,
+            metrics: metrics.clone(),
         });
         let (stop, stopped) = watch::channel(false);
         let drain = opts.drain;
@@ -151,32 +155,27 @@ impl Gateway {
             clock: opts.clock.clone(),
             shared: shared.clone(),
             lock: tokio::sync::Mutex::new(()),
-            reloads: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            reloads: metrics.reloads.clone(),
+            failures: metrics.reload_failures.clone(),
         });
         match ConfigWatch::start(&opts.config) {
-            Ok(mut w) => {
-                let reloader = reloader.clone();
-                let mut stopped = stopped.clone();
-                tokio::spawn(async move {
-                    loop {
-                        tokio::select! {
-                            changed = w.changed() => {
-                                if !changed { break }
-                                let _ = reloader.reload().await;
-                            }
-                            () = async { let _ = stopped.wait_for(|s| *s).await; } => break,
-                        }
-                    }
-                });
-            }
+            Ok(w) => reload_on_change(w, reloader.clone(), stopped.clone()),
             Err(e) => tracing::warn!(error = %e, "cannot watch the configuration; reload with SIGHUP"),
+        }
+        // Certificates often live apart from the configuration (a mounted secret): their
+        // directories are watched too, so a rotated certificate is picked up without SIGHUP.
+        for dir in tls_dirs(&verifier.snapshot(), &opts.config) {
+            match ConfigWatch::start(&dir) {
+                Ok(w) => reload_on_change(w, reloader.clone(), stopped.clone()),
+                Err(e) => tracing::warn!(error = %e, ?dir, "cannot watch TLS files; reload with SIGHUP"),
+            }
         }
         if let Some(admin) = admin {
             let mut stopped = stopped.clone();
             let verifier = verifier.clone();
+            let registry = Arc::new(crate::admin::metrics::registry(&metrics, verifier.clone()));
             tokio::spawn(async move {
-                crate::admin::serve(admin, verifier, async move {
+                crate::admin::serve(admin, verifier, registry, async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 })
                 .await;
@@ -218,10 +217,7 @@ impl Gateway {
 
     /// Successful and failed reloads so far.
     pub fn reload_counts(&self) -> (u64, u64) {
-        (
-            self.reloader.reloads.load(Ordering::Relaxed),
-            self.reloader.failures.load(Ordering::Relaxed),
-        )
+        (self.reloader.reloads.get(), self.reloader.failures.get())
     }
 
     /// The admin listener's address, if `[server] admin_listen` is set.
@@ -246,6 +242,46 @@ impl Gateway {
     }
 }
 
+/// Reloads whenever `watch` reports a settled change, until `stopped` turns true.
+fn reload_on_change(mut watch: ConfigWatch, reloader: Arc<Reloader>, mut stopped: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = watch.changed() => {
+                    if !changed { break }
+                    // Errors are logged and counted by the reloader; the running snapshot stays.
+                    let _ = reloader.reload().await;
+                }
+                () = async { let _ = stopped.wait_for(|s| *s).await; } => break,
+            }
+        }
+    });
+}
+
+/// The directories of the TLS files `snap` was built from, other than the configuration's
+/// own (already watched). Directories named only by a later reload need SIGHUP or a restart.
+fn tls_dirs(snap: &Snapshot, config: &std::path::Path) -> Vec<PathBuf> {
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let config_dir = if config.is_dir() {
+        canonical(config)
+    } else {
+        canonical(config.parent().unwrap_or(std::path::Path::new(".")))
+    };
+    let files = snap
+        .listener_tls
+        .iter()
+        .flat_map(|t| t.files.paths())
+        .chain(snap.upstream_ca.iter().map(|u| u.file.as_path()));
+    let mut dirs: Vec<PathBuf> = files
+        .filter_map(|f| f.parent())
+        .map(canonical)
+        .filter(|d| *d != config_dir)
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 /// Builds and swaps in new snapshots.
 #[derive(Debug)]
 struct Reloader {
@@ -254,8 +290,8 @@ struct Reloader {
     shared: Arc<Shared>,
     /// One reload at a time.
     lock: tokio::sync::Mutex<()>,
-    reloads: AtomicU64,
-    failures: AtomicU64,
+    reloads: Counter,
+    failures: Counter,
 }
 
 impl Reloader {
@@ -284,15 +320,20 @@ impl Reloader {
                 {
                     tracing::warn!("listen addresses changed; they take effect on restart");
                 }
+                // The accept loop sizes its connection semaphore once, at start.
+                if snap.settings.max_connections != current.settings.max_connections {
+                    tracing::warn!("max_connections changed; it takes effect on restart");
+                }
                 start_keys(&snap).await;
+                self.shared.forwarder.set_upstream_ca(snap.upstream_ca.as_ref());
                 self.shared.verifier.replace(snap);
                 self.shared.issuer.forget_secrets();
-                self.reloads.fetch_add(1, Ordering::Relaxed);
+                self.reloads.inc();
                 tracing::info!(config = %self.config.display(), "configuration reloaded");
                 Ok(())
             }
             Err(errors) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
+                self.failures.inc();
                 for e in &errors.0 {
                     tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
                 }

@@ -16,6 +16,7 @@ pub mod app;
 pub mod config;
 pub mod issuer;
 pub mod jwks;
+pub mod metrics;
 pub mod model;
 pub mod proxy;
 pub mod rescue;
@@ -23,6 +24,7 @@ pub mod routing;
 pub mod server;
 pub mod snapshot;
 pub mod time;
+pub mod tls;
 pub mod token;
 pub mod verifier;
 

@@ -98,12 +98,27 @@ pub fn upstream_failure(error: &UpstreamError) -> Response<Full<Bytes>> {
             "upstream_timeout",
             "the upstream did not answer in time",
         ),
+        // The client's fault, not the upstream's (pingora: the error's source picks the status).
+        UpstreamError::BodyTooLarge => body_too_large(),
         _ => json(
             StatusCode::BAD_GATEWAY,
             "upstream_unavailable",
             "the upstream could not be reached",
         ),
     }
+}
+
+/// The answer to a request body longer than the resource server's `max_body_bytes`
+/// (RFC 9110 § 15.5.14). The connection closes: the rest of the body is never read.
+pub fn body_too_large() -> Response<Full<Bytes>> {
+    let mut resp = json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        "the request body is too large",
+    );
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// A small JSON error body.

@@ -26,6 +26,17 @@ pub struct Settings {
     pub token_cache_capacity: u64,
     /// Bound on receiving a request's headers (slowloris). Defaults to 10 s.
     pub header_read_timeout: Duration,
+    /// Bound on a request head in bytes: HTTP/1.1 read buffer (431 past it), HTTP/2 header
+    /// list size. At least 8192 (hyper's floor). Defaults to 64 KiB.
+    pub max_header_bytes: usize,
+    /// Bound on the number of HTTP/1.1 request header fields (431 past it). Defaults to 100.
+    pub max_headers: usize,
+    /// How long a connection may stay open with no request in flight and no bytes moving.
+    /// Defaults to 60 s.
+    pub idle_timeout: Duration,
+    /// Bound on open connections to the public listener; `None` for no bound. Defaults to
+    /// none.
+    pub max_connections: Option<usize>,
     /// Bound on opening a connection to an upstream. Defaults to 5 s.
     pub upstream_connect_timeout: Duration,
     /// The admin listener (`/healthz`, `/readyz`); off when `None`. Defaults to off.
@@ -39,6 +50,10 @@ impl Default for Settings {
             unmatched_status: StatusCode::NOT_FOUND,
             token_cache_capacity: 100_000,
             header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            idle_timeout: Duration::from_secs(60),
+            max_connections: None,
             upstream_connect_timeout: Duration::from_secs(5),
             admin_listen: None,
         }
@@ -72,6 +87,12 @@ pub struct Snapshot {
     pub issuer_routes: HashMap<String, (usize, IssuerEndpoint)>,
     /// The files this snapshot was compiled from.
     pub sources: Vec<PathBuf>,
+    /// TLS on the public listener (`tls_cert`, `tls_key`, `tls_client_ca`); plain HTTP when
+    /// `None`. New connections handshake with the snapshot current when they are accepted.
+    pub listener_tls: Option<crate::tls::ListenerTls>,
+    /// The only trust anchors for `https://` upstreams (`upstream_ca`); the platform's roots
+    /// when `None`.
+    pub upstream_ca: Option<crate::tls::UpstreamCa>,
 }
 
 impl Snapshot {

@@ -1,5 +1,8 @@
-//! The admin listener, apart from the public port: `/healthz` (the process answers) and
-//! `/readyz` (a configuration is loaded and every realm has usable keys).
+//! The admin listener, apart from the public port: `/healthz` (the process answers),
+//! `/readyz` (a configuration is loaded and every realm has usable keys) and `/metrics`
+//! (Prometheus).
+
+pub mod metrics;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,13 +17,20 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::verifier::Verifier;
 
-/// Serves the admin endpoints on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, verifier: Arc<Verifier>, shutdown: impl Future<Output = ()>) {
+/// Serves the admin endpoints on `listener` until `shutdown` resolves; `/metrics` encodes
+/// `registry` (see [`metrics::registry`]).
+pub async fn serve(
+    listener: TcpListener,
+    verifier: Arc<Verifier>,
+    registry: Arc<Registry>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -35,10 +45,12 @@ pub async fn serve(listener: TcpListener, verifier: Arc<Verifier>, shutdown: imp
             () = &mut shutdown => break,
         };
         let verifier = verifier.clone();
+        let registry = registry.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let verifier = verifier.clone();
-                async move { Ok::<_, Infallible>(answer(&verifier, &req)) }
+                let registry = registry.clone();
+                async move { Ok::<_, Infallible>(answer(&verifier, &registry, &req)) }
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -50,7 +62,7 @@ pub async fn serve(listener: TcpListener, verifier: Arc<Verifier>, shutdown: imp
     }
 }
 
-fn answer(verifier: &Verifier, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn answer(verifier: &Verifier, registry: &Registry, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -85,6 +97,21 @@ fn answer(verifier: &Verifier, req: &Request<Incoming>) -> Response<Full<Bytes>>
             };
             json(status, &json!({ "ready": ready, "realms": realms }))
         }
+        "/metrics" => match metrics::encode(registry) {
+            Ok(text) => {
+                let mut resp = Response::new(Full::new(Bytes::from(text)));
+                resp.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));
+                resp.headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                resp
+            }
+            // Only a failing `fmt::Write` into a String, which does not fail; answered anyway.
+            Err(_) => json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({ "error": "metrics could not be encoded" }),
+            ),
+        },
         _ => json(StatusCode::NOT_FOUND, &json!({ "error": "not found" })),
     }
 }

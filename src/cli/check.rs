@@ -25,6 +25,16 @@ pub fn run(config: &Path) -> ExitCode {
             .join(", ")
     );
     println!("listen {}", snap.settings.listen);
+    if let Some(tls) = &snap.listener_tls {
+        println!(
+            "tls {} (client certificates: {})",
+            tls.files.cert.display(),
+            tls.files.client_ca.as_ref().map_or("off", |(_, auth)| auth.as_str())
+        );
+    }
+    if let Some(ca) = &snap.upstream_ca {
+        println!("upstream_ca {}", ca.file.display());
+    }
     for (i, realm) in snap.realms.iter().enumerate() {
         let keys = &snap.realm_keys[i];
         let health = keys.health();

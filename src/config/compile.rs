@@ -199,6 +199,7 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
     let mut c = Ctx { errors: &mut errors };
 
     let settings = compile_settings(&mut c, files);
+    let tls = super::tls::compile(&mut c, files, cx);
 
     // Realms.
     let mut realms = Vec::new();
@@ -395,6 +396,8 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
         client_keys,
         issuer_routes,
         sources: files.iter().map(|f| f.path.clone()).collect(),
+        listener_tls: tls.listener,
+        upstream_ca: tls.upstream_ca,
     })
 }
 
@@ -462,6 +465,7 @@ fn compile_settings(c: &mut Ctx<'_>, files: &[LoadedFile]) -> Settings {
             &raw.header_read_timeout,
             settings.header_read_timeout,
         );
+        super::limits::server(c, &f.path, raw, &mut settings);
         settings.upstream_connect_timeout = c.duration(
             &f.path,
             "server",
@@ -921,6 +925,7 @@ fn compile_resource_server(
         &raw.response_timeout,
         Duration::from_secs(30),
     );
+    let max_body_bytes = super::limits::body(c, file, entity, raw.max_body_bytes);
     let validity = c.validity(file, entity, &raw.valid_from, &raw.disabled_on);
     let credentials = match (&raw.client_secret_hash, &raw.client_id) {
         (Some(hash), client_id) => {
@@ -964,6 +969,7 @@ fn compile_resource_server(
         credentials,
         encryption: Encryption::None,
         response_timeout,
+        max_body_bytes,
         validity,
         contacts: raw.contacts.clone().unwrap_or_default(),
         metadata: raw.metadata.clone().unwrap_or_default(),

@@ -8,8 +8,10 @@ mod client;
 mod compile;
 mod encryption;
 mod error;
+mod limits;
 mod load;
 mod raw;
+mod tls;
 mod watch;
 
 use std::path::Path;

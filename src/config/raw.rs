@@ -40,10 +40,28 @@ pub struct RawServer {
     pub token_cache_capacity: Option<u64>,
     /// Slowloris bound on reading request headers.
     pub header_read_timeout: Option<String>,
+    /// Bound on a request head's size (HTTP/1.1 buffer, HTTP/2 header list).
+    pub max_header_bytes: Option<usize>,
+    /// Bound on the number of request header fields (HTTP/1.1).
+    pub max_headers: Option<usize>,
+    /// How long a connection may sit with no request in flight and no bytes moving.
+    pub idle_timeout: Option<String>,
+    /// Bound on open connections to the public listener.
+    pub max_connections: Option<usize>,
     /// Bound on connecting to an upstream.
     pub upstream_connect_timeout: Option<String>,
     /// Admin listener address.
     pub admin_listen: Option<String>,
+    /// PEM certificate chain of the public listener; TLS is on when set.
+    pub tls_cert: Option<String>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<String>,
+    /// PEM CA certificates client certificates must chain to (mTLS).
+    pub tls_client_ca: Option<String>,
+    /// `"required"` or `"optional"` client certificates.
+    pub tls_client_auth: Option<String>,
+    /// PEM CA certificates `https://` upstreams must chain to, instead of the platform's.
+    pub upstream_ca: Option<String>,
 }
 
 /// `[[realm]]`.
@@ -105,6 +123,7 @@ pub struct RawResourceServer {
     pub content_alg: Option<String>,
     pub claim_headers: Option<BTreeMap<String, String>>,
     pub response_timeout: Option<String>,
+    pub max_body_bytes: Option<u64>,
     pub valid_from: Option<RawTime>,
     pub disabled_on: Option<RawTime>,
     pub contacts: Option<Vec<String>>,

@@ -38,6 +38,20 @@ pub struct Issuer {
     seen: SeenAssertions,
 }
 
+/// What an issuer request came to, for the access log and metrics. Never a token, secret or
+/// assertion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The RFC 6749 § 5.2 error code answered; `None` on success.
+    pub error: Option<&'static str>,
+    /// The refusal in words (the `error_description` the client got).
+    pub detail: Option<String>,
+    /// The client an access token was issued to.
+    pub client_id: Option<String>,
+    /// The resource server an access token was issued for.
+    pub resource_server: Option<String>,
+}
+
 impl Issuer {
     /// An issuer deciding with `verifier`'s snapshot, cache and revocation list.
     pub fn new(verifier: Arc<Verifier>) -> Self {
@@ -53,14 +67,15 @@ impl Issuer {
         self.secrets.forget();
     }
 
-    /// Answers a request for `endpoint` of `realm`.
+    /// Answers a request for `endpoint` of `realm`, and says what came of it (for the access
+    /// log and metrics, which the server writes).
     pub async fn handle(
         &self,
         snap: &Snapshot,
         realm: usize,
         endpoint: IssuerEndpoint,
         req: Request<Incoming>,
-    ) -> Response<Full<Bytes>> {
+    ) -> (Response<Full<Bytes>>, Outcome) {
         let realm_name = snap.realms[realm].name.as_str().to_owned();
         let post_only = matches!(
             endpoint,
@@ -80,10 +95,16 @@ impl Issuer {
                 ALLOW,
                 HeaderValue::from_static(if post_only { "POST" } else { "GET, HEAD" }),
             );
-            return resp;
+            let outcome = Outcome {
+                error: Some("invalid_request"),
+                detail: Some("method not allowed".into()),
+                ..Outcome::default()
+            };
+            return (resp, outcome);
         }
+        let plain = |r: Result<Response<Full<Bytes>>, OAuthError>| r.map(|resp| (resp, Outcome::default()));
         let result = match endpoint {
-            IssuerEndpoint::Metadata => Ok(json_response(StatusCode::OK, &metadata(snap, realm))),
+            IssuerEndpoint::Metadata => plain(Ok(json_response(StatusCode::OK, &metadata(snap, realm)))),
             IssuerEndpoint::Jwks => {
                 let keys: Vec<&serde_json::Map<String, Value>> =
                     snap.signing_keys[realm].keys().iter().map(|k| &k.public).collect();
@@ -92,15 +113,19 @@ impl Issuer {
                     .insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
                 resp.headers_mut()
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
-                Ok(resp)
+                plain(Ok(resp))
             }
             IssuerEndpoint::Token => self.token(snap, realm, req).await,
-            IssuerEndpoint::Introspect => self.introspect(snap, realm, req).await,
-            IssuerEndpoint::Revoke => self.revoke(snap, realm, req).await,
+            IssuerEndpoint::Introspect => plain(self.introspect(snap, realm, req).await),
+            IssuerEndpoint::Revoke => plain(self.revoke(snap, realm, req).await),
         };
         result.unwrap_or_else(|e| {
-            tracing::info!(target: "access", realm = realm_name.as_str(), endpoint = ?endpoint, error = e.code(), detail = %e, "issuer refused");
-            e.response(&realm_name)
+            let outcome = Outcome {
+                error: Some(e.code()),
+                detail: Some(e.to_string()),
+                ..Outcome::default()
+            };
+            (e.response(&realm_name), outcome)
         })
     }
 
@@ -124,7 +149,7 @@ impl Issuer {
         snap: &Snapshot,
         realm: usize,
         req: Request<Incoming>,
-    ) -> Result<Response<Full<Bytes>>, OAuthError> {
+    ) -> Result<(Response<Full<Bytes>>, Outcome), OAuthError> {
         let (parts, body) = req.into_parts();
         let form = form::read(&parts.headers, body).await?;
         let r = &snap.realms[realm];
@@ -133,14 +158,12 @@ impl Issuer {
         let audiences = [endpoint_url(&r.issuer, IssuerEndpoint::Token), r.issuer.clone()];
         let cx = self.auth_context(snap, realm, &audiences);
         let issued = token_endpoint::token(&cx, snap, realm, &parts.headers, &form).await?;
-        tracing::info!(
-            target: "access",
-            realm = r.name.as_str(),
-            client_id = issued.client_id.as_str(),
-            resource_server = issued.resource_server.as_str(),
-            scope = issued.scope.as_str(),
-            "token issued"
-        );
+        // The access line (written by the server) names client and target, never the token.
+        let outcome = Outcome {
+            client_id: Some(issued.client_id.clone()),
+            resource_server: Some(issued.resource_server.clone()),
+            ..Outcome::default()
+        };
         let mut body = json!({
             "access_token": issued.access_token,
             "token_type": "Bearer",
@@ -149,7 +172,7 @@ impl Issuer {
         if !issued.scope.is_empty() {
             body["scope"] = issued.scope.into();
         }
-        Ok(json_response(StatusCode::OK, &body))
+        Ok((json_response(StatusCode::OK, &body), outcome))
     }
 
     async fn introspect(

@@ -115,6 +115,17 @@ impl IssuerEndpoint {
             Self::Revoke => "/revoke",
         }
     }
+
+    /// A short, stable label for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Metadata => "metadata",
+            Self::Jwks => "jwks",
+            Self::Token => "token",
+            Self::Introspect => "introspect",
+            Self::Revoke => "revoke",
+        }
+    }
 }
 
 /// How a resource server's access tokens are protected in transit (seed 001).
@@ -143,7 +154,7 @@ pub enum ScopeSource {
 /// Where requests for a resource server are forwarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
-    /// `http` (or `https`, once upstream TLS lands).
+    /// `http` or `https` (certificates checked against `upstream_ca` or the platform roots).
     pub scheme: http::uri::Scheme,
     /// Host and port.
     pub authority: http::uri::Authority,
@@ -193,6 +204,8 @@ pub struct ResourceServer {
     pub encryption: Encryption,
     /// Bound on waiting for the upstream's response head. Defaults to 30 s.
     pub response_timeout: Duration,
+    /// Bound on a request body (413 past it); `None` for no bound. Defaults to none.
+    pub max_body_bytes: Option<u64>,
     /// When it is in force.
     pub validity: Validity,
     /// Contact addresses (informational).

@@ -2,8 +2,10 @@
 //! (TLS for `https://` upstreams), bodies streamed both ways, bounded waits.
 
 mod headers;
+mod tls;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{AUTHORIZATION, HOST};
@@ -36,12 +38,36 @@ pub enum UpstreamError {
     /// The forwarded request could not be built: `502`.
     #[error("cannot build upstream request: {0}")]
     Request(String),
+    /// The request body grew past the resource server's `max_body_bytes` while it streamed
+    /// (a body without `Content-Length`); the upstream request was cut: `413`.
+    #[error("request body longer than max_body_bytes")]
+    BodyTooLarge,
 }
+
+impl UpstreamError {
+    /// A short, stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreachable(_) => "unreachable",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::Timeout(_) => "timeout",
+            Self::Request(_) => "request",
+            Self::BodyTooLarge => "body_too_large",
+        }
+    }
+}
+
+/// A forwarded request's body: the client's, streamed, cut at the resource server's
+/// `max_body_bytes` (`usize::MAX` without one).
+pub type UpstreamBody = http_body_util::Limited<Incoming>;
 
 /// The pooled upstream client.
 #[derive(Clone, Debug)]
 pub struct Forwarder {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
+    /// The anchors `https://` upstreams are verified against; `None` only when no verifier
+    /// could be built, and then hyper-rustls' own Mozilla roots verify (without `upstream_ca`).
+    trust: Option<Arc<tls::UpstreamTrust>>,
 }
 
 impl Forwarder {
@@ -51,23 +77,37 @@ impl Forwarder {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
-        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(b) => b,
-            Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
+        let trust = tls::UpstreamTrust::platform().map(Arc::new);
+        let builder = match trust.clone().and_then(tls::client_config) {
+            Some(config) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
+            // Unreachable with aws-lc-rs' default provider; still, fail safe rather than open.
+            None => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
         };
         let https = builder.https_or_http().enable_http1().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(https);
-        Self { client }
+        Self { client, trust }
+    }
+
+    /// Verifies new upstream connections against `ca` only (`[server] upstream_ca`), or
+    /// against the platform's roots when `None`. Called with every snapshot that is swapped in.
+    pub fn set_upstream_ca(&self, ca: Option<&crate::tls::UpstreamCa>) {
+        match &self.trust {
+            Some(t) => t.set(ca),
+            None if ca.is_some() => {
+                tracing::error!("upstream_ca cannot be applied: upstream TLS has no configurable verifier");
+            }
+            None => {}
+        }
     }
 
     /// Sends `req` (already allowed) to its resource server and returns the response head
     /// with the body still streaming.
     pub async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<UpstreamBody>,
         allowed: &Allowed,
         snap: &Snapshot,
         client: SocketAddr,
@@ -128,6 +168,10 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     let mut chain = e.to_string();
     while let Some(s) = src {
+        // The client's body, not the upstream, failed the request.
+        if s.is::<http_body_util::LengthLimitError>() {
+            return UpstreamError::BodyTooLarge;
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::TimedOut
         {

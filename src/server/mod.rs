@@ -12,7 +12,11 @@
 //!
 //! `route`..`authorize` are [`Verifier::check`](crate::verifier::Verifier::check); `forward`
 //! is [`Forwarder::forward`](crate::proxy::Forwarder::forward); `rescue` is
-//! [`crate::rescue`]. The snapshot is loaded once per request, at the start.
+//! [`crate::rescue`]. The snapshot is loaded once per request, at the start. `log` (one
+//! access line and the request's metrics, at every way out, refusals included) is
+//! `access`; each request carries an id ([`request_id`]). `accept` applies the listener's
+//! limits (`limits`: head size and count, header-read timeout, open connections) and
+//! `conn` closes idle connections and drains on shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,19 +25,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{Either, Full};
+use http::{HeaderValue, Request, Response};
+use http_body_util::{Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::issuer::Issuer;
-use crate::proxy::Forwarder;
+use crate::metrics::Metrics;
+use crate::model::IssuerEndpoint;
+use crate::proxy::{self, Forwarder, UpstreamError};
 use crate::rescue;
-use crate::verifier::Verifier;
+use crate::verifier::{Denied, Verifier};
+use access::{IssuerCall, Line};
+
+mod access;
+mod conn;
+mod limits;
+pub mod request_id;
+pub mod tls;
+
+pub use tls::ClientCertificate;
 
 /// The body of every answer: the upstream's stream, or a small synthetic body.
 pub type Body = Either<Incoming, Full<Bytes>>;
@@ -47,15 +62,22 @@ pub struct Shared {
     pub forwarder: Forwarder,
     /// The embedded issuers' endpoints.
     pub issuer: Issuer,
+    /// What the admin listener's `/metrics` reports.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting and lets open
 /// connections finish their in-flight requests, for at most `drain`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>, drain: Duration) {
-    let graceful = GracefulShutdown::new();
+    let draining = conn::Drain::new();
+    let slots = limits::ConnectionLimit::new(shared.verifier.snapshot().settings.max_connections);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
     loop {
+        let slot = tokio::select! {
+            slot = slots.acquire() => slot,
+            () = &mut shutdown => break,
+        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => {
@@ -74,46 +96,170 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let header_read_timeout = shared.verifier.snapshot().settings.header_read_timeout;
-        let service = service_fn(move |req| {
-            let shared = shared.clone();
-            async move { Ok::<_, Infallible>(handle(&shared, req, remote).await) }
-        });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
-            .keep_alive(true);
-        builder.http2().timer(TokioTimer::new());
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
+        let snap = shared.verifier.snapshot();
+        let header_read_timeout = snap.settings.header_read_timeout;
+        let watcher = draining.watcher();
+        let Some(tls_config) = snap.listener_tls.as_ref().map(|t| t.config.clone()) else {
+            let conn = Conn {
+                remote,
+                proto: "http",
+                alpn: tls::Alpn::None,
+                client_cert: None,
+                slot,
+            };
+            tokio::spawn(connection(shared, stream, conn, watcher));
+            continue;
+        };
+        // The handshake runs in the connection's own task, so a slow client never holds up
+        // the accept loop; header_read_timeout bounds it as it bounds the request head.
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %remote, "connection ended with an error");
+            match tls::accept(tls_config, stream, header_read_timeout).await {
+                Ok(accepted) => {
+                    let conn = Conn {
+                        remote,
+                        proto: "https",
+                        alpn: accepted.alpn,
+                        client_cert: accepted.client_cert,
+                        slot,
+                    };
+                    connection(shared, accepted.stream, conn, watcher).await;
+                }
+                Err(e) => tracing::debug!(error = %e, %remote, "TLS handshake refused"),
             }
         });
     }
+    // From here on, connecting is refused.
     drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
-        () = tokio::time::sleep(drain) => tracing::warn!("drain deadline passed; closing remaining connections"),
+    draining.shutdown(drain).await;
+}
+
+/// What the requests of one connection know of it.
+struct Conn {
+    remote: SocketAddr,
+    /// `X-Forwarded-Proto`: the listener's scheme.
+    proto: &'static str,
+    alpn: tls::Alpn,
+    client_cert: Option<tls::ClientCertificate>,
+    /// Its `max_connections` slot, held until it closes.
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+/// Serves one accepted (and, with TLS, handshaken) connection until it closes, sits idle
+/// past `idle_timeout`, or a shutdown has drained it.
+async fn connection<IO>(shared: Arc<Shared>, io: IO, conn: Conn, mut drain: conn::DrainWatch)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Conn {
+        remote,
+        proto,
+        alpn,
+        client_cert,
+        slot: _slot,
+    } = conn;
+    let _open = shared.metrics.connection_opened();
+    // Limits as of accept time: a reload applies to later connections.
+    let (builder, idle_timeout) = {
+        let snap = shared.verifier.snapshot();
+        (limits::builder(&snap.settings), snap.settings.idle_timeout)
+    };
+    let activity = Arc::new(conn::Activity::default());
+    let service = {
+        let activity = activity.clone();
+        service_fn(move |mut req: Request<Incoming>| {
+            let shared = shared.clone();
+            let in_flight = conn::InFlight::start(&activity);
+            // Later phases (RFC 8705 certificate-bound tokens) read it from here.
+            if let Some(cert) = &client_cert {
+                req.extensions_mut().insert(cert.clone());
+            }
+            async move { Ok::<_, Infallible>(in_flight.until_sent(handle(&shared, req, remote, proto).await)) }
+        })
+    };
+    // ALPN settled the protocol; only without it do the first bytes decide (h2c prior
+    // knowledge, RFC 9113 § 3.3).
+    let builder = match alpn {
+        tls::Alpn::H2 => builder.http2_only(),
+        tls::Alpn::Http11 => builder.http1_only(),
+        tls::Alpn::None => builder,
+    };
+    let conn = builder.serve_connection(TokioIo::new(conn::Watched::new(io, &activity)), service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, %remote, "connection ended with an error");
+                }
+                break;
+            }
+            () = drain.started(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = activity.idle_for(idle_timeout), if !closing => {
+                tracing::debug!(%remote, "closing an idle connection");
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
     }
 }
 
-/// One request through the pipeline.
-async fn handle(shared: &Shared, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+/// One request: its id first, then the pipeline. Every answer carries the id back.
+async fn handle(shared: &Shared, req: Request<Incoming>, remote: SocketAddr, proto: &'static str) -> Response<Body> {
     let started = Instant::now();
+    let id = request_id::take(req.headers());
+    let mut resp = pipeline(shared, req, remote, proto, &id, started).await;
+    resp.headers_mut().insert(request_id::HEADER, id);
+    resp
+}
+
+/// The phases; each way out writes the `log` phase's access line.
+async fn pipeline(
+    shared: &Shared,
+    mut req: Request<Incoming>,
+    remote: SocketAddr,
+    proto: &'static str,
+    id: &HeaderValue,
+    started: Instant,
+) -> Response<Body> {
     let snap = shared.verifier.snapshot();
-    // The embedded issuers' endpoints are exact paths and come before protected resources.
-    if let Some(&(realm, endpoint)) = snap.issuer_routes.get(req.uri().path()) {
-        return shared
-            .issuer
-            .handle(&snap, realm, endpoint, req)
-            .await
-            .map(Either::Right);
-    }
     let method = req.method().clone();
+    // Ids are ASCII by construction (`request_id::take`).
+    let request_id = id.to_str().unwrap_or("-");
+    // The embedded issuers' endpoints are exact paths and come before protected resources.
+    if let Some((path, &(realm, endpoint))) = snap.issuer_routes.get_key_value(req.uri().path()) {
+        let (resp, outcome) = shared.issuer.handle(&snap, realm, endpoint, req).await;
+        let resource_server = outcome
+            .resource_server
+            .as_deref()
+            .and_then(|id| snap.resource_server(id))
+            .map(|(_, rs)| &rs.id);
+        let success = if matches!(endpoint, IssuerEndpoint::Token) {
+            "issued"
+        } else {
+            "ok"
+        };
+        access::finish(
+            &shared.metrics,
+            &Line {
+                issuer: Some(IssuerCall {
+                    realm: &snap.realms[realm].name,
+                    endpoint: endpoint.name(),
+                    error: outcome.error,
+                }),
+                resource_server,
+                outcome: outcome.error.unwrap_or(success),
+                status: resp.status().as_u16(),
+                client: outcome.client_id.as_deref(),
+                detail: outcome.detail.as_deref(),
+                ..Line::new(&method, path, request_id, remote, started)
+            },
+        );
+        return resp.map(Either::Right);
+    }
     // RFC 9112 § 3.2.2: an absolute-form target's authority wins over Host; for HTTP/2 the
     // URI carries :authority.
     let host = req
@@ -130,68 +276,71 @@ async fn handle(shared: &Shared, req: Request<Incoming>, remote: SocketAddr) -> 
         Ok(a) => a,
         Err(denied) => {
             let resp = rescue::refusal(&denied, &snap);
-            let (resource, rs) = match &denied {
-                crate::verifier::Denied::Token { resource, .. } | crate::verifier::Denied::NotInForce { resource } => {
+            let matched = match &denied {
+                Denied::Token { resource, .. } | Denied::NotInForce { resource } => {
                     let pr = &snap.resources[*resource];
-                    (pr.id.as_str(), snap.resource_servers[pr.resource_server].id.as_str())
+                    Some((&pr.id, &snap.resource_servers[pr.resource_server].id))
                 }
-                _ => ("-", "-"),
+                Denied::BadPath(_) | Denied::NoRoute => None,
             };
-            tracing::info!(
-                target: "access",
-                %method,
-                path = %req.uri().path(),
-                resource,
-                resource_server = rs,
-                outcome = denied.reason(),
-                status = resp.status().as_u16(),
-                duration_us = started.elapsed().as_micros() as u64,
-                "refused"
+            access::finish(
+                &shared.metrics,
+                &Line {
+                    resource: matched.map(|(pr, _)| pr),
+                    resource_server: matched.map(|(_, rs)| rs),
+                    outcome: denied.reason(),
+                    status: resp.status().as_u16(),
+                    ..Line::new(&method, req.uri().path(), request_id, remote, started)
+                },
             );
             return resp.map(Either::Right);
         }
     };
-    let pr = allowed.resource(&snap);
     let rs = allowed.resource_server(&snap);
-    let subject = allowed
-        .claims
-        .client_id
-        .clone()
-        .or_else(|| allowed.claims.sub.clone())
-        .unwrap_or_default();
+    let detail: String;
+    let mut line = Line {
+        resource: Some(&allowed.resource(&snap).id),
+        resource_server: Some(&rs.id),
+        client: allowed.claims.client_id.as_deref().or(allowed.claims.sub.as_deref()),
+        ..Line::new(&method, allowed.path.as_str(), request_id, remote, started)
+    };
+    // forward. A body announcing more than the resource server takes never reaches it; one
+    // without a length is cut while it streams (the upstream then sees an aborted request).
+    if let Some(max) = rs.max_body_bytes
+        && limits::announces_more_than(req.body(), max)
+    {
+        let resp = rescue::body_too_large();
+        line.outcome = "body_too_large";
+        line.status = resp.status().as_u16();
+        access::finish(&shared.metrics, &line);
+        return resp.map(Either::Right);
+    }
+    // Hop-by-hop headers go first, so a client's `Connection: x-request-id` cannot drop the id.
+    proxy::strip_hop_by_hop(req.headers_mut());
+    req.headers_mut().insert(request_id::HEADER, id.clone());
+    let req = req.map(|body| Limited::new(body, limits::stream_limit(rs.max_body_bytes)));
     let upstream_started = Instant::now();
-    let path = allowed.path.as_str().to_owned();
-    match shared.forwarder.forward(req, &allowed, &snap, remote, "http").await {
+    let forwarded = shared.forwarder.forward(req, &allowed, &snap, remote, proto).await;
+    line.upstream = Some(upstream_started.elapsed());
+    match forwarded {
         Ok(resp) => {
-            tracing::info!(
-                target: "access",
-                %method,
-                path,
-                resource = pr.id.as_str(),
-                resource_server = rs.id.as_str(),
-                outcome = "allowed",
-                status = resp.status().as_u16(),
-                client = subject,
-                duration_us = started.elapsed().as_micros() as u64,
-                upstream_us = upstream_started.elapsed().as_micros() as u64,
-                "forwarded"
-            );
+            line.outcome = "allowed";
+            line.status = resp.status().as_u16();
+            access::finish(&shared.metrics, &line);
             resp.map(Either::Left)
         }
         Err(e) => {
             let resp = rescue::upstream_failure(&e);
-            tracing::warn!(
-                target: "access",
-                %method,
-                path,
-                resource = pr.id.as_str(),
-                resource_server = rs.id.as_str(),
-                outcome = "upstream_error",
-                status = resp.status().as_u16(),
-                error = %e,
-                duration_us = started.elapsed().as_micros() as u64,
-                "upstream failed"
-            );
+            if matches!(e, UpstreamError::BodyTooLarge) {
+                line.outcome = "body_too_large";
+            } else {
+                line.outcome = "upstream_error";
+                shared.metrics.upstream_error(&rs.id, e.kind());
+            }
+            detail = e.to_string();
+            line.detail = Some(&detail);
+            line.status = resp.status().as_u16();
+            access::finish(&shared.metrics, &line);
             resp.map(Either::Right)
         }
     }

@@ -7,6 +7,7 @@
 //! dependent checks (`exp`, `nbf`, `aud`, scopes, `max_age`) still run on every hit.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -39,6 +40,9 @@ impl Expiry<Arc<str>, Arc<Entry>> for UntilExp {
 pub struct TokenCache {
     inner: Option<Cache<Arc<str>, Arc<Entry>>>,
     clock: SharedClock,
+    /// Lookups answered from the cache and not, for metrics (read at scrape time).
+    hits: Arc<AtomicU64>,
+    misses: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -54,7 +58,22 @@ impl TokenCache {
     /// A cache holding at most `capacity` tokens; `capacity == 0` disables it.
     pub fn new(capacity: u64, clock: SharedClock) -> Self {
         let inner = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).expire_after(UntilExp).build());
-        Self { inner, clock }
+        Self {
+            inner,
+            clock,
+            hits: Arc::default(),
+            misses: Arc::default(),
+        }
+    }
+
+    /// Lookups answered from the cache so far (0 while it is off).
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Lookups the cache could not answer so far (0 while it is off).
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
     }
 
     /// Whether the cache is on.
@@ -68,8 +87,14 @@ impl TokenCache {
     /// JWE settings decrypted it), so an encrypted token verified for one resource server
     /// is never a hit for another whose outer-layer policy it has not passed.
     pub fn get(&self, token: &str, realm: &Name, generation: u64, outer: u32) -> Option<Arc<Claims>> {
-        let entry = self.inner.as_ref()?.get(token)?;
-        (entry.realm == *realm && entry.generation == generation && entry.outer == outer).then(|| entry.claims.clone())
+        let cache = self.inner.as_ref()?;
+        let found = cache
+            .get(token)
+            .filter(|e| e.realm == *realm && e.generation == generation && e.outer == outer)
+            .map(|e| e.claims.clone());
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
     }
 
     /// Remembers a verified token until its `exp` (already-expired tokens are not kept).

@@ -11,5 +11,7 @@ mod issuer_auth;
 mod issuer_token;
 mod jwe;
 mod jwks_remote;
+mod ops;
 mod refusals;
 mod reload;
+mod tls;

@@ -1,0 +1,117 @@
+//! TLS to `https://` upstreams: rustls (aws-lc-rs) with SNI and hostname verification on, the
+//! certificate checked against the platform's roots, or, when `[server] upstream_ca` is set,
+//! against that file's CAs only.
+//!
+//! The pooled client lives as long as the gateway, but trust follows the configuration: the
+//! connector's verifier delegates to the anchors of the latest snapshot, swapped on reload.
+//! Connections already open stay as they were verified; new ones use the new anchors.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::tls::{UpstreamCa, provider};
+
+/// The verifier every upstream handshake consults: the current snapshot's trust anchors.
+#[derive(Debug)]
+pub(super) struct UpstreamTrust {
+    current: ArcSwap<WebPkiServerVerifier>,
+    platform: Arc<WebPkiServerVerifier>,
+}
+
+impl UpstreamTrust {
+    /// Trusts the platform's roots until [`UpstreamTrust::set`] says otherwise. `None` when
+    /// no verifier can be built at all (no roots anywhere).
+    pub(super) fn platform() -> Option<Self> {
+        let platform = WebPkiServerVerifier::builder_with_provider(Arc::new(platform_roots()), provider())
+            .build()
+            .map_err(|e| tracing::error!(error = %e, "no usable platform roots for upstream TLS"))
+            .ok()?;
+        Some(Self {
+            current: ArcSwap::new(platform.clone()),
+            platform,
+        })
+    }
+
+    /// Trusts only `ca`'s anchors, or the platform's roots when `None`.
+    pub(super) fn set(&self, ca: Option<&UpstreamCa>) {
+        self.current
+            .store(ca.map_or_else(|| self.platform.clone(), |c| c.verifier.clone()));
+    }
+}
+
+/// NB: a pure delegation; every check (chain, validity, hostname, signatures) is
+/// `WebPkiServerVerifier`'s. It sits behind rustls' `danger` API only because a custom
+/// verifier is the way to swap anchors without rebuilding the pooled client.
+impl ServerCertVerifier for UpstreamTrust {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.current
+            .load()
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current.load().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current.load().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current.load().supported_verify_schemes()
+    }
+}
+
+/// The client configuration of the upstream connector: TLS 1.2 and 1.3, SNI on (rustls'
+/// default), no client certificate, certificates checked by `trust`.
+pub(super) fn client_config(trust: Arc<UpstreamTrust>) -> Option<ClientConfig> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tracing::error!(error = %e, "cannot configure upstream TLS"))
+        .ok()?
+        .dangerous()
+        .with_custom_certificate_verifier(trust)
+        .with_no_client_auth();
+    Some(config)
+}
+
+/// The operating system's trust store; Mozilla's roots (webpki-roots) when it has none, as
+/// hyper-rustls does.
+fn platform_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::debug!(error = %e, "while loading the platform's trust store");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    if ignored > 0 {
+        tracing::debug!(ignored, "platform trust store certificates not usable as anchors");
+    }
+    if added == 0 {
+        tracing::warn!("the platform's trust store is empty; upstream TLS uses Mozilla's roots");
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    roots
+}

@@ -1,0 +1,120 @@
+//! The `log` phase: one access-log line per request (target `access`) and the request's
+//! metrics, written once the answer's head is known.
+//!
+//! NB: a line never carries a token, a secret, a key or the query string (which may hold
+//! any of them); the path is the normalized one when a route matched.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::Method;
+
+use crate::metrics::{Metrics, RequestRecord};
+use crate::model::Name;
+
+/// What one request came to.
+#[derive(Debug)]
+pub(super) struct Line<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub request_id: &'a str,
+    pub remote: SocketAddr,
+    pub started: Instant,
+    /// The matched protected resource.
+    pub resource: Option<&'a Name>,
+    /// The matched resource server, or the one a token was issued for.
+    pub resource_server: Option<&'a Name>,
+    /// For the embedded issuers' endpoints.
+    pub issuer: Option<IssuerCall<'a>>,
+    /// `allowed`, a refusal reason, `upstream_error`, `body_too_large`; for the issuers
+    /// `issued`, `ok` or the RFC error code.
+    pub outcome: &'static str,
+    pub status: u16,
+    /// `client_id` (else `sub`) of the verified token, or the client a token was issued to.
+    pub client: Option<&'a str>,
+    pub upstream: Option<Duration>,
+    /// A failure in words (upstream errors, issuer refusals).
+    pub detail: Option<&'a str>,
+}
+
+/// A request to an embedded issuer's endpoint.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct IssuerCall<'a> {
+    pub realm: &'a Name,
+    /// [`IssuerEndpoint::name`](crate::model::IssuerEndpoint::name).
+    pub endpoint: &'static str,
+    /// The RFC 6749 § 5.2 error code answered, if any.
+    pub error: Option<&'static str>,
+}
+
+impl<'a> Line<'a> {
+    /// A line for a request; the caller fills in what it learned.
+    pub fn new(method: &'a Method, path: &'a str, request_id: &'a str, remote: SocketAddr, started: Instant) -> Self {
+        Self {
+            method,
+            path,
+            request_id,
+            remote,
+            started,
+            resource: None,
+            resource_server: None,
+            issuer: None,
+            outcome: "",
+            status: 0,
+            client: None,
+            upstream: None,
+            detail: None,
+        }
+    }
+}
+
+macro_rules! access_event {
+    ($level:expr, $line:expr, $duration:expr) => {
+        tracing::event!(
+            target: "access",
+            $level,
+            method = %$line.method,
+            path = $line.path,
+            request_id = $line.request_id,
+            remote = %$line.remote.ip(),
+            resource = $line.resource.map(Name::as_str),
+            resource_server = $line.resource_server.map(Name::as_str),
+            realm = $line.issuer.map(|i| i.realm.as_str()),
+            endpoint = $line.issuer.map(|i| i.endpoint),
+            outcome = $line.outcome,
+            status = $line.status,
+            client = $line.client,
+            duration_us = u64::try_from($duration.as_micros()).unwrap_or(u64::MAX),
+            upstream_us = $line.upstream.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+            detail = $line.detail,
+            "request"
+        )
+    };
+}
+
+/// Writes the access line and records the metrics of `line`.
+pub(super) fn finish(metrics: &Metrics, line: &Line<'_>) {
+    let duration = line.started.elapsed();
+    // Failures of our own or the upstream's are worth a warning; refusals are routine.
+    if line.status >= 500 {
+        access_event!(tracing::Level::WARN, line, duration);
+    } else {
+        access_event!(tracing::Level::INFO, line, duration);
+    }
+    match line.issuer {
+        Some(call) => match (call.error, line.resource_server) {
+            (Some(code), _) => metrics.issuer_error(call.realm, call.endpoint, code),
+            // Only the token endpoint names a resource server on success.
+            (None, Some(rs)) => metrics.token_issued(call.realm, rs),
+            (None, None) => {}
+        },
+        None => metrics.request(&RequestRecord {
+            resource_server: line.resource_server,
+            resource: line.resource,
+            outcome: line.outcome,
+            status: line.status,
+            duration,
+            upstream: line.upstream,
+        }),
+    }
+}
