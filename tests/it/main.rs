@@ -11,6 +11,7 @@ mod issuer_auth;
 mod issuer_token;
 mod jwe;
 mod jwks_remote;
+mod lifecycle;
 mod ops;
 mod refusals;
 mod reload;
