@@ -17,6 +17,21 @@ use super::Claims;
 use crate::model::Name;
 use crate::time::SharedClock;
 
+/// Capacity of the refusal cache.
+pub const REFUSED_CAPACITY: u64 = 10_000;
+/// How long a refusal is remembered.
+pub const REFUSED_TTL: Duration = Duration::from_secs(30);
+
+/// A remembered refusal.
+#[derive(Debug)]
+struct Refusal {
+    realm: Name,
+    generation: u64,
+    outer: u32,
+    keys_id: usize,
+    error: super::TokenError,
+}
+
 /// A cached verification result.
 #[derive(Debug)]
 struct Entry {
@@ -40,9 +55,13 @@ impl Expiry<Arc<str>, Arc<Entry>> for UntilExp {
 pub struct TokenCache {
     inner: Option<Cache<Arc<str>, Arc<Entry>>>,
     clock: SharedClock,
+    /// Recently refused tokens, by SHA-256 of the token: a separate, small, short-lived
+    /// cache, so floods of bad tokens cost no signature work and cannot evict good entries.
+    refused: Option<Cache<[u8; 32], Arc<Refusal>>>,
     /// Lookups answered from the cache and not, for metrics (read at scrape time).
     hits: Arc<AtomicU64>,
     misses: Arc<AtomicU64>,
+    refusal_hits: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -58,12 +77,64 @@ impl TokenCache {
     /// A cache holding at most `capacity` tokens; `capacity == 0` disables it.
     pub fn new(capacity: u64, clock: SharedClock) -> Self {
         let inner = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).expire_after(UntilExp).build());
+        let refused = (capacity > 0).then(|| {
+            Cache::builder()
+                .max_capacity(REFUSED_CAPACITY)
+                .time_to_live(REFUSED_TTL)
+                .build()
+        });
         Self {
             inner,
+            refused,
             clock,
             hits: Arc::default(),
             misses: Arc::default(),
+            refusal_hits: Arc::default(),
         }
+    }
+
+    /// The remembered refusal of `token` under these keys and decryption context, if any.
+    pub fn refused(
+        &self,
+        token: &str,
+        realm: &Name,
+        generation: u64,
+        outer: u32,
+        keys_id: usize,
+    ) -> Option<super::TokenError> {
+        let r = self.refused.as_ref()?.get(&digest(token))?;
+        let hit = r.realm == *realm && r.generation == generation && r.outer == outer && r.keys_id == keys_id;
+        if hit {
+            self.refusal_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        hit.then(|| r.error.clone())
+    }
+
+    /// Remembers a refusal for [`REFUSED_TTL`].
+    pub fn remember_refusal(
+        &self,
+        token: &str,
+        realm: &Name,
+        generation: u64,
+        outer: u32,
+        keys_id: usize,
+        error: &super::TokenError,
+    ) {
+        if let Some(c) = &self.refused {
+            let r = Refusal {
+                realm: realm.clone(),
+                generation,
+                outer,
+                keys_id,
+                error: error.clone(),
+            };
+            c.insert(digest(token), Arc::new(r));
+        }
+    }
+
+    /// Refusals answered from memory so far, without verification work.
+    pub fn refusal_hits(&self) -> u64 {
+        self.refusal_hits.load(Ordering::Relaxed)
     }
 
     /// Lookups answered from the cache so far (0 while it is off).
@@ -129,6 +200,10 @@ impl TokenCache {
         if let Some(c) = &self.inner {
             c.invalidate_all();
         }
+        // Refusals too: `iss`, algorithms and typ rules may have changed.
+        if let Some(c) = &self.refused {
+            c.invalidate_all();
+        }
     }
 
     /// Drops every entry of `realm` (its rules changed on reload).
@@ -153,4 +228,11 @@ impl TokenCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }

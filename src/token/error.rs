@@ -122,6 +122,24 @@ impl TokenError {
         }
     }
 
+    /// Whether the refusal depends only on the token and the realm's keys and rules (not
+    /// on time, the route or a fetch in progress), so it may be remembered briefly.
+    pub fn is_deterministic(&self) -> bool {
+        matches!(
+            self,
+            Self::Malformed(_)
+                | Self::AlgorithmRefused(_)
+                | Self::KeyHeaderRefused(_)
+                | Self::UnknownCritical
+                | Self::TypeRefused(_)
+                | Self::BadSignature
+                | Self::Decryption(_)
+                | Self::MissingClaim(_)
+                | Self::BadClaim(_)
+                | Self::WrongIssuer
+        )
+    }
+
     /// A short, stable label for logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -41,6 +41,39 @@ pub async fn verify(
     if let Some(claims) = cache.get(token, &realm.name, generation, tag) {
         return Ok(claims);
     }
+    // A token refused a moment ago under the same keys is refused again without crypto.
+    // NB: refusals also remember which decryption keys judged them (their address: a
+    // snapshot swap empties the cache, so an address is never reused within its life).
+    let keys_id = outer.map_or(0, |o| std::ptr::from_ref(o.keys) as usize);
+    if let Some(error) = cache.refused(token, &realm.name, generation, tag, keys_id) {
+        return Err(error);
+    }
+    match verify_uncached(token, realm, keys, outer).await {
+        Ok(claims) => {
+            let claims = Arc::new(claims);
+            // Cache only when no key change raced the verification, so an entry's
+            // generation is always one whose keys verified it.
+            if keys.generation() == generation {
+                cache.insert(token, &realm.name, generation, tag, claims.clone());
+            }
+            Ok(claims)
+        }
+        Err(error) => {
+            if error.is_deterministic() && keys.generation() == generation {
+                cache.remember_refusal(token, &realm.name, generation, tag, keys_id, &error);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// The verification work behind [`verify`]'s caches.
+async fn verify_uncached(
+    token: &str,
+    realm: &Realm,
+    keys: &RealmKeys,
+    outer: Option<Outer<'_>>,
+) -> Result<Claims, TokenError> {
     let decrypted;
     let inner = match (token.bytes().filter(|b| *b == b'.').count(), outer) {
         (2, None) => token,
@@ -59,12 +92,6 @@ pub async fn verify(
     jws::verify_signature(&compact, &header, keys).await?;
     let claims = Claims::parse(&jws::b64(compact.payload)?)?;
     claims.check_issuer(&realm.issuer)?;
-    let claims = Arc::new(claims);
-    // Cache only when no key change raced the verification, so an entry's generation is
-    // always one whose keys verified it.
-    if keys.generation() == generation {
-        cache.insert(token, &realm.name, generation, tag, claims.clone());
-    }
     Ok(claims)
 }
 

@@ -147,3 +147,31 @@ async fn unmatched_requests_are_refused_not_forwarded() {
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(h.upstream.hits(), 0);
 }
+
+#[tokio::test]
+async fn repeated_bad_tokens_are_refused_from_memory() {
+    let h = Harness::start().await;
+    let token = h.key.sign(&claims("read"));
+    let mut bad = token.clone();
+    let last = bad.pop().unwrap_or('A');
+    bad.push(if last == 'A' { 'B' } else { 'A' });
+    let cache = h.gateway.verifier().cache().clone();
+    assert_eq!(h.get("/items/1", &bad).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(cache.refusal_hits(), 0);
+    let first = h.get("/items/1", &bad).await;
+    assert_eq!(first.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        cache.refusal_hits(),
+        1,
+        "the second refusal did the verification work again"
+    );
+    // The answer is the same as the first one.
+    assert_eq!(first.error(), "invalid_token");
+    // A good token is unaffected, and refusals never answer for other tokens.
+    assert_eq!(h.get("/items/1", &token).await.status, StatusCode::OK);
+    assert_eq!(cache.refusal_hits(), 1);
+    // A reload forgets refusals (the rules may have changed).
+    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.get("/items/1", &bad).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(cache.refusal_hits(), 1);
+}
