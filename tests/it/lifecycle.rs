@@ -37,6 +37,17 @@ async fn eventually(what: &str, mut probe: impl AsyncFnMut() -> bool) {
     panic!("{what} did not happen within 10 s");
 }
 
+/// Kills the process on drop (a no-op once it has exited).
+#[cfg(unix)]
+struct Reaper(u32);
+
+#[cfg(unix)]
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+    }
+}
+
 #[cfg(unix)]
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
@@ -70,6 +81,9 @@ async fn sighup_reloads_and_sigterm_drains_and_exits_zero() {
         .spawn()
         .unwrap_or_else(|e| panic!("spawn: {e}"));
     let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    // If an assertion fails, do not leave the gateway running.
+    let pid = child.id();
+    let _reaper = Reaper(pid);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
