@@ -39,12 +39,14 @@ async fn eventually(what: &str, mut probe: impl AsyncFnMut() -> bool) {
 
 /// Kills the process on drop (a no-op once it has exited).
 #[cfg(unix)]
-struct Reaper(u32);
+struct Reaper(Option<u32>);
 
 #[cfg(unix)]
 impl Drop for Reaper {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        if let Some(pid) = self.0 {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
     }
 }
 
@@ -82,8 +84,7 @@ async fn sighup_reloads_and_sigterm_drains_and_exits_zero() {
         .unwrap_or_else(|e| panic!("spawn: {e}"));
     let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
     // If an assertion fails, do not leave the gateway running.
-    let pid = child.id();
-    let _reaper = Reaper(pid);
+    let mut reaper = Reaper(Some(child.id()));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -139,6 +140,8 @@ async fn sighup_reloads_and_sigterm_drains_and_exits_zero() {
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|e| panic!("{e}"));
+    // Reaped: its pid may be reused now, so the guard must not signal it.
+    reaper.0 = None;
     assert!(status.success(), "exit status {status:?}");
 }
 
