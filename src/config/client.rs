@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::compile::{CompileContext, Ctx, JwksTuning, is_client_id, label, remote_jwks, resolve};
+use super::compile::{CompileContext, Ctx, JwksTuning, is_client_id, label, read_jwks_file, remote_jwks, resolve};
 use super::load::LoadedFile;
 use super::raw::RawClient;
 use crate::jwks::{KeySet, RealmKeys};
@@ -264,28 +264,10 @@ fn compile_auth(
                 return None;
             }
             let mut local = Vec::new();
-            if let Some(p) = &raw.jwks_file {
-                let path = resolve(&f.dir, p);
-                match std::fs::read(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| KeySet::parse(&b).map_err(|e| e.to_string()))
-                {
-                    Ok((set, skipped)) => {
-                        for s in skipped {
-                            c.err(file, entity, "jwks_file", format!("{}: {s}", path.display()));
-                        }
-                        if set.is_empty() {
-                            c.err(
-                                file,
-                                entity,
-                                "jwks_file",
-                                format!("{}: holds no usable signature key", path.display()),
-                            );
-                        }
-                        local.extend(set.keys().iter().cloned());
-                    }
-                    Err(e) => c.err(file, entity, "jwks_file", format!("{}: {e}", path.display())),
-                }
+            if let Some(p) = &raw.jwks_file
+                && let Some(set) = read_jwks_file(c, file, entity, &resolve(&f.dir, p))
+            {
+                local.extend(set.keys().iter().cloned());
             }
             let remote = raw.jwks_uri.as_deref().and_then(|text| {
                 remote_jwks(

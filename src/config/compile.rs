@@ -530,46 +530,24 @@ fn compile_realm(
     // Local verification keys.
     let mut local = Vec::new();
     let jwks_file = raw.jwks_file.as_deref().map(|p| resolve(&f.dir, p));
-    if let Some(path) = &jwks_file {
-        match std::fs::read(path) {
-            Ok(bytes) => match KeySet::parse(&bytes) {
-                Ok((set, skipped)) => {
-                    for s in skipped {
-                        c.err(file, entity, "jwks_file", format!("{}: {s}", path.display()));
-                    }
-                    if set.is_empty() {
-                        c.err(
-                            file,
-                            entity,
-                            "jwks_file",
-                            format!("{}: holds no usable signature key", path.display()),
-                        );
-                    }
-                    for k in set.keys() {
-                        if !k.algs.iter().any(|a| algorithms.contains(a)) {
-                            c.err(
-                                file,
-                                entity,
-                                "jwks_file",
-                                format!(
-                                    "{}: key {:?} fits none of the realm's algorithms",
-                                    path.display(),
-                                    k.kid
-                                ),
-                            );
-                        }
-                    }
-                    local.extend(set.keys().iter().cloned());
-                }
-                Err(e) => c.err(file, entity, "jwks_file", format!("{}: {e}", path.display())),
-            },
-            Err(e) => c.err(
-                file,
-                entity,
-                "jwks_file",
-                format!("cannot read {}: {e}", path.display()),
-            ),
+    if let Some(path) = &jwks_file
+        && let Some(set) = read_jwks_file(c, file, entity, path)
+    {
+        for k in set.keys() {
+            if !k.algs.iter().any(|a| algorithms.contains(a)) {
+                c.err(
+                    file,
+                    entity,
+                    "jwks_file",
+                    format!(
+                        "{}: key {:?} fits none of the realm's algorithms",
+                        path.display(),
+                        k.kid
+                    ),
+                );
+            }
         }
+        local.extend(set.keys().iter().cloned());
     }
 
     // Signing keys (their public halves verify too).
@@ -710,6 +688,42 @@ fn compile_realm(
         source: file.clone(),
     };
     Some((realm, keys, Arc::new(signing)))
+}
+
+/// Reads a local `jwks_file` (realms and `private_key_jwt` clients): every skipped key, an
+/// empty set, an unreadable or unparsable file is an error on the field `jwks_file`.
+pub(super) fn read_jwks_file(c: &mut Ctx<'_>, file: &Path, entity: &str, path: &Path) -> Option<KeySet> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            c.err(
+                file,
+                entity,
+                "jwks_file",
+                format!("cannot read {}: {e}", path.display()),
+            );
+            return None;
+        }
+    };
+    let (set, skipped) = match KeySet::parse(&bytes) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            c.err(file, entity, "jwks_file", format!("{}: {e}", path.display()));
+            return None;
+        }
+    };
+    for s in skipped {
+        c.err(file, entity, "jwks_file", format!("{}: {s}", path.display()));
+    }
+    if set.is_empty() {
+        c.err(
+            file,
+            entity,
+            "jwks_file",
+            format!("{}: holds no usable signature key", path.display()),
+        );
+    }
+    Some(set)
 }
 
 /// The tuning fields of a remote key set, as written (all optional).
