@@ -2,6 +2,7 @@
 //! told to stop.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub struct Options {
     pub clock: SharedClock,
     /// How long shutdown waits for in-flight requests. Defaults to 30 s.
     pub drain: Duration,
+    /// Serve on this many dedicated worker threads ([`server::workers`]); `None` serves on
+    /// the runtime that calls [`Gateway::start`] (tests, embedding).
+    pub workers: Option<NonZeroUsize>,
 }
 
 impl Options {
@@ -42,6 +46,7 @@ impl Options {
             listen: None,
             clock: crate::time::system(),
             drain: Duration::from_secs(30),
+            workers: None,
         }
     }
 }
@@ -52,6 +57,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error("invalid configuration:\n{0}")]
     Config(#[from] ConfigErrors),
+    /// The server workers could not be started.
+    #[error("cannot start the server workers: {0}")]
+    Workers(std::io::Error),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -140,7 +148,7 @@ impl Gateway {
         let forwarder = Forwarder::new(snap.settings.upstream_connect_timeout);
         forwarder.set_upstream_ca(snap.upstream_ca.as_ref());
         let verifier = Arc::new(Verifier::new(snap, opts.clock.clone()));
-        let issuer = crate::issuer::Issuer::new(verifier.clone());
+        let issuer = Arc::new(crate::issuer::Issuer::new(verifier.clone()));
         let metrics = Arc::new(Metrics::new());
         let shared = Arc::new(Shared {
             verifier: verifier.clone(),
@@ -181,18 +189,22 @@ impl Gateway {
                 .await;
             });
         }
-        let mut stopped_main = stopped;
-        let task = tokio::spawn(async move {
-            server::serve(
-                listener,
-                shared,
-                async move {
-                    let _ = stopped_main.wait_for(|s| *s).await;
-                },
-                drain,
-            )
-            .await;
-        });
+        let slots = server::ConnectionLimit::new(verifier.snapshot().settings.max_connections);
+        let stop_signal = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        let task = match opts.workers {
+            None => tokio::spawn(server::serve(listener, shared, slots, stop_signal(), drain)),
+            Some(n) => {
+                let listener = listener.into_std().map_err(StartError::Workers)?;
+                let ended = server::workers::spawn(n, listener, &shared, &slots, stop_signal, drain)
+                    .map_err(StartError::Workers)?;
+                tokio::spawn(ended)
+            }
+        };
         tracing::info!(%addr, admin = ?admin_addr, "portcullis listening");
         Ok(Self {
             addr,

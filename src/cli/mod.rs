@@ -2,8 +2,10 @@
 
 mod check;
 mod keygen;
+mod logs;
 mod token;
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,7 +32,7 @@ enum Command {
         /// A TOML file or a directory of TOML files.
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
-        /// Runtime worker threads (default: the number of cores).
+        /// Server worker threads, each with its own event loop (default: the number of cores).
         #[arg(long)]
         workers: Option<usize>,
         /// Log format.
@@ -163,26 +165,36 @@ fn hash_secret(generate: bool) -> ExitCode {
     }
 }
 
-fn init_logs(format: LogFormat) {
+/// Installs the log subscriber for `serve`; the returned writer is flushed before exit.
+fn init_logs(format: LogFormat) -> logs::LogWriter {
+    let writer = logs::LogWriter::stderr();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer.clone());
     let _ = match format {
         LogFormat::Compact => builder.compact().try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    writer
 }
 
 fn serve(config: PathBuf, workers: Option<usize>, log_format: LogFormat) -> ExitCode {
-    init_logs(log_format);
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(n) = workers {
-        rt.worker_threads(n.max(1));
-    }
-    let rt = match rt.build() {
+    let logs = init_logs(log_format);
+    let code = serve_until_stopped(config, workers);
+    logs.flush();
+    code
+}
+
+fn serve_until_stopped(config: PathBuf, workers: Option<usize>) -> ExitCode {
+    let workers = workers
+        .and_then(NonZeroUsize::new)
+        .or_else(|| std::thread::available_parallelism().ok())
+        .unwrap_or(NonZeroUsize::MIN);
+    // The control plane (signals, reloads, key refresh, admin listener) needs little; the
+    // requests are served by the workers' own runtimes.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("portcullis: cannot start the runtime: {e}");
@@ -190,7 +202,11 @@ fn serve(config: PathBuf, workers: Option<usize>, log_format: LogFormat) -> Exit
         }
     };
     rt.block_on(async move {
-        let gateway = match portcullis::app::Gateway::start(portcullis::app::Options::new(config)).await {
+        let opts = portcullis::app::Options {
+            workers: Some(workers),
+            ..portcullis::app::Options::new(config)
+        };
+        let gateway = match portcullis::app::Gateway::start(opts).await {
             Ok(g) => g,
             Err(portcullis::app::StartError::Config(errors)) => {
                 eprintln!("portcullis: invalid configuration:\n{errors}");

@@ -68,16 +68,27 @@ pub struct Forwarder {
     /// The anchors `https://` upstreams are verified against; `None` only when no verifier
     /// could be built, and then hyper-rustls' own Mozilla roots verify (without `upstream_ca`).
     trust: Option<Arc<tls::UpstreamTrust>>,
+    connect_timeout: Duration,
 }
 
 impl Forwarder {
     /// A client with `TCP_NODELAY`, a connect bound and keep-alive pooling.
     pub fn new(connect_timeout: Duration) -> Self {
+        Self::with_trust(connect_timeout, tls::UpstreamTrust::platform().map(Arc::new))
+    }
+
+    /// A forwarder with its own connection pool and the same upstream trust as this one
+    /// (an `upstream_ca` set on either applies to both). Each server worker has one, so a
+    /// pooled connection is only ever used on the runtime that drives it.
+    pub fn sibling(&self) -> Self {
+        Self::with_trust(self.connect_timeout, self.trust.clone())
+    }
+
+    fn with_trust(connect_timeout: Duration, trust: Option<Arc<tls::UpstreamTrust>>) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
-        let trust = tls::UpstreamTrust::platform().map(Arc::new);
         let builder = match trust.clone().and_then(tls::client_config) {
             Some(config) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
             // Unreachable with aws-lc-rs' default provider; still, fail safe rather than open.
@@ -88,7 +99,11 @@ impl Forwarder {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(https);
-        Self { client, trust }
+        Self {
+            client,
+            trust,
+            connect_timeout,
+        }
     }
 
     /// Verifies new upstream connections against `ca` only (`[server] upstream_ca`), or

@@ -37,7 +37,7 @@ pub(super) fn builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
 
 /// `[server] max_connections`: a connection holds a permit from accept to close.
 #[derive(Debug, Clone)]
-pub(super) struct ConnectionLimit(Option<Arc<Semaphore>>);
+pub struct ConnectionLimit(Option<Arc<Semaphore>>);
 
 impl ConnectionLimit {
     /// At most `max` open connections; no bound with `None`.

@@ -47,7 +47,9 @@ mod conn;
 mod limits;
 pub mod request_id;
 pub mod tls;
+pub mod workers;
 
+pub use limits::ConnectionLimit;
 pub use tls::ClientCertificate;
 
 /// The body of every answer: the upstream's stream, or a small synthetic body.
@@ -60,17 +62,37 @@ pub struct Shared {
     pub verifier: Arc<Verifier>,
     /// Upstream connections.
     pub forwarder: Forwarder,
-    /// The embedded issuers' endpoints.
-    pub issuer: Issuer,
+    /// The embedded issuers' endpoints (one for all workers: secret-check memory, throttles
+    /// and seen assertions are gateway-wide).
+    pub issuer: Arc<Issuer>,
     /// What the admin listener's `/metrics` reports.
     pub metrics: Arc<Metrics>,
 }
 
+impl Shared {
+    /// The state of one more server worker: the same verifier, issuer and metrics, and an
+    /// upstream pool of its own (see [`Forwarder::sibling`]).
+    pub fn for_worker(&self) -> Self {
+        Self {
+            verifier: self.verifier.clone(),
+            forwarder: self.forwarder.sibling(),
+            issuer: self.issuer.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
 /// Serves `listener` until `shutdown` resolves, then stops accepting and lets open
-/// connections finish their in-flight requests, for at most `drain`.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>, drain: Duration) {
+/// connections finish their in-flight requests, for at most `drain`. Accept loops sharing
+/// one listener (the [`workers`]) share `slots` too.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    slots: ConnectionLimit,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
     let draining = conn::Drain::new();
-    let slots = limits::ConnectionLimit::new(shared.verifier.snapshot().settings.max_connections);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
     loop {

@@ -341,6 +341,7 @@ async fn start(config: &str, files: &[(String, String)]) -> Harness {
         listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
         clock: clock.clone(),
         drain: Duration::from_secs(5),
+        workers: None,
     })
     .await
     .unwrap_or_else(|e| panic!("gateway: {e}"));

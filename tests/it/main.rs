@@ -16,3 +16,4 @@ mod ops;
 mod refusals;
 mod reload;
 mod tls;
+mod workers;

@@ -595,6 +595,7 @@ async fn a_drain_lets_a_slow_request_finish_and_refuses_new_connections() {
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         clock: portcullis::time::ManualClock::new(NOW),
         drain: Duration::from_secs(300),
+        workers: None,
     })
     .await
     .unwrap_or_else(|e| panic!("gateway: {e}"));

@@ -310,6 +310,12 @@ impl Harness {
     /// Starts `config` (with `{upstream}` and `{keys}` placeholders) and `key` in the
     /// local JWKS file.
     pub async fn start_with(config: &str, key: TestKey) -> Self {
+        Self::start_on(config, key, None).await
+    }
+
+    /// As [`Harness::start_with`], served by `workers` dedicated worker threads (as the
+    /// binary serves) instead of the test's runtime.
+    pub async fn start_on(config: &str, key: TestKey, workers: Option<std::num::NonZeroUsize>) -> Self {
         init_logs();
         let upstream = spawn_upstream().await;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -326,6 +332,7 @@ impl Harness {
             listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
             clock: clock.clone(),
             drain: Duration::from_secs(5),
+            workers,
         })
         .await
         .unwrap_or_else(|e| panic!("gateway: {e}"));

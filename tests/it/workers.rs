@@ -1,0 +1,158 @@
+//! Server workers (`--workers N`, as the binary serves): N threads with their own event
+//! loops and upstream pools accept on one listener and share one configuration, one set of
+//! caches, one connection bound and one set of metrics.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use http::Method;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+const GUARD: Duration = Duration::from_secs(60);
+const TWO: Option<NonZeroUsize> = NonZeroUsize::new(2);
+
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(GUARD, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing happened within {GUARD:?}"))
+}
+
+fn with_admin(server: &str) -> String {
+    format!(
+        "[server]\nadmin_listen = \"127.0.0.1:0\"\n{server}\n{}",
+        default_config().replace("paths = [\"/**\"]", "paths = [\"/open/**\"]")
+    )
+}
+
+async fn metrics(h: &Harness) -> String {
+    let admin = h.gateway.admin_addr().unwrap_or_else(|| panic!("no admin listener"));
+    send(&h.client, Method::GET, &format!("http://{admin}/metrics"), &[], "")
+        .await
+        .body
+}
+
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+}
+
+/// One request on a connection of its own (`Connection: close`), answered whole.
+async fn on_new_connection(addr: SocketAddr, path: &str, token: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    let _ = within("an answer and the close", s.read_to_end(&mut out)).await;
+    let raw = String::from_utf8_lossy(&out);
+    raw.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {raw:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_serve_one_configuration_and_all_see_a_reload() {
+    let h = Harness::start_on(&with_admin(""), TestKey::es256("k1"), TWO).await;
+    let addr = h.gateway.local_addr();
+    let read = h.key.sign(&claims("read"));
+    let write = h.key.sign(&claims("read write"));
+
+    // Many connections at once, so both workers accept some of them.
+    let round = |path: &'static str, token: String| {
+        let tasks: Vec<_> = (0..24)
+            .map(|_| {
+                let token = token.clone();
+                tokio::spawn(async move { on_new_connection(addr, path, &token).await })
+            })
+            .collect();
+        async move {
+            let mut statuses = Vec::new();
+            for t in tasks {
+                statuses.push(within("a request", t).await.unwrap_or_else(|e| panic!("{e}")));
+            }
+            statuses
+        }
+    };
+    assert!(round("/items/1", read.clone()).await.iter().all(|s| *s == 200));
+    assert!(round("/items/1", "not.a.token".into()).await.iter().all(|s| *s == 401));
+    assert!(round("/extra", write.clone()).await.iter().all(|s| *s == 404));
+    assert_eq!(h.upstream.hits(), 24);
+
+    // One reload reaches every worker: the new resource is served on every connection.
+    let keys = h.dir.path().join("keys.json");
+    let next = format!(
+        "{}\n[[protected_resource]]\nid = \"extra\"\nresource_server = \"api\"\npaths = [\"/extra\"]\nscopes = [\"write\"]\n",
+        with_admin("")
+    )
+    .replace("{upstream}", &h.upstream.addr.to_string())
+    .replace("{keys}", &keys.display().to_string());
+    std::fs::write(h.dir.path().join("portcullis.toml"), next).unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(round("/extra", write).await.iter().all(|s| *s == 200));
+    assert!(round("/extra", read).await.iter().all(|s| *s == 403));
+    assert_eq!(h.upstream.hits(), 48);
+
+    // The workers count into the one registry.
+    let text = metrics(&h).await;
+    let series = |pr: &str, outcome: &str, class: &str| {
+        format!(
+            "portcullis_requests_total{{resource_server=\"api\",resource=\"{pr}\",outcome=\"{outcome}\",status=\"{class}\"}}"
+        )
+    };
+    assert_eq!(sample(&text, &series("read", "allowed", "2xx")), 24.0);
+    assert_eq!(sample(&text, &series("read", "malformed", "4xx")), 24.0);
+    assert_eq!(sample(&text, &series("extra", "allowed", "2xx")), 24.0);
+    assert_eq!(sample(&text, &series("extra", "insufficient_scope", "4xx")), 24.0);
+
+    within("the workers stopping", h.gateway.shutdown()).await;
+    // Every worker dropped its copy of the listening socket.
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_share_one_connection_bound() {
+    let h = Harness::start_on(&with_admin("max_connections = 1"), TestKey::es256("k1"), TWO).await;
+    let addr = h.gateway.local_addr();
+    let token = h.key.sign(&claims("read"));
+    let request = format!("GET /items/1 HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer {token}\r\n\r\n");
+    // The first connection takes the only slot and is kept alive.
+    let mut first = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = [0u8; 4096];
+    first
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let n = within("the first answer", first.read(&mut buf))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // The second waits in the accept queue, whichever worker would take it.
+    let second = tokio::spawn({
+        let token = token.clone();
+        async move { on_new_connection(addr, "/items/1", &token).await }
+    });
+    // A second exchange on the first connection: by its answer the other worker has had
+    // every chance to take the waiting connection, had the bound been per worker.
+    first
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let n = within("the first connection's second answer", first.read(&mut buf))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert!(!second.is_finished());
+    assert_eq!(sample(&metrics(&h).await, "portcullis_connections_open"), 1.0);
+    drop(first);
+    let status = within("the second answer", second)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 200);
+}
