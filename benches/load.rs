@@ -47,6 +47,7 @@ cargo bench --bench load -- [options]
   --client-threads N  load generator runtime threads (default: the cores)
   --unique-tokens N   pre-minted tokens per unique-token row (default 10000 x seconds);
                       a row that uses them all stops early (marked 'pool')
+                      (cache-100k always sends 100000 distinct tokens, however long it takes)
   --no-access-log     start the gateway with RUST_LOG=info,access=off
   --target URL        load an already running gateway (http://) instead; only that row
   --token TOKEN       with --target: sent as 'Authorization: Bearer TOKEN'
@@ -54,7 +55,11 @@ cargo bench --bench load -- [options]
   --expect STATUS     with --target: the expected status (default 200)
 ";
 
-const ROWS: [&str; 8] = [
+/// Distinct tokens the `cache-100k` row sends, each once: the verified-token cache's
+/// default capacity, for the peak RSS with a full cache.
+const CACHE_FILL: usize = 100_000;
+
+const ROWS: [&str; 9] = [
     "direct",
     "cache-on",
     "cache-off-rs256",
@@ -63,6 +68,7 @@ const ROWS: [&str; 8] = [
     "unique-es256",
     "jwe-rsa-oaep",
     "bad-token-401",
+    "cache-100k",
 ];
 
 struct Opts {
@@ -244,7 +250,14 @@ fn spawn_upstream() -> Result<(Proc, SocketAddr), BoxError> {
     Ok((proc, addr))
 }
 
-fn spawn_gateway(config: &Path, log: &Path, workers: usize, access_log: bool) -> Result<(Proc, SocketAddr), BoxError> {
+/// A started gateway: the process, its listener and its admin listener, if any.
+struct Gateway {
+    proc: Proc,
+    addr: SocketAddr,
+    admin: Option<SocketAddr>,
+}
+
+fn spawn_gateway(config: &Path, log: &Path, workers: usize, access_log: bool) -> Result<Gateway, BoxError> {
     let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .arg("serve")
         .arg("--config")
@@ -269,7 +282,8 @@ fn spawn_gateway(config: &Path, log: &Path, workers: usize, access_log: bool) ->
             };
             if v["message"] == "portcullis listening" {
                 let addr = v["addr"].as_str().ok_or("listening line without addr")?.parse()?;
-                return Ok((proc, addr));
+                let admin = v["admin"].as_str().and_then(|a| a.parse().ok());
+                return Ok(Gateway { proc, addr, admin });
             }
         }
         if let Some(status) = proc.child.try_wait()? {
@@ -342,6 +356,7 @@ fn config_text(upstream: SocketAddr, cache: bool) -> String {
         r#"[server]
 listen = "127.0.0.1:0"
 token_cache = {cache}
+admin_listen = "127.0.0.1:0"
 
 [[realm]]
 name = "load"
@@ -578,6 +593,8 @@ struct Row {
     outcome: Outcome,
     cpu_us_per_req: Option<f64>,
     peak_rss_kib: Option<u64>,
+    /// `portcullis_token_cache_entries` after the row, where read.
+    cached: Option<u64>,
 }
 
 impl Row {
@@ -680,9 +697,33 @@ fn print_table(rows: &[Row], with_proc: bool) {
         if r.outcome.pool_used_up {
             notes.push(format!("pool used up after {:.1} s", r.outcome.elapsed.as_secs_f64()));
         }
+        if let Some(n) = r.cached {
+            notes.push(format!("{n} tokens cached"));
+        }
         line.push_str(&format!(" {} |", notes.join("; ")));
         println!("{line}");
     }
+}
+
+/// `portcullis_token_cache_entries` from the gateway's admin listener.
+async fn cache_entries(admin: SocketAddr) -> Option<u64> {
+    let mut sender = connect(admin).await.ok()?;
+    let mut req = Request::new(Empty::<Bytes>::new());
+    *req.uri_mut() = "/metrics".parse().ok()?;
+    req.headers_mut().insert(HOST, HeaderValue::from_static("admin"));
+    let body = sender
+        .send_request(req)
+        .await
+        .ok()?
+        .into_body()
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    let text = std::str::from_utf8(&body).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("portcullis_token_cache_entries "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn generator(o: &Opts) -> Result<tokio::runtime::Runtime, BoxError> {
@@ -727,6 +768,7 @@ fn run_target(o: &Opts) -> Result<(), BoxError> {
             outcome,
             cpu_us_per_req: None,
             peak_rss_kib: None,
+            cached: None,
         }],
         false,
     );
@@ -806,6 +848,7 @@ fn run_all(o: &Opts) -> Result<(), BoxError> {
             outcome: drive(&rt, target, o.connections, o.seconds),
             cpu_us_per_req: None,
             peak_rss_kib: None,
+            cached: None,
         });
     }
 
@@ -830,15 +873,16 @@ fn run_all(o: &Opts) -> Result<(), BoxError> {
                     Tokens::One(Some(bearer(&es_token)?)),
                     StatusCode::OK,
                 ),
-                "unique-rs256" | "unique-es256" => {
+                "unique-rs256" | "unique-es256" | "cache-100k" => {
                     // Minted once, reused by each worker set (every row is a fresh gateway).
                     let pool = match pools.get(name) {
                         Some(p) => Arc::clone(p),
                         None => {
                             let k = if name == "unique-rs256" { &rs256 } else { &es256 };
-                            eprintln!("load: minting {pool_size} tokens for {name}");
+                            let n = if name == "cache-100k" { CACHE_FILL } else { pool_size };
+                            eprintln!("load: minting {n} tokens for {name}");
                             let t0 = Instant::now();
-                            let p = Arc::new(mint_pool(k, pool_size, portcullis::time::SystemClock.now())?);
+                            let p = Arc::new(mint_pool(k, n, portcullis::time::SystemClock.now())?);
                             eprintln!("load: minted in {:.1} s", t0.elapsed().as_secs_f64());
                             pools.insert(name, Arc::clone(&p));
                             p
@@ -867,12 +911,14 @@ fn run_all(o: &Opts) -> Result<(), BoxError> {
             };
             eprintln!("load: {name}, --workers {workers}");
             let log = logs.path().join(format!("{name}-w{workers}.log"));
-            let (gw, addr) = spawn_gateway(config, &log, workers, o.access_log)?;
-            let before = cpu_ticks(gw.pid());
+            let gw = spawn_gateway(config, &log, workers, o.access_log)?;
+            let before = cpu_ticks(gw.proc.pid());
+            // cache-100k runs until every token was sent once.
+            let seconds = if name == "cache-100k" { 3600.0 } else { o.seconds };
             let outcome = drive(
                 &rt,
                 Target {
-                    addr,
+                    addr: gw.addr,
                     host: host.clone(),
                     path: path.into(),
                     headers: Vec::new(),
@@ -880,10 +926,14 @@ fn run_all(o: &Opts) -> Result<(), BoxError> {
                     expect,
                 },
                 o.connections,
-                o.seconds,
+                seconds,
             );
-            let after = cpu_ticks(gw.pid());
-            let rss = peak_rss_kib(gw.pid());
+            let after = cpu_ticks(gw.proc.pid());
+            let rss = peak_rss_kib(gw.proc.pid());
+            let cached = match gw.admin {
+                Some(admin) if name == "cache-100k" => rt.block_on(cache_entries(admin)),
+                _ => None,
+            };
             drop(gw);
             let _ = fs::remove_file(&log);
             let served = (outcome.lat_ns.len() as u64 + outcome.unexpected).max(1) as f64;
@@ -897,6 +947,7 @@ fn run_all(o: &Opts) -> Result<(), BoxError> {
                 outcome,
                 cpu_us_per_req: cpu,
                 peak_rss_kib: rss,
+                cached,
             });
         }
     }
@@ -905,7 +956,8 @@ fn run_all(o: &Opts) -> Result<(), BoxError> {
     println!(
         "# cache-on, cache-off-*, bad-token-401: one repeated ES256/RS256 token; unique-*: a new token per request \
          (cache on, so each is a full verification plus a cache insert); jwe-rsa-oaep: one repeated RSA-OAEP JWE, \
-         so after the first request it is the cache-hit path; bad-token-401: a tampered signature, answered 401. \
+         so after the first request it is the cache-hit path; bad-token-401: a tampered signature, answered 401; \
+         cache-100k: 100000 distinct ES256 tokens, each sent once (the peak RSS of a full cache). \
          CPU from /proc/<pid>/stat at {tck} ticks/s; peak RSS is VmHWM."
     );
     print_table(&table, true);

@@ -205,7 +205,8 @@ impl Gateway {
                 tokio::spawn(ended)
             }
         };
-        tracing::info!(%addr, admin = ?admin_addr, "portcullis listening");
+        let admin = admin_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
+        tracing::info!(%addr, %admin, "portcullis listening");
         Ok(Self {
             addr,
             admin_addr,

@@ -231,11 +231,10 @@ fn normalize_host(host: &str) -> String {
 fn claim_headers(rs: &ResourceServer, claims: &Claims) -> Result<Vec<(HeaderName, HeaderValue)>, TokenError> {
     let mut out = Vec::with_capacity(rs.claim_headers.len());
     for ch in &rs.claim_headers {
-        let Some(text) = claims.header_value(&ch.claim) else {
-            continue;
-        };
-        let value = HeaderValue::from_str(&text).map_err(|_| TokenError::UnrepresentableClaim(ch.claim.clone()))?;
-        out.push((ch.header.clone(), value));
+        if let Some(value) = claims.header_value(&ch.claim)? {
+            // A reference-counted copy: the rendering was done when the token was verified.
+            out.push((ch.header.clone(), value.clone()));
+        }
     }
     Ok(out)
 }

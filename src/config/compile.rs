@@ -279,6 +279,17 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
             rs_jwe.push(jwe);
         }
     }
+    for rs in &resource_servers {
+        if let Some(realm) = realms.get_mut(rs.realm) {
+            realm
+                .forwarded_claims
+                .extend(rs.claim_headers.iter().map(|ch| Box::from(ch.claim.as_str())));
+        }
+    }
+    for realm in &mut realms {
+        realm.forwarded_claims.sort_unstable();
+        realm.forwarded_claims.dedup();
+    }
 
     // Clients of the embedded issuers.
     let signing_present: Vec<bool> = signing_keys.iter().map(|s| !s.is_empty()).collect();
@@ -682,6 +693,8 @@ fn compile_realm(
         signing_keys_file: signing_file,
         jwks_remote: remote,
         require_at_jwt_typ: raw.require_at_jwt_typ.unwrap_or(false),
+        // Filled in once the resource servers are compiled.
+        forwarded_claims: Vec::new(),
         access_token_ttl,
         scope_source,
         issuer_path,

@@ -77,6 +77,9 @@ pub struct Realm {
     pub jwks_remote: Option<RemoteJwks>,
     /// Whether the inner token must carry `typ: at+jwt` (RFC 9068 § 4). Defaults to false.
     pub require_at_jwt_typ: bool,
+    /// Every claim its resource servers pass upstream (`claim_headers`), sorted: what a
+    /// verified token keeps beyond the registered claims.
+    pub forwarded_claims: Vec<Box<str>>,
     /// Default lifetime of tokens the embedded issuer mints (seed 004's client defaults).
     /// Defaults to 1 h; a resource server's `access_token_ttl` overrides it.
     pub access_token_ttl: Duration,

@@ -1,6 +1,12 @@
 //! The verified-token cache: tokens that passed signature verification and the
-//! route-independent checks, keyed by the whole token text so no two tokens can share an
-//! entry, each entry living no longer than the token's `exp`.
+//! route-independent checks, keyed by the SHA-256 digest of the whole token, each entry
+//! living no longer than the token's `exp`.
+//!
+//! Why a digest and not the token text: 32 bytes instead of hundreds to thousands per entry
+//! (a full cache of 100 000 tokens is tens of MiB smaller), and a cheaper hash per lookup.
+//! Two different tokens share an entry only if they collide under SHA-256, the function
+//! that RS256, PS256 and ES256 signatures are already computed over: finding such a pair
+//! would forge those signatures directly, cache or no cache.
 //!
 //! An entry remembers the realm and the key generation it was verified under; a lookup
 //! under another realm or after the realm's keys changed is a miss. Route- and time-
@@ -44,8 +50,22 @@ struct Entry {
 
 struct UntilExp;
 
-impl Expiry<Arc<str>, Arc<Entry>> for UntilExp {
-    fn expire_after_create(&self, _key: &Arc<str>, value: &Arc<Entry>, _created_at: Instant) -> Option<Duration> {
+/// What entries are keyed by: the SHA-256 digest of the whole token (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenKey([u8; 32]);
+
+impl TokenKey {
+    /// The key of `token` (its compact serialization, JWS or JWE).
+    pub fn of(token: &str) -> Self {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        Self(out)
+    }
+}
+
+impl Expiry<TokenKey, Arc<Entry>> for UntilExp {
+    fn expire_after_create(&self, _key: &TokenKey, value: &Arc<Entry>, _created_at: Instant) -> Option<Duration> {
         Some(value.ttl)
     }
 }
@@ -53,11 +73,11 @@ impl Expiry<Arc<str>, Arc<Entry>> for UntilExp {
 /// A bounded cache of verified tokens; a no-op when disabled.
 #[derive(Clone)]
 pub struct TokenCache {
-    inner: Option<Cache<Arc<str>, Arc<Entry>>>,
+    inner: Option<Cache<TokenKey, Arc<Entry>>>,
     clock: SharedClock,
     /// Recently refused tokens, by SHA-256 of the token: a separate, small, short-lived
     /// cache, so floods of bad tokens cost no signature work and cannot evict good entries.
-    refused: Option<Cache<[u8; 32], Arc<Refusal>>>,
+    refused: Option<Cache<TokenKey, Arc<Refusal>>>,
     /// Lookups answered from the cache and not, for metrics (read at scrape time).
     hits: Arc<AtomicU64>,
     misses: Arc<AtomicU64>,
@@ -96,13 +116,13 @@ impl TokenCache {
     /// The remembered refusal of `token` under these keys and decryption context, if any.
     pub fn refused(
         &self,
-        token: &str,
+        token: &TokenKey,
         realm: &Name,
         generation: u64,
         outer: u32,
         keys_id: usize,
     ) -> Option<super::TokenError> {
-        let r = self.refused.as_ref()?.get(&digest(token))?;
+        let r = self.refused.as_ref()?.get(token)?;
         let hit = r.realm == *realm && r.generation == generation && r.outer == outer && r.keys_id == keys_id;
         if hit {
             self.refusal_hits.fetch_add(1, Ordering::Relaxed);
@@ -113,7 +133,7 @@ impl TokenCache {
     /// Remembers a refusal for [`REFUSED_TTL`].
     pub fn remember_refusal(
         &self,
-        token: &str,
+        token: &TokenKey,
         realm: &Name,
         generation: u64,
         outer: u32,
@@ -128,7 +148,7 @@ impl TokenCache {
                 keys_id,
                 error: error.clone(),
             };
-            c.insert(digest(token), Arc::new(r));
+            c.insert(*token, Arc::new(r));
         }
     }
 
@@ -157,7 +177,7 @@ impl TokenCache {
     /// `outer` names the decryption context (0 for a plain JWS, else which resource server's
     /// JWE settings decrypted it), so an encrypted token verified for one resource server
     /// is never a hit for another whose outer-layer policy it has not passed.
-    pub fn get(&self, token: &str, realm: &Name, generation: u64, outer: u32) -> Option<Arc<Claims>> {
+    pub fn get(&self, token: &TokenKey, realm: &Name, generation: u64, outer: u32) -> Option<Arc<Claims>> {
         let cache = self.inner.as_ref()?;
         let found = cache
             .get(token)
@@ -169,7 +189,7 @@ impl TokenCache {
     }
 
     /// Remembers a verified token until its `exp` (already-expired tokens are not kept).
-    pub fn insert(&self, token: &str, realm: &Name, generation: u64, outer: u32, claims: Arc<Claims>) {
+    pub fn insert(&self, token: &TokenKey, realm: &Name, generation: u64, outer: u32, claims: Arc<Claims>) {
         let Some(cache) = &self.inner else { return };
         let Some(exp) = claims.exp else { return };
         let left = exp.saturating_sub(self.clock.now());
@@ -184,13 +204,13 @@ impl TokenCache {
             claims,
             ttl: Duration::from_secs(left),
         };
-        cache.insert(Arc::from(token), Arc::new(entry));
+        cache.insert(*token, Arc::new(entry));
     }
 
     /// Drops one token (revocation).
     pub fn invalidate(&self, token: &str) {
         if let Some(c) = &self.inner {
-            c.invalidate(token);
+            c.invalidate(&TokenKey::of(token));
         }
     }
 
@@ -228,11 +248,4 @@ impl TokenCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
 }

@@ -5,6 +5,7 @@
 //! so a cached verified token need not repeat it; [`Claims::check_request`] depends on the
 //! route and the clock and runs on every request, cache hit or not.
 
+use http::HeaderValue;
 use serde_json::{Map, Value};
 
 use super::TokenError;
@@ -33,8 +34,19 @@ pub struct Claims {
     pub auth_time: Option<i64>,
     /// Granted scopes: `scope` (space-separated, RFC 8693 § 4.2) or else `scp` (array).
     pub scopes: Vec<String>,
-    /// Every claim as sent, for passing configured claims upstream.
-    pub raw: Map<String, Value>,
+    /// The claims the realm's resource servers pass upstream (their `claim_headers`),
+    /// rendered once, when the token is verified, instead of on every request; and only
+    /// those, so a cached token holds no more than the gateway uses.
+    pub forwarded: Box<[ForwardedClaim]>,
+}
+
+/// A claim as a header value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardedClaim {
+    /// The claim's name.
+    pub name: Box<str>,
+    /// Its rendering; `None` when it cannot be a header value (control characters, non-ASCII).
+    pub value: Option<HeaderValue>,
 }
 
 /// The per-request context claims are checked against.
@@ -53,6 +65,12 @@ pub struct RequestContext<'a> {
 impl Claims {
     /// Parses a JWT claims set. Registered claims must have their registered types.
     pub fn parse(json: &[u8]) -> Result<Self, TokenError> {
+        Self::parse_forwarding(json, &[])
+    }
+
+    /// As [`Self::parse`], keeping the claims named in `forward` (sorted, as
+    /// [`crate::model::Realm::forwarded_claims`] is) rendered for [`Self::header_value`].
+    pub fn parse_forwarding(json: &[u8], forward: &[Box<str>]) -> Result<Self, TokenError> {
         let raw: Map<String, Value> =
             serde_json::from_slice(json).map_err(|_| TokenError::Malformed("claims are not a JSON object"))?;
         let string = |name: &'static str| -> Result<Option<String>, TokenError> {
@@ -106,7 +124,16 @@ impl Claims {
             iat: time("iat")?,
             auth_time: time("auth_time")?,
             scopes,
-            raw,
+            forwarded: forward
+                .iter()
+                .filter_map(|name| {
+                    let text = render(raw.get(&**name)?)?;
+                    Some(ForwardedClaim {
+                        name: name.clone(),
+                        value: HeaderValue::from_str(&text).ok(),
+                    })
+                })
+                .collect(),
         })
     }
 
@@ -182,17 +209,28 @@ impl Claims {
         Ok(())
     }
 
-    /// A claim rendered as a header value: strings as is, numbers and booleans as JSON,
-    /// arrays of strings space-separated, anything else as compact JSON.
-    pub fn header_value(&self, claim: &str) -> Option<String> {
-        let v = self.raw.get(claim)?;
-        Some(match v {
-            Value::String(s) => s.clone(),
-            Value::Array(items) if items.iter().all(Value::is_string) => {
-                items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")
-            }
-            Value::Null => return None,
-            other => other.to_string(),
-        })
+    /// The claim `name` as a header value, if the token has it and the realm forwards it;
+    /// an error when it has it in a form no header can carry.
+    pub fn header_value(&self, name: &str) -> Result<Option<&HeaderValue>, TokenError> {
+        let Ok(i) = self.forwarded.binary_search_by(|c| (*c.name).cmp(name)) else {
+            return Ok(None);
+        };
+        match &self.forwarded[i].value {
+            Some(v) => Ok(Some(v)),
+            None => Err(TokenError::UnrepresentableClaim(name.to_owned())),
+        }
     }
+}
+
+/// A claim rendered as header text: strings as is, numbers and booleans as JSON, arrays of
+/// strings space-separated, anything else as compact JSON; `null` as no header.
+fn render(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")
+        }
+        Value::Null => return None,
+        other => other.to_string(),
+    })
 }

@@ -14,8 +14,8 @@ mod revocation;
 
 use std::sync::Arc;
 
-pub use cache::TokenCache;
-pub use claims::{Claims, RequestContext};
+pub use cache::{TokenCache, TokenKey};
+pub use claims::{Claims, ForwardedClaim, RequestContext};
 pub use error::{Answer, TokenError};
 pub use extract::bearer;
 pub use revocation::{RevocationKey, Revocations};
@@ -38,14 +38,17 @@ pub async fn verify(
     }
     let generation = keys.generation();
     let tag = outer.map_or(0, |o| o.tag);
-    if let Some(claims) = cache.get(token, &realm.name, generation, tag) {
+    let Some(key) = cache.is_enabled().then(|| TokenKey::of(token)) else {
+        return verify_uncached(token, realm, keys, outer).await.map(Arc::new);
+    };
+    if let Some(claims) = cache.get(&key, &realm.name, generation, tag) {
         return Ok(claims);
     }
     // A token refused a moment ago under the same keys is refused again without crypto.
     // NB: refusals also remember which decryption keys judged them (their address: a
     // snapshot swap empties the cache, so an address is never reused within its life).
     let keys_id = outer.map_or(0, |o| std::ptr::from_ref(o.keys) as usize);
-    if let Some(error) = cache.refused(token, &realm.name, generation, tag, keys_id) {
+    if let Some(error) = cache.refused(&key, &realm.name, generation, tag, keys_id) {
         return Err(error);
     }
     match verify_uncached(token, realm, keys, outer).await {
@@ -54,13 +57,13 @@ pub async fn verify(
             // Cache only when no key change raced the verification, so an entry's
             // generation is always one whose keys verified it.
             if keys.generation() == generation {
-                cache.insert(token, &realm.name, generation, tag, claims.clone());
+                cache.insert(&key, &realm.name, generation, tag, claims.clone());
             }
             Ok(claims)
         }
         Err(error) => {
             if error.is_deterministic() && keys.generation() == generation {
-                cache.remember_refusal(token, &realm.name, generation, tag, keys_id, &error);
+                cache.remember_refusal(&key, &realm.name, generation, tag, keys_id, &error);
             }
             Err(error)
         }
@@ -90,7 +93,7 @@ async fn verify_uncached(
     let compact = jws::split(inner)?;
     let header = jws::header(compact.header, &realm.algorithms, realm.require_at_jwt_typ)?;
     jws::verify_signature(&compact, &header, keys).await?;
-    let claims = Claims::parse(&jws::b64(compact.payload)?)?;
+    let claims = Claims::parse_forwarding(&jws::b64(compact.payload)?, &realm.forwarded_claims)?;
     claims.check_issuer(&realm.issuer)?;
     Ok(claims)
 }

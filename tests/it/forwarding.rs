@@ -390,6 +390,51 @@ async fn claim_headers_replace_spoofed_ones_and_missing_claims_leave_none() {
 }
 
 #[tokio::test]
+async fn claim_headers_render_any_json_and_follow_a_reload() {
+    let mapping =
+        "scope = \"x-auth-scope\"\nroles = \"x-auth-roles\"\nlevel = \"x-auth-level\"\nnote = \"x-auth-note\"";
+    let config = patient_config().replace("scope = \"x-auth-scope\"", mapping);
+    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let mut c = claims("read");
+    c["roles"] = json!(["reader", "auditor"]);
+    c["level"] = json!(3);
+    c["note"] = json!("plain text");
+    c["tier"] = json!({"name": "gold"});
+    let token = h.key.sign(&c);
+    // Twice: the second answer comes from the verified-token cache, rendered the same.
+    for _ in 0..2 {
+        assert_eq!(h.get("/items/7", &token).await.status, StatusCode::OK);
+        let seen = h.upstream.last().await;
+        assert_eq!(header(&seen.headers, "x-auth-roles"), Some("reader auditor"));
+        assert_eq!(header(&seen.headers, "x-auth-level"), Some("3"));
+        assert_eq!(header(&seen.headers, "x-auth-note"), Some("plain text"));
+        assert!(seen.headers.get("x-auth-tier").is_none(), "not configured yet");
+    }
+    // A claim no header can carry refuses the request instead of passing a mangled value.
+    c["note"] = json!("two\nlines");
+    let hits = h.upstream.hits();
+    let a = h.get("/items/7", &h.key.sign(&c)).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    assert_eq!(h.upstream.hits(), hits);
+
+    // A reload that forwards one more claim applies to tokens verified before it.
+    let keys = h.dir.path().join("keys.json");
+    let next = config
+        .replace(
+            "note = \"x-auth-note\"",
+            "note = \"x-auth-note\"\ntier = \"x-auth-tier\"",
+        )
+        .replace("{upstream}", &h.upstream.addr.to_string())
+        .replace("{keys}", &keys.display().to_string());
+    std::fs::write(h.dir.path().join("portcullis.toml"), next).unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.get("/items/7", &token).await.status, StatusCode::OK);
+    let seen = h.upstream.last().await;
+    assert_eq!(header(&seen.headers, "x-auth-tier"), Some(r#"{"name":"gold"}"#));
+    assert_eq!(header(&seen.headers, "x-auth-roles"), Some("reader auditor"));
+}
+
+#[tokio::test]
 async fn keep_authorization_false_removes_it_upstream() {
     let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
     let token = h.key.sign(&claims("read"));
