@@ -173,18 +173,14 @@ fn try_keys(compact: &Compact<'_>, header: &Header, keys: &RealmKeys) -> Result<
     if !view.is_usable() {
         return Err(TokenError::NoUsableKeys);
     }
+    let signature = b64(compact.signature)?;
     let mut tried = 0;
     for key in view
         .candidates(header.kid.as_deref(), header.alg)
         .take(MAX_KIDLESS_CANDIDATES)
     {
         tried += 1;
-        if let Ok(true) = jsonwebtoken::crypto::verify(
-            compact.signature,
-            compact.signing_input.as_bytes(),
-            &key.key,
-            header.alg,
-        ) {
+        if key.verify(header.alg, compact.signing_input.as_bytes(), &signature) {
             return Ok(());
         }
     }
