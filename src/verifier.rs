@@ -4,6 +4,7 @@
 //! authorize` phases, then forwards; a Rust resource server can use it directly to offload
 //! its token checks without the proxy (see `examples/embed.rs`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -219,13 +220,19 @@ impl Verifier {
 }
 
 /// Lowercase, without port or trailing dot (RFC 9110 § 7.2 `Host = uri-host [ ":" port ]`).
-fn normalize_host(host: &str) -> String {
+/// Borrowed when already so, as clients send it nearly always.
+fn normalize_host(host: &str) -> Cow<'_, str> {
     let h = if host.starts_with('[') {
         host.split_once(']').map_or(host, |(a, _)| a).trim_start_matches('[')
     } else {
         host.rsplit_once(':').map_or(host, |(a, _)| a)
     };
-    h.trim_end_matches('.').to_ascii_lowercase()
+    let h = h.trim_end_matches('.');
+    if h.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(h.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(h)
+    }
 }
 
 fn claim_headers(rs: &ResourceServer, claims: &Claims) -> Result<Vec<(HeaderName, HeaderValue)>, TokenError> {

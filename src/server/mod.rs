@@ -288,11 +288,10 @@ async fn pipeline(
         .uri()
         .authority()
         .map(|a| a.as_str())
-        .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()))
-        .map(str::to_owned);
+        .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()));
     let decision = shared
         .verifier
-        .check(&snap, &method, host.as_deref(), req.uri().path(), req.headers())
+        .check(&snap, &method, host, req.uri().path(), req.headers())
         .await;
     let allowed = match decision {
         Ok(a) => a,
