@@ -1,5 +1,6 @@
 #![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
-//! Token verification benches: each algorithm cold (cache off: full signature check),
+//! Token verification benches: each algorithm cold (cache off: full signature check), the
+//! signature check alone with a pre-parsed key and with jsonwebtoken's per-call parsing,
 //! the verified-token cache hit, the whole decision (route + verify + authorize), JWE
 //! decrypt + verify per key-management algorithm, and routing against 10, 1 000 and
 //! 10 000 protected resources.
@@ -150,6 +151,35 @@ fn bench_verify(c: &mut Criterion) {
     });
 }
 
+/// The signature check alone, per algorithm: the key as parsed once at load (what the
+/// gateway uses) against `jsonwebtoken::crypto::verify`, which rebuilds it every call.
+fn bench_signature(c: &mut Criterion) {
+    let fx = fixture();
+    let v = verifier(&fx, false);
+    let snap = v.snapshot();
+    let keys = snap.realm_keys[0].view();
+    let mut g = c.benchmark_group("signature");
+    for alg in ALGS {
+        let t = token(&v, alg);
+        let (input, sig_b64) = t.rsplit_once('.').unwrap_or_else(|| panic!("not a JWS"));
+        let sig = portcullis::token::jws::b64(sig_b64).unwrap_or_else(|e| panic!("{e}"));
+        let a = portcullis::jwks::parse_alg(alg).unwrap_or_else(|| panic!("{alg}"));
+        let kid = format!("k-{alg}");
+        let key = keys
+            .candidates(Some(&kid), a)
+            .next()
+            .unwrap_or_else(|| panic!("no key {alg}"));
+        assert!(key.verify(a, input.as_bytes(), &sig));
+        g.bench_function(BenchmarkId::new("parsed", alg), |b| {
+            b.iter(|| black_box(key.verify(a, input.as_bytes(), &sig)))
+        });
+        g.bench_function(BenchmarkId::new("jsonwebtoken", alg), |b| {
+            b.iter(|| black_box(jsonwebtoken::crypto::verify(sig_b64, input.as_bytes(), &key.key, a)))
+        });
+    }
+    g.finish();
+}
+
 fn bench_routing(c: &mut Criterion) {
     let mut g = c.benchmark_group("routing");
     for n in [10usize, 1_000, 10_000] {
@@ -272,5 +302,5 @@ fn bench_jwe(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_verify, bench_jwe, bench_routing);
+criterion_group!(benches, bench_verify, bench_signature, bench_jwe, bench_routing);
 criterion_main!(benches);

@@ -61,8 +61,9 @@ pub struct VerifyKey {
     /// The key material.
     pub key: DecodingKey,
     /// The key parsed once for each of `algs` (same order; `None` where aws-lc-rs would
-    /// not pre-parse it). Verifying with a parsed key skips rebuilding the RSA modulus or
-    /// validating the curve point on every token: about half of an RS256 check.
+    /// not pre-parse it). Verifying with a parsed key skips rebuilding the RSA key or
+    /// decoding the curve point on every token (`cargo bench --bench verify -- signature`:
+    /// 2.7 µs of an RS256 check, 2.3 µs of an ES256 one).
     parsed: Vec<Option<ParsedPublicKey>>,
     /// A digest of the public parameters, to notice key changes across fetches.
     pub material: u64,
