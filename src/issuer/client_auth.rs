@@ -302,11 +302,11 @@ async fn check_assertion(
         Claims::parse(&jws::b64(compact.payload).map_err(|_| fail("malformed"))?).map_err(|e| fail(e.reason()))?;
     let id = client.client_id.as_str();
     // 1-2. iss and sub are the client_id.
-    if claims.iss.as_deref() != Some(id) || claims.sub.as_deref() != Some(id) {
+    if claims.iss() != Some(id) || claims.sub() != Some(id) {
         return Err(fail("iss/sub is not the client_id"));
     }
     // 3. aud identifies the authorization server: its token endpoint URL or its issuer.
-    if !claims.aud.iter().any(|a| cx.audiences.iter().any(|x| x == a)) {
+    if !claims.aud().any(|a| cx.audiences.iter().any(|x| x == a)) {
         return Err(fail("wrong aud"));
     }
     // 4. exp is required and not passed; bounded so the replay memory stays bounded.
@@ -326,7 +326,7 @@ async fn check_assertion(
         return Err(fail("issued in the future"));
     }
     // 7. jti: single use within the assertion's lifetime.
-    let jti = claims.jti.as_deref().ok_or_else(|| fail("no jti"))?;
+    let jti = claims.jti().ok_or_else(|| fail("no jti"))?;
     let ttl = Duration::from_secs(
         u64::try_from(exp.saturating_add(leeway).saturating_sub(cx.now))
             .unwrap_or(1)

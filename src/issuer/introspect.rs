@@ -91,25 +91,20 @@ pub async fn introspect(
     let Some(claims) = active_claims(verifier, snap, realm, asking, token).await else {
         return Ok(json!({ "active": false }));
     };
-    if !claims.aud.iter().any(|a| a == rs.audience.as_str()) {
+    if !claims.has_aud(rs.audience.as_str()) {
         return Ok(json!({ "active": false }));
     }
     let mut out = Map::new();
     out.insert("active".into(), true.into());
-    let scope: Vec<&str> = claims
-        .scopes
-        .iter()
-        .map(String::as_str)
-        .filter(|s| rs.scopes.contains(s))
-        .collect();
+    let scope: Vec<&str> = claims.scopes().filter(|s| rs.scopes.contains(s)).collect();
     if !scope.is_empty() {
         out.insert("scope".into(), scope.join(" ").into());
     }
     for (name, value) in [
-        ("client_id", claims.client_id.clone().map(Value::from)),
-        ("sub", claims.sub.clone().map(Value::from)),
-        ("iss", claims.iss.clone().map(Value::from)),
-        ("jti", claims.jti.clone().map(Value::from)),
+        ("client_id", claims.client_id().map(Value::from)),
+        ("sub", claims.sub().map(Value::from)),
+        ("iss", claims.iss().map(Value::from)),
+        ("jti", claims.jti().map(Value::from)),
         ("exp", claims.exp.map(Value::from)),
         ("iat", claims.iat.map(Value::from)),
         ("nbf", claims.nbf.map(Value::from)),
@@ -139,12 +134,12 @@ pub async fn revoke(
     let r = &snap.realms[realm];
     let outer = token::Outer::of(snap, asking);
     if let Ok(claims) = token::verify(token, r, &snap.realm_keys[realm], verifier.cache(), outer).await
-        && claims.aud.iter().any(|a| a == rs.audience.as_str())
+        && claims.has_aud(rs.audience.as_str())
     {
         verifier.revoke(snap, realm, token, &claims);
         tracing::info!(
             resource_server = rs.id.as_str(),
-            client_id = claims.client_id.as_deref().unwrap_or("-"),
+            client_id = claims.client_id().unwrap_or("-"),
             "token revoked"
         );
     }

@@ -126,7 +126,7 @@ fn claimed_client_id(p: &Presented) -> Option<String> {
         Presented::Assertion { jwt, id: None } => {
             let payload = jwt.split('.').nth(1)?;
             let claims = crate::token::Claims::parse(&crate::token::jws::b64(payload).ok()?).ok()?;
-            claims.sub
+            claims.sub().map(str::to_owned)
         }
     }
 }

@@ -322,7 +322,7 @@ async fn pipeline(
     let mut line = Line {
         resource: Some(&allowed.resource(&snap).id),
         resource_server: Some(&rs.id),
-        client: allowed.claims.client_id.as_deref().or(allowed.claims.sub.as_deref()),
+        client: allowed.claims.client_id().or(allowed.claims.sub()),
         ..Line::new(&method, allowed.path.as_str(), request_id, remote, started)
     };
     // forward. A body announcing more than the resource server takes never reaches it; one

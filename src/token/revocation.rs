@@ -20,7 +20,7 @@ pub struct RevocationKey(Arc<str>);
 impl RevocationKey {
     /// The key for a token of `realm` with these claims and text.
     pub fn of(realm: &str, claims: &Claims, token: &str) -> Self {
-        let id = match &claims.jti {
+        let id = match claims.jti() {
             Some(jti) => format!("{realm}\u{0}jti\u{0}{jti}"),
             None => {
                 let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());

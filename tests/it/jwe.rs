@@ -514,7 +514,11 @@ async fn issuer_encrypts_and_gateway_decrypts_every_key_management_algorithm() {
 
         // It is now in the verified-token cache, under this resource server's tag...
         let entry = cached(&h, id, &token).unwrap_or_else(|| panic!("{what}: not cached"));
-        assert_eq!(entry.aud, vec![format!("https://{id}.test")], "{what}");
+        assert_eq!(
+            entry.aud().collect::<Vec<_>>(),
+            vec![format!("https://{id}.test")],
+            "{what}"
+        );
         // ...and a cache hit costs no decryption: keys that cannot open the token still
         // get the very same claims.
         let again = verify_with(&h, id, &token, &decoy)
