@@ -12,6 +12,10 @@
 //! any token work). No log subscriber is installed: access lines cost nothing here; the
 //! load harness (`--bench load`) measures them.
 
+mod common;
+
+use common::NOW;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -31,11 +35,8 @@ use hyper_util::rt::TokioIo;
 use josekit::jwk::Jwk;
 use josekit::jwk::alg::ec::EcCurve;
 use portcullis::app::{Gateway, Options};
-use portcullis::issuer::{MintRequest, mint};
 use portcullis::time::ManualClock;
 use tokio::sync::Mutex;
-
-const NOW: i64 = 1_780_272_000;
 
 fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
@@ -128,25 +129,7 @@ async fn start(config: std::path::PathBuf) -> Gateway {
 }
 
 fn token(gw: &Gateway, kid: &str) -> String {
-    let snap = gw.verifier().snapshot();
-    let key = snap.signing_keys[0]
-        .keys()
-        .iter()
-        .find(|k| k.kid == kid)
-        .unwrap_or_else(|| panic!("no key {kid}"));
-    must(mint(
-        &MintRequest {
-            issuer: "https://issuer.bench",
-            audience: "https://api.bench",
-            subject: "bench",
-            client_id: "bench",
-            scope: "read",
-            now: NOW,
-            ttl: Duration::from_secs(3600),
-            auth_time: NOW,
-        },
-        key,
-    ))
+    common::token(&gw.verifier().snapshot(), kid)
 }
 
 async fn connect(addr: SocketAddr) -> SendRequest<Empty<Bytes>> {

@@ -7,8 +7,11 @@
 //!
 //! `cargo bench --bench verify`
 
+mod common;
+
+use common::NOW;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method};
@@ -16,11 +19,9 @@ use josekit::jwk::Jwk;
 use josekit::jwk::alg::ec::EcCurve;
 use josekit::jwk::alg::ed::EdCurve;
 use portcullis::Verifier;
-use portcullis::issuer::{MintRequest, mint};
 use portcullis::routing::{Route, Router, normalize};
 use portcullis::time::ManualClock;
 
-const NOW: i64 = 1_780_272_000;
 const ALGS: [&str; 5] = ["RS256", "PS256", "ES256", "ES384", "EdDSA"];
 
 fn key(alg: &str) -> serde_json::Value {
@@ -86,26 +87,7 @@ fn verifier(fx: &Fixture, cache: bool) -> Verifier {
 }
 
 fn token(v: &Verifier, alg: &str) -> String {
-    let snap = v.snapshot();
-    let key = snap.signing_keys[0]
-        .keys()
-        .iter()
-        .find(|k| k.kid == format!("k-{alg}"))
-        .unwrap_or_else(|| panic!("no key {alg}"));
-    mint(
-        &MintRequest {
-            issuer: "https://issuer.bench",
-            audience: "https://api.bench",
-            subject: "bench",
-            client_id: "bench",
-            scope: "read",
-            now: NOW,
-            ttl: Duration::from_secs(3600),
-            auth_time: NOW,
-        },
-        key,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    common::token(&v.snapshot(), &format!("k-{alg}"))
 }
 
 fn bench_verify(c: &mut Criterion) {
@@ -275,20 +257,7 @@ fn bench_jwe(c: &mut Criterion) {
     let mut g = c.benchmark_group("jwe_decrypt_verify_cold");
     for (i, alg) in JWE_ALGS.iter().enumerate() {
         let rs = &snap.resource_servers[i];
-        let jws = mint(
-            &MintRequest {
-                issuer: "https://issuer.bench",
-                audience: rs.audience.as_str(),
-                subject: "bench",
-                client_id: "bench",
-                scope: "",
-                now: NOW,
-                ttl: Duration::from_secs(3600),
-                auth_time: NOW,
-            },
-            key,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let jws = common::mint_for(key, rs.audience.as_str(), "");
         let jwe = snap.rs_jwe[i]
             .as_ref()
             .unwrap_or_else(|| panic!("no jwe"))
