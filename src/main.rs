@@ -8,6 +8,17 @@ use clap::Parser;
 mod cli;
 
 fn main() -> ExitCode {
-    let args = cli::Args::parse();
-    cli::run(args)
+    match cli::Args::try_parse() {
+        Ok(args) => cli::run(args),
+        // --help and --version print and succeed; a usage error is the documented 64
+        // (EX_USAGE), not clap's own 2.
+        Err(e) => {
+            let _ = e.print();
+            if e.use_stderr() {
+                ExitCode::from(cli::EXIT_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
 }

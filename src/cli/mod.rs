@@ -34,7 +34,7 @@ enum Command {
         config: PathBuf,
         /// Server worker threads, each with its own event loop (default: the number of cores).
         #[arg(long)]
-        workers: Option<usize>,
+        workers: Option<NonZeroUsize>,
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Compact)]
         log_format: LogFormat,
@@ -180,16 +180,15 @@ fn init_logs(format: LogFormat) -> logs::LogWriter {
     writer
 }
 
-fn serve(config: PathBuf, workers: Option<usize>, log_format: LogFormat) -> ExitCode {
+fn serve(config: PathBuf, workers: Option<NonZeroUsize>, log_format: LogFormat) -> ExitCode {
     let logs = init_logs(log_format);
     let code = serve_until_stopped(config, workers);
     logs.flush();
     code
 }
 
-fn serve_until_stopped(config: PathBuf, workers: Option<usize>) -> ExitCode {
+fn serve_until_stopped(config: PathBuf, workers: Option<NonZeroUsize>) -> ExitCode {
     let workers = workers
-        .and_then(NonZeroUsize::new)
         .or_else(|| std::thread::available_parallelism().ok())
         .unwrap_or(NonZeroUsize::MIN);
     // The control plane (signals, reloads, key refresh, admin listener) needs little; the

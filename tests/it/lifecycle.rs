@@ -1,5 +1,6 @@
 //! The real binary's lifecycle: SIGHUP reloads, SIGTERM drains and exits 0; and a
-//! Kubernetes-style symlink swap of the configuration is picked up by the watcher.
+//! Kubernetes-style symlink swap of the configuration is picked up by the watcher; usage
+//! errors exit 64.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -178,4 +179,26 @@ async fn a_symlink_swap_of_the_config_is_seen_by_the_watcher() {
     .await;
     let read = h.key.sign(&claims("read"));
     assert_eq!(h.get("/extra", &read).await.status, StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn usage_errors_exit_64_and_help_exits_0() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    for bad in [
+        &["serve", "--workers", "0"][..],
+        &["serve", "--no-such-flag"],
+        &["frobnicate"],
+    ] {
+        let out = run(bad);
+        assert_eq!(out.status.code(), Some(64), "{bad:?}");
+        assert!(!out.stderr.is_empty(), "{bad:?}: no message");
+    }
+    let help = run(&["serve", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--workers"));
 }
