@@ -338,9 +338,10 @@ impl Claims {
         let Ok(i) = self.forwarded.binary_search_by(|c| (*c.name).cmp(name)) else {
             return Ok(None);
         };
-        match &self.forwarded[i].value {
-            Some(v) => Ok(Some(v)),
-            None => Err(TokenError::UnrepresentableClaim(name.to_owned())),
+        match self.forwarded.get(i).map(|c| &c.value) {
+            Some(Some(v)) => Ok(Some(v)),
+            Some(None) => Err(TokenError::UnrepresentableClaim(name.to_owned())),
+            None => Ok(None),
         }
     }
 }
