@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -79,6 +80,8 @@ impl Denied {
 /// Decides requests against the current snapshot.
 pub struct Verifier {
     snapshot: ArcSwap<Snapshot>,
+    /// The last snapshot number handed out ([`crate::model::Realm::cache_epoch`]).
+    epochs: AtomicU64,
     cache: TokenCache,
     revocations: Revocations,
     clock: SharedClock,
@@ -97,10 +100,12 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     /// A verifier over `snapshot`, with a token cache sized by its settings.
-    pub fn new(snapshot: Snapshot, clock: SharedClock) -> Self {
+    pub fn new(mut snapshot: Snapshot, clock: SharedClock) -> Self {
         let cache = TokenCache::new(snapshot.settings.token_cache_capacity, clock.clone());
+        number(&mut snapshot, 1);
         Self {
             snapshot: ArcSwap::from_pointee(snapshot),
+            epochs: AtomicU64::new(1),
             cache,
             revocations: Revocations::new(MAX_REVOCATIONS, clock.clone()),
             clock,
@@ -116,7 +121,10 @@ impl Verifier {
     ///
     /// The verified-token cache is emptied: entries are tagged with key generations and
     /// resource-server positions that a new configuration may reuse for other keys.
-    pub fn replace(&self, snapshot: Snapshot) {
+    /// Verdicts are also tagged with the snapshot's number, so one that a request still on
+    /// the old snapshot stores after the swap never answers under the new one.
+    pub fn replace(&self, mut snapshot: Snapshot) {
+        number(&mut snapshot, self.epochs.fetch_add(1, Ordering::Relaxed) + 1);
         self.snapshot.store(Arc::new(snapshot));
         self.cache.clear();
     }
@@ -216,6 +224,13 @@ impl Verifier {
         let realm = &snap.realms[rs.realm];
         let keys = &snap.realm_keys[rs.realm];
         token::verify(token, realm, keys, &self.cache, token::Outer::of(snap, resource_server)).await
+    }
+}
+
+/// Numbers `snap` for the token caches.
+fn number(snap: &mut Snapshot, epoch: u64) {
+    for realm in &mut snap.realms {
+        realm.cache_epoch = epoch;
     }
 }
 

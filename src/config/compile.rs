@@ -695,6 +695,7 @@ fn compile_realm(
         require_at_jwt_typ: raw.require_at_jwt_typ.unwrap_or(false),
         // Filled in once the resource servers are compiled.
         forwarded_claims: Vec::new(),
+        cache_epoch: 0,
         access_token_ttl,
         scope_source,
         issuer_path,

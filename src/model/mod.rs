@@ -80,6 +80,10 @@ pub struct Realm {
     /// Every claim its resource servers pass upstream (`claim_headers`), sorted: what a
     /// verified token keeps beyond the registered claims.
     pub forwarded_claims: Vec<Box<str>>,
+    /// The number of the snapshot this realm belongs to, set by the [`crate::Verifier`]
+    /// that swaps it in (0 until then). Verdicts in the token caches carry it, so one
+    /// reached under an older configuration never answers under this one.
+    pub cache_epoch: u64,
     /// Default lifetime of tokens the embedded issuer mints (seed 004's client defaults).
     /// Defaults to 1 h; a resource server's `access_token_ttl` overrides it.
     pub access_token_ttl: Duration,

@@ -8,9 +8,10 @@
 //! that RS256, PS256 and ES256 signatures are already computed over: finding such a pair
 //! would forge those signatures directly, cache or no cache.
 //!
-//! An entry remembers the realm and the key generation it was verified under; a lookup
-//! under another realm or after the realm's keys changed is a miss. Route- and time-
-//! dependent checks (`exp`, `nbf`, `aud`, scopes, `max_age`) still run on every hit.
+//! An entry remembers what it was judged under ([`Judged`]): the realm, the configuration
+//! snapshot, the realm's key generation and the decryption context; a lookup under anything
+//! else is a miss. Route- and time-dependent checks (`exp`, `nbf`, `aud`, scopes,
+//! `max_age`, revocation) still run on every hit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,12 +29,51 @@ pub const REFUSED_CAPACITY: u64 = 10_000;
 /// How long a refusal is remembered.
 pub const REFUSED_TTL: Duration = Duration::from_secs(30);
 
+/// What a token was judged under. A cached verdict answers only a lookup under the same.
+#[derive(Debug, Clone, Copy)]
+pub struct Judged<'a> {
+    /// The realm.
+    pub realm: &'a Name,
+    /// The configuration snapshot, as the verifier numbers them
+    /// ([`crate::model::Realm::cache_epoch`]): a verification that started before a reload
+    /// and finished after it never answers under the new rules.
+    pub epoch: u64,
+    /// The realm's key generation: a key change ends every verdict made before it.
+    pub generation: u64,
+    /// The decryption context: 0 for a plain JWS, else which resource server's JWE settings
+    /// decrypted it, so an encrypted token verified for one resource server is never a hit
+    /// for another whose outer-layer policy it has not passed.
+    pub outer: u32,
+}
+
+/// [`Judged`], as stored with a verdict.
+#[derive(Debug)]
+struct Tag {
+    realm: Name,
+    epoch: u64,
+    generation: u64,
+    outer: u32,
+}
+
+impl Tag {
+    fn of(j: &Judged<'_>) -> Self {
+        Self {
+            realm: j.realm.clone(),
+            epoch: j.epoch,
+            generation: j.generation,
+            outer: j.outer,
+        }
+    }
+
+    fn matches(&self, j: &Judged<'_>) -> bool {
+        self.epoch == j.epoch && self.generation == j.generation && self.outer == j.outer && self.realm == *j.realm
+    }
+}
+
 /// A remembered refusal.
 #[derive(Debug)]
 struct Refusal {
-    realm: Name,
-    generation: u64,
-    outer: u32,
+    tag: Tag,
     keys_id: usize,
     error: super::TokenError,
 }
@@ -41,9 +81,7 @@ struct Refusal {
 /// A cached verification result.
 #[derive(Debug)]
 struct Entry {
-    realm: Name,
-    generation: u64,
-    outer: u32,
+    tag: Tag,
     claims: Arc<Claims>,
     ttl: Duration,
 }
@@ -113,17 +151,11 @@ impl TokenCache {
         }
     }
 
-    /// The remembered refusal of `token` under these keys and decryption context, if any.
-    pub fn refused(
-        &self,
-        token: &TokenKey,
-        realm: &Name,
-        generation: u64,
-        outer: u32,
-        keys_id: usize,
-    ) -> Option<super::TokenError> {
+    /// The remembered refusal of `token` judged under `judged` and these decryption keys
+    /// (`keys_id`), if any.
+    pub fn refused(&self, token: &TokenKey, judged: &Judged<'_>, keys_id: usize) -> Option<super::TokenError> {
         let r = self.refused.as_ref()?.get(token)?;
-        let hit = r.realm == *realm && r.generation == generation && r.outer == outer && r.keys_id == keys_id;
+        let hit = r.tag.matches(judged) && r.keys_id == keys_id;
         if hit {
             self.refusal_hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -131,20 +163,10 @@ impl TokenCache {
     }
 
     /// Remembers a refusal for [`REFUSED_TTL`].
-    pub fn remember_refusal(
-        &self,
-        token: &TokenKey,
-        realm: &Name,
-        generation: u64,
-        outer: u32,
-        keys_id: usize,
-        error: &super::TokenError,
-    ) {
+    pub fn remember_refusal(&self, token: &TokenKey, judged: &Judged<'_>, keys_id: usize, error: &super::TokenError) {
         if let Some(c) = &self.refused {
             let r = Refusal {
-                realm: realm.clone(),
-                generation,
-                outer,
+                tag: Tag::of(judged),
                 keys_id,
                 error: error.clone(),
             };
@@ -172,16 +194,12 @@ impl TokenCache {
         self.inner.is_some()
     }
 
-    /// The claims of `token` if it was verified under `realm` at key `generation`.
-    ///
-    /// `outer` names the decryption context (0 for a plain JWS, else which resource server's
-    /// JWE settings decrypted it), so an encrypted token verified for one resource server
-    /// is never a hit for another whose outer-layer policy it has not passed.
-    pub fn get(&self, token: &TokenKey, realm: &Name, generation: u64, outer: u32) -> Option<Arc<Claims>> {
+    /// The claims of `token` if it was verified under `judged`.
+    pub fn get(&self, token: &TokenKey, judged: &Judged<'_>) -> Option<Arc<Claims>> {
         let cache = self.inner.as_ref()?;
         let found = cache
             .get(token)
-            .filter(|e| e.realm == *realm && e.generation == generation && e.outer == outer)
+            .filter(|e| e.tag.matches(judged))
             .map(|e| e.claims.clone());
         let counter = if found.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -189,7 +207,7 @@ impl TokenCache {
     }
 
     /// Remembers a verified token until its `exp` (already-expired tokens are not kept).
-    pub fn insert(&self, token: &TokenKey, realm: &Name, generation: u64, outer: u32, claims: Arc<Claims>) {
+    pub fn insert(&self, token: &TokenKey, judged: &Judged<'_>, claims: Arc<Claims>) {
         let Some(cache) = &self.inner else { return };
         let Some(exp) = claims.exp else { return };
         let left = exp.saturating_sub(self.clock.now());
@@ -198,9 +216,7 @@ impl TokenCache {
             return;
         }
         let entry = Entry {
-            realm: realm.clone(),
-            generation,
-            outer,
+            tag: Tag::of(judged),
             claims,
             ttl: Duration::from_secs(left),
         };
@@ -232,7 +248,7 @@ impl TokenCache {
             let realm = realm.clone();
             // Only fails when invalidation closures are not enabled; they are not needed
             // for correctness because lookups also compare realm and generation.
-            let _ = c.invalidate_entries_if(move |_, e| e.realm == realm);
+            let _ = c.invalidate_entries_if(move |_, e| e.tag.realm == realm);
         }
     }
 

@@ -14,7 +14,7 @@ mod revocation;
 
 use std::sync::Arc;
 
-pub use cache::{TokenCache, TokenKey};
+pub use cache::{Judged, TokenCache, TokenKey};
 pub use claims::{Claims, ForwardedClaim, RequestContext};
 pub use error::{Answer, TokenError};
 pub use extract::bearer;
@@ -37,18 +37,23 @@ pub async fn verify(
         return Err(TokenError::TooLarge(realm.max_token_bytes));
     }
     let generation = keys.generation();
-    let tag = outer.map_or(0, |o| o.tag);
+    let judged = Judged {
+        realm: &realm.name,
+        epoch: realm.cache_epoch,
+        generation,
+        outer: outer.map_or(0, |o| o.tag),
+    };
     let Some(key) = cache.is_enabled().then(|| TokenKey::of(token)) else {
         return verify_uncached(token, realm, keys, outer).await.map(Arc::new);
     };
-    if let Some(claims) = cache.get(&key, &realm.name, generation, tag) {
+    if let Some(claims) = cache.get(&key, &judged) {
         return Ok(claims);
     }
     // A token refused a moment ago under the same keys is refused again without crypto.
-    // NB: refusals also remember which decryption keys judged them (their address: a
-    // snapshot swap empties the cache, so an address is never reused within its life).
+    // NB: refusals also remember which decryption keys judged them (their address: the
+    // epoch changes with every snapshot, so an address is never reused within one).
     let keys_id = outer.map_or(0, |o| std::ptr::from_ref(o.keys) as usize);
-    if let Some(error) = cache.refused(&key, &realm.name, generation, tag, keys_id) {
+    if let Some(error) = cache.refused(&key, &judged, keys_id) {
         return Err(error);
     }
     match verify_uncached(token, realm, keys, outer).await {
@@ -57,13 +62,13 @@ pub async fn verify(
             // Cache only when no key change raced the verification, so an entry's
             // generation is always one whose keys verified it.
             if keys.generation() == generation {
-                cache.insert(&key, &realm.name, generation, tag, claims.clone());
+                cache.insert(&key, &judged, claims.clone());
             }
             Ok(claims)
         }
         Err(error) => {
             if error.is_deterministic() && keys.generation() == generation {
-                cache.remember_refusal(&key, &realm.name, generation, tag, keys_id, &error);
+                cache.remember_refusal(&key, &judged, keys_id, &error);
             }
             Err(error)
         }

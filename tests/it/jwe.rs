@@ -389,12 +389,14 @@ fn cached(h: &Harness, rs_id: &str, token: &str) -> Option<Arc<Claims>> {
     let (i, rs) = snap.resource_server(rs_id)?;
     let tag = Outer::of(&snap, i).map_or(0, |o| o.tag);
     let keys = &snap.realm_keys[rs.realm];
-    v.cache().get(
-        &portcullis::token::TokenKey::of(token),
-        &snap.realms[rs.realm].name,
-        keys.generation(),
-        tag,
-    )
+    let realm = &snap.realms[rs.realm];
+    let judged = portcullis::token::Judged {
+        realm: &realm.name,
+        epoch: realm.cache_epoch,
+        generation: keys.generation(),
+        outer: tag,
+    };
+    v.cache().get(&portcullis::token::TokenKey::of(token), &judged)
 }
 
 /// `portcullis::token::verify` for `rs_id`'s route, with the gateway's cache and realm

@@ -173,3 +173,31 @@ async fn the_watcher_reloads_on_a_file_change() {
         .await;
     assert_eq!(a.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_verdict_reached_under_the_old_rules_never_answers_under_the_new() {
+    let h = Harness::start().await;
+    let token = h.key.sign(&claims("read"));
+    let v = h.gateway.verifier();
+    // A request loads the snapshot of the day...
+    let old = v.snapshot();
+    // ...a reload then gives the realm another issuer (its keys stay the same)...
+    write_config(&h, &default_config().replace("/realms/t\"", "/realms/t-next\""));
+    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    // ...and the request, still on the old snapshot, stores its verdict after the swap.
+    let (i, rs) = old.resource_server("api").unwrap_or_else(|| panic!("no api"));
+    let outer = portcullis::token::Outer::of(&old, i);
+    portcullis::token::verify(
+        &token,
+        &old.realms[rs.realm],
+        &old.realm_keys[rs.realm],
+        v.cache(),
+        outer,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Under the new rules the token is refused, not answered from that verdict.
+    let a = h.get("/items/1", &token).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    assert_eq!(v.cache().hits(), 0);
+}
