@@ -29,6 +29,8 @@ use portcullis::app::{Gateway, Options};
 use portcullis::jwks::SigningKeys;
 use portcullis::time::{Clock, ManualClock};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 /// A fixed "now" for tests: 2026-06-01T00:00:00Z.
@@ -512,4 +514,60 @@ pub fn init_logs() {
             .with_test_writer()
             .try_init();
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Waiting, raw exchanges and metrics, for tests on the listener and the admin endpoint.
+
+/// The guard on waiting for an event that must come.
+pub const GUARD: Duration = Duration::from_secs(60);
+
+/// The default test configuration without its catch-all resource (so a path can miss),
+/// with `server` as its `[server]` table.
+pub fn config_with(server: &str) -> String {
+    format!(
+        "[server]\n{server}\n{}",
+        default_config().replace("paths = [\"/**\"]", "paths = [\"/open/**\"]")
+    )
+}
+
+pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(GUARD, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing happened within {GUARD:?}"))
+}
+
+/// Writes `request` on a new connection and reads until the server closes it.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(request).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    // A reset after the answer is a close too.
+    let _ = within("the answer and the close", s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn status_of(raw: &str) -> u16 {
+    raw.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {raw:?}"))
+}
+
+pub async fn scrape(h: &Harness) -> (Answer, String) {
+    let admin = h.gateway.admin_addr().unwrap_or_else(|| panic!("no admin listener"));
+    let a = send(&h.client, Method::GET, &format!("http://{admin}/metrics"), &[], "").await;
+    let body = a.body.clone();
+    (a, body)
+}
+
+/// The value of the sample whose line starts with `series` (name and labels, exactly).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+pub fn must(text: &str, series: &str) -> f64 {
+    sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
 }

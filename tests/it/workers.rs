@@ -4,57 +4,35 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::time::Duration;
 
-use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::*;
 
-const GUARD: Duration = Duration::from_secs(60);
 const TWO: Option<NonZeroUsize> = NonZeroUsize::new(2);
 
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(GUARD, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing happened within {GUARD:?}"))
-}
-
 fn with_admin(server: &str) -> String {
-    format!(
-        "[server]\nadmin_listen = \"127.0.0.1:0\"\n{server}\n{}",
-        default_config().replace("paths = [\"/**\"]", "paths = [\"/open/**\"]")
-    )
+    config_with(&format!("admin_listen = \"127.0.0.1:0\"\n{server}"))
 }
 
-async fn metrics(h: &Harness) -> String {
-    let admin = h.gateway.admin_addr().unwrap_or_else(|| panic!("no admin listener"));
-    send(&h.client, Method::GET, &format!("http://{admin}/metrics"), &[], "")
-        .await
-        .body
-}
-
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
-}
-
-/// One request on a connection of its own (`Connection: close`), answered whole.
+/// One request on a connection of its own (`Connection: close`): its status.
 async fn on_new_connection(addr: SocketAddr, path: &str, token: &str) -> u16 {
-    let mut s = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
-    let mut out = Vec::new();
-    let _ = within("an answer and the close", s.read_to_end(&mut out)).await;
-    let raw = String::from_utf8_lossy(&out);
-    raw.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {raw:?}"))
+    status_of(&raw_exchange(addr, request.as_bytes()).await)
+}
+
+/// `request` on the kept-alive `conn`: the start of its answer.
+async fn keep_alive_exchange(conn: &mut TcpStream, request: &str, what: &str) -> String {
+    conn.write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = [0u8; 4096];
+    let n = within(what, conn.read(&mut buf))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,16 +78,16 @@ async fn workers_serve_one_configuration_and_all_see_a_reload() {
     assert_eq!(h.upstream.hits(), 48);
 
     // The workers count into the one registry.
-    let text = metrics(&h).await;
+    let (_, text) = scrape(&h).await;
     let series = |pr: &str, outcome: &str, class: &str| {
         format!(
             "portcullis_requests_total{{resource_server=\"api\",resource=\"{pr}\",outcome=\"{outcome}\",status=\"{class}\"}}"
         )
     };
-    assert_eq!(sample(&text, &series("read", "allowed", "2xx")), 24.0);
-    assert_eq!(sample(&text, &series("read", "malformed", "4xx")), 24.0);
-    assert_eq!(sample(&text, &series("extra", "allowed", "2xx")), 24.0);
-    assert_eq!(sample(&text, &series("extra", "insufficient_scope", "4xx")), 24.0);
+    assert_eq!(must(&text, &series("read", "allowed", "2xx")), 24.0);
+    assert_eq!(must(&text, &series("read", "malformed", "4xx")), 24.0);
+    assert_eq!(must(&text, &series("extra", "allowed", "2xx")), 24.0);
+    assert_eq!(must(&text, &series("extra", "insufficient_scope", "4xx")), 24.0);
 
     within("the workers stopping", h.gateway.shutdown()).await;
     // Every worker dropped its copy of the listening socket.
@@ -124,15 +102,8 @@ async fn workers_share_one_connection_bound() {
     let request = format!("GET /items/1 HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer {token}\r\n\r\n");
     // The first connection takes the only slot and is kept alive.
     let mut first = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
-    let mut buf = [0u8; 4096];
-    first
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let n = within("the first answer", first.read(&mut buf))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let answer = keep_alive_exchange(&mut first, &request, "the first answer").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // The second waits in the accept queue, whichever worker would take it.
     let second = tokio::spawn({
         let token = token.clone();
@@ -140,16 +111,11 @@ async fn workers_share_one_connection_bound() {
     });
     // A second exchange on the first connection: by its answer the other worker has had
     // every chance to take the waiting connection, had the bound been per worker.
-    first
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let n = within("the first connection's second answer", first.read(&mut buf))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let answer = keep_alive_exchange(&mut first, &request, "the first connection's second answer").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(!second.is_finished());
-    assert_eq!(sample(&metrics(&h).await, "portcullis_connections_open"), 1.0);
+    let (_, text) = scrape(&h).await;
+    assert_eq!(must(&text, "portcullis_connections_open"), 1.0);
     drop(first);
     let status = within("the second answer", second)
         .await
