@@ -166,17 +166,11 @@ impl Gateway {
             reloads: metrics.reloads.clone(),
             failures: metrics.reload_failures.clone(),
         });
-        match ConfigWatch::start(&opts.config) {
+        // Every input is watched where it lives: certificates and keys often live apart from
+        // the configuration (a mounted secret), and a rotated one is picked up without SIGHUP.
+        match ConfigWatch::start(verifier.snapshot().inputs.watch_set()) {
             Ok(w) => reload_on_change(w, reloader.clone(), stopped.clone()),
             Err(e) => tracing::warn!(error = %e, "cannot watch the configuration; reload with SIGHUP"),
-        }
-        // Certificates often live apart from the configuration (a mounted secret): their
-        // directories are watched too, so a rotated certificate is picked up without SIGHUP.
-        for dir in tls_dirs(&verifier.snapshot(), &opts.config) {
-            match ConfigWatch::start(&dir) {
-                Ok(w) => reload_on_change(w, reloader.clone(), stopped.clone()),
-                Err(e) => tracing::warn!(error = %e, ?dir, "cannot watch TLS files; reload with SIGHUP"),
-            }
         }
         if let Some(admin) = admin {
             let mut stopped = stopped.clone();
@@ -225,7 +219,7 @@ impl Gateway {
     /// Re-reads the configuration now (what SIGHUP does). On any error the running
     /// configuration stays in place.
     pub async fn reload(&self) -> Result<(), ConfigErrors> {
-        self.reloader.reload().await
+        self.reloader.reload(Trigger::Asked).await.map(|_| ())
     }
 
     /// Successful and failed reloads so far.
@@ -255,7 +249,8 @@ impl Gateway {
     }
 }
 
-/// Reloads whenever `watch` reports a settled change, until `stopped` turns true.
+/// Reloads whenever `watch` reports a settled change, until `stopped` turns true; after
+/// each reload, watches what the new configuration reads.
 fn reload_on_change(mut watch: ConfigWatch, reloader: Arc<Reloader>, mut stopped: watch::Receiver<bool>) {
     tokio::spawn(async move {
         loop {
@@ -263,7 +258,12 @@ fn reload_on_change(mut watch: ConfigWatch, reloader: Arc<Reloader>, mut stopped
                 changed = watch.changed() => {
                     if !changed { break }
                     // Errors are logged and counted by the reloader; the running snapshot stays.
-                    let _ = reloader.reload().await;
+                    if let Ok(Reloaded::Applied) = reloader.reload(Trigger::Watch).await {
+                        let set = reloader.shared.verifier.snapshot().inputs.watch_set();
+                        if let Err(e) = watch.follow(set) {
+                            tracing::warn!(error = %e, "cannot watch the new configuration's files; reload with SIGHUP");
+                        }
+                    }
                 }
                 () = async { let _ = stopped.wait_for(|s| *s).await; } => break,
             }
@@ -271,28 +271,22 @@ fn reload_on_change(mut watch: ConfigWatch, reloader: Arc<Reloader>, mut stopped
     });
 }
 
-/// The directories of the TLS files `snap` was built from, other than the configuration's
-/// own (already watched). Directories named only by a later reload need SIGHUP or a restart.
-fn tls_dirs(snap: &Snapshot, config: &std::path::Path) -> Vec<PathBuf> {
-    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let config_dir = if config.is_dir() {
-        canonical(config)
-    } else {
-        canonical(config.parent().unwrap_or(std::path::Path::new(".")))
-    };
-    let files = snap
-        .listener_tls
-        .iter()
-        .flat_map(|t| t.files.paths())
-        .chain(snap.upstream_ca.iter().map(|u| u.file.as_path()));
-    let mut dirs: Vec<PathBuf> = files
-        .filter_map(|f| f.parent())
-        .map(canonical)
-        .filter(|d| *d != config_dir)
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    dirs
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// The file watcher: skipped when every input is byte-identical to the running ones.
+    Watch,
+    /// An operator (`SIGHUP`) or the embedding program: always compiled and swapped in.
+    Asked,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reloaded {
+    /// A new snapshot is serving.
+    Applied,
+    /// The inputs were byte-identical to the running ones; nothing was swapped.
+    Unchanged,
 }
 
 /// Builds and swaps in new snapshots.
@@ -310,15 +304,27 @@ struct Reloader {
 impl Reloader {
     /// Compiles the configuration completely, then swaps it in. Requests in flight finish on
     /// the snapshot they loaded; realms whose key sources are unchanged keep their keys.
-    async fn reload(&self) -> Result<(), ConfigErrors> {
+    async fn reload(&self, trigger: Trigger) -> Result<Reloaded, ConfigErrors> {
         let _one_at_a_time = self.lock.lock().await;
         let current = self.shared.verifier.snapshot();
         let path = self.config.clone();
         let clock = self.clock.clone();
         let prev = current.clone();
         // File reads and key parsing: off the runtime workers.
-        let compiled = match tokio::task::spawn_blocking(move || load_snapshot(&path, clock, Some(&prev))).await {
-            Ok(r) => r,
+        let compiled = tokio::task::spawn_blocking(move || {
+            // A reload of byte-identical inputs would only empty the token caches.
+            if trigger == Trigger::Watch && prev.inputs.unchanged() {
+                return None;
+            }
+            Some(load_snapshot(&path, clock, Some(&prev)))
+        })
+        .await;
+        let compiled = match compiled {
+            Ok(None) => {
+                tracing::debug!(config = %self.config.display(), "configuration files unchanged; not reloaded");
+                return Ok(Reloaded::Unchanged);
+            }
+            Ok(Some(r)) => r,
             Err(e) => Err(ConfigErrors(vec![crate::config::ConfigError {
                 file: self.config.clone(),
                 entity: "configuration".into(),
@@ -343,7 +349,7 @@ impl Reloader {
                 self.shared.issuer.forget_secrets();
                 self.reloads.inc();
                 tracing::info!(config = %self.config.display(), "configuration reloaded");
-                Ok(())
+                Ok(Reloaded::Applied)
             }
             Err(errors) => {
                 self.failures.inc();

@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod inputs;
 pub mod issuer;
 pub mod jwks;
 pub mod metrics;

@@ -85,8 +85,11 @@ pub struct Snapshot {
     pub client_keys: Vec<Option<Arc<RealmKeys>>>,
     /// Embedded issuer endpoints by exact path: (realm index, endpoint).
     pub issuer_routes: HashMap<String, (usize, IssuerEndpoint)>,
-    /// The files this snapshot was compiled from.
+    /// The configuration files this snapshot was compiled from.
     pub sources: Vec<PathBuf>,
+    /// Every file read to compile it (configuration files and the files they name), with
+    /// what each held.
+    pub inputs: crate::inputs::Inputs,
     /// TLS on the public listener (`tls_cert`, `tls_key`, `tls_client_ca`); plain HTTP when
     /// `None`. New connections handshake with the snapshot current when they are accepted.
     pub listener_tls: Option<crate::tls::ListenerTls>,

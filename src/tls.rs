@@ -136,9 +136,18 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
+/// How a TLS file is read: the configuration compiler passes its own reader, which
+/// remembers what each file held.
+pub type ReadFile<'r> = &'r mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>;
+
 /// A PEM certificate chain, end-entity first.
 pub fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path)?;
+    load_chain_with(path, &mut |p| std::fs::read(p))
+}
+
+/// [`load_chain`], reading with `read`.
+fn load_chain_with(path: &Path, read: ReadFile<'_>) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read_with(read, path)?;
     let chain = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Pem {
@@ -156,7 +165,11 @@ pub fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 
 /// The first private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = read(path)?;
+    load_key_with(path, &mut |p| std::fs::read(p))
+}
+
+fn load_key_with(path: &Path, read: ReadFile<'_>) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read_with(read, path)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => TlsError::Missing {
             path: path.to_path_buf(),
@@ -172,8 +185,12 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 /// Every certificate of a PEM file as a trust anchor; any that is not usable is an error
 /// (a half-read CA bundle would silently trust less, or differently, than written).
 pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    load_roots_with(path, &mut |p| std::fs::read(p))
+}
+
+fn load_roots_with(path: &Path, read: ReadFile<'_>) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for (i, cert) in load_chain(path)?.into_iter().enumerate() {
+    for (i, cert) in load_chain_with(path, read)?.into_iter().enumerate() {
         roots.add(cert).map_err(|e| TlsError::Anchor {
             path: path.to_path_buf(),
             index: i + 1,
@@ -197,16 +214,21 @@ pub struct ListenerError {
 /// The listener's rustls configuration: TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`, and
 /// client-certificate verification when `client_ca` is set.
 pub fn server_config(files: &ListenerFiles) -> Result<ListenerTls, ListenerError> {
+    server_config_with(files, &mut |p| std::fs::read(p))
+}
+
+/// [`server_config`], reading the files with `read`.
+pub fn server_config_with(files: &ListenerFiles, read: ReadFile<'_>) -> Result<ListenerTls, ListenerError> {
     let at = |field: &'static str| move |error: TlsError| ListenerError { field, error };
-    let chain = load_chain(&files.cert).map_err(at("tls_cert"))?;
-    let key = load_key(&files.key).map_err(at("tls_key"))?;
+    let chain = load_chain_with(&files.cert, read).map_err(at("tls_cert"))?;
+    let key = load_key_with(&files.key, read).map_err(at("tls_key"))?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| at("tls_cert")(TlsError::Config(e.to_string())))?;
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
         Some((ca, auth)) => {
-            let roots = Arc::new(load_roots(ca).map_err(at("tls_client_ca"))?);
+            let roots = Arc::new(load_roots_with(ca, read).map_err(at("tls_client_ca"))?);
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
             let verifier = match auth {
                 ClientAuth::Required => verifier,
@@ -241,7 +263,12 @@ pub fn server_config(files: &ListenerFiles) -> Result<ListenerTls, ListenerError
 
 /// A verifier for upstream certificates that trusts only the anchors in `path`.
 pub fn upstream_ca(path: &Path) -> Result<UpstreamCa, TlsError> {
-    let roots = Arc::new(load_roots(path)?);
+    upstream_ca_with(path, &mut |p| std::fs::read(p))
+}
+
+/// [`upstream_ca`], reading the file with `read`.
+pub fn upstream_ca_with(path: &Path, read: ReadFile<'_>) -> Result<UpstreamCa, TlsError> {
+    let roots = Arc::new(load_roots_with(path, read)?);
     let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider())
         .build()
         .map_err(|e| TlsError::Config(format!("{}: {e}", path.display())))?;
@@ -251,8 +278,8 @@ pub fn upstream_ca(path: &Path) -> Result<UpstreamCa, TlsError> {
     })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+fn read_with(read: ReadFile<'_>, path: &Path) -> Result<Vec<u8>, TlsError> {
+    read(path).map_err(|source| TlsError::Read {
         path: path.to_path_buf(),
         source,
     })

@@ -60,9 +60,17 @@ const RESERVED_HEADERS: &[&str] = &[
 
 pub(super) struct Ctx<'e> {
     errors: &'e mut ConfigErrors,
+    /// Every file read while compiling goes through [`Ctx::read`], so the running
+    /// configuration knows its inputs (watching, byte-identical reloads skipped).
+    inputs: &'e mut crate::inputs::Inputs,
 }
 
 impl Ctx<'_> {
+    /// Reads a file the configuration names.
+    pub(super) fn read(&mut self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.inputs.read(path)
+    }
+
     pub(super) fn err(&mut self, file: &Path, entity: &str, field: &str, msg: impl Into<String>) {
         self.errors.push(file, entity, Some(field), msg);
     }
@@ -194,9 +202,18 @@ pub(super) fn is_simple_name(s: &str) -> bool {
 }
 
 /// Compiles loaded files into a snapshot.
-pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot, ConfigErrors> {
+///
+/// Every file read on the way is recorded in `inputs`.
+pub fn compile(
+    files: &[LoadedFile],
+    cx: &CompileContext<'_>,
+    inputs: &mut crate::inputs::Inputs,
+) -> Result<Snapshot, ConfigErrors> {
     let mut errors = ConfigErrors::default();
-    let mut c = Ctx { errors: &mut errors };
+    let mut c = Ctx {
+        errors: &mut errors,
+        inputs,
+    };
 
     let settings = compile_settings(&mut c, files);
     let tls = super::tls::compile(&mut c, files, cx);
@@ -407,6 +424,7 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>) -> Result<Snapshot
         client_keys,
         issuer_routes,
         sources: files.iter().map(|f| f.path.clone()).collect(),
+        inputs: crate::inputs::Inputs::default(),
         listener_tls: tls.listener,
         upstream_ca: tls.upstream_ca,
     })
@@ -565,7 +583,7 @@ fn compile_realm(
     let signing_file = raw.signing_keys.as_deref().map(|p| resolve(&f.dir, p));
     let mut signing = SigningKeys::default();
     if let Some(path) = &signing_file {
-        match std::fs::read(path) {
+        match c.read(path) {
             Ok(bytes) => match SigningKeys::parse(&bytes) {
                 Ok(keys) => {
                     for k in keys.keys() {
@@ -707,7 +725,7 @@ fn compile_realm(
 /// Reads a local `jwks_file` (realms and `private_key_jwt` clients): every skipped key, an
 /// empty set, an unreadable or unparsable file is an error on the field `jwks_file`.
 pub(super) fn read_jwks_file(c: &mut Ctx<'_>, file: &Path, entity: &str, path: &Path) -> Option<KeySet> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match c.read(path) {
         Ok(b) => b,
         Err(e) => {
             c.err(

@@ -19,7 +19,7 @@ pub(super) fn realm_decryption(
 ) -> (Option<Vec<u8>>, Vec<String>) {
     let Some(p) = path else { return (None, Vec::new()) };
     let path = resolve(&f.dir, p);
-    let doc = match std::fs::read(&path) {
+    let doc = match c.read(&path) {
         Ok(d) => d,
         Err(e) => {
             c.err(
@@ -137,7 +137,7 @@ pub(super) fn resource_server_encryption(
                 return (mode, None);
             }
             let path = resolve(&f.dir, raw.encryption_jwks_file.as_deref().unwrap_or_default());
-            match std::fs::read(&path) {
+            match c.read(&path) {
                 Ok(d) => ("encryption_jwks_file", d, true),
                 Err(e) => {
                     c.err(

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::ConfigErrors;
 use super::raw::RawFile;
+use crate::inputs::{Inputs, list_toml};
 
 /// A parsed file and where it came from.
 #[derive(Debug)]
@@ -17,18 +18,14 @@ pub struct LoadedFile {
     pub(super) raw: RawFile,
 }
 
-/// Reads `path` (a file or a directory of `*.toml` files). Collects every error it can.
-pub fn read(path: &Path) -> Result<Vec<LoadedFile>, ConfigErrors> {
+/// Reads `path` (a file or a directory of `*.toml` files), recording what it read in
+/// `inputs`. Collects every error it can.
+pub fn read(path: &Path, inputs: &mut Inputs) -> Result<Vec<LoadedFile>, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let files = if path.is_dir() {
-        match std::fs::read_dir(path) {
-            Ok(entries) => {
-                let mut v: Vec<PathBuf> = entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-                    .collect();
-                v.sort();
+        match list_toml(path) {
+            Ok(v) => {
+                inputs.listed(path, &v);
                 if v.is_empty() {
                     errors.push(path, "directory", None, "holds no *.toml file");
                 }
@@ -44,7 +41,10 @@ pub fn read(path: &Path) -> Result<Vec<LoadedFile>, ConfigErrors> {
     };
     let mut loaded = Vec::with_capacity(files.len());
     for file in files {
-        match std::fs::read_to_string(&file) {
+        match inputs
+            .read(&file)
+            .and_then(|b| String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        {
             Ok(text) => match parse(&file, &text) {
                 Ok(raw) => {
                     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -21,12 +21,16 @@ pub use error::{ConfigError, ConfigErrors};
 pub use load::LoadedFile;
 pub use watch::ConfigWatch;
 
+use crate::inputs::Inputs;
 use crate::snapshot::Snapshot;
 
 /// Reads and compiles the configuration at `path` (a file or a directory).
 pub fn load(path: &Path, cx: &CompileContext<'_>) -> Result<Snapshot, ConfigErrors> {
-    let files = load::read(path)?;
-    compile::compile(&files, cx)
+    let mut inputs = Inputs::default();
+    let files = load::read(path, &mut inputs)?;
+    let mut snap = compile::compile(&files, cx, &mut inputs)?;
+    snap.inputs = inputs;
+    Ok(snap)
 }
 
 /// Parses a duration such as `90s`, `5m`, `1h` or `1h 30m`.

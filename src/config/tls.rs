@@ -75,13 +75,13 @@ pub(super) fn compile(c: &mut Ctx<'_>, files: &[LoadedFile], cx: &CompileContext
             key: resolve(&f.dir, key),
             client_ca: client_ca.map(|p| (resolve(&f.dir, p), auth)),
         };
-        match tls::server_config(&files) {
+        match tls::server_config_with(&files, &mut |p| c.read(p)) {
             Ok(t) => out.listener = Some(t),
             Err(e) => c.err(file, ENTITY, e.field, e.error.to_string()),
         }
     }
     if let Some(ca) = non_empty(c, file, "upstream_ca", &raw.upstream_ca) {
-        match tls::upstream_ca(&resolve(&f.dir, ca)) {
+        match tls::upstream_ca_with(&resolve(&f.dir, ca), &mut |p| c.read(p)) {
             Ok(u) => out.upstream_ca = Some(u),
             Err(e) => c.err(file, ENTITY, "upstream_ca", e.to_string()),
         }

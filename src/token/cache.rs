@@ -8,6 +8,12 @@
 //! that RS256, PS256 and ES256 signatures are already computed over: finding such a pair
 //! would forge those signatures directly, cache or no cache.
 //!
+//! NB: the key covers the whole text, signature included, and never only the token's
+//! identity (`jti`, or its signed part): a hit answers without verifying, so a key without
+//! the signature would let a forged signature ride on a verified token. A variant spelling of
+//! a valid token (an ECDSA `(r, n − s)`, a re-encryption) is therefore verified on its own,
+//! and meets revocation, which is keyed by identity.
+//!
 //! An entry remembers what it was judged under ([`Judged`]): the realm, the configuration
 //! snapshot, the realm's key generation and the decryption context; a lookup under anything
 //! else is a miss. Route- and time-dependent checks (`exp`, `nbf`, `aud`, scopes,

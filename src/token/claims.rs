@@ -42,6 +42,10 @@ pub struct Claims {
     lists_start: u32,
     /// How many of `ends` are `aud` entries.
     n_aud: u32,
+    /// For a token without `jti`: the SHA-256 of its JWS signing input
+    /// (`header.payload`, of the inner JWS for an encrypted token), its identity for
+    /// revocation. Boxed, as most tokens have a `jti` and a cached entry should stay small.
+    signed: Option<Box<[u8; 32]>>,
 }
 
 /// A byte range of [`Claims::text`].
@@ -207,6 +211,7 @@ impl Claims {
             ends: p.ends.into_boxed_slice(),
             lists_start,
             n_aud: u32::try_from(aud.len()).map_err(|_| TokenError::BadClaim("aud"))?,
+            signed: None,
         })
     }
 
@@ -243,6 +248,24 @@ impl Claims {
     /// `jti`.
     pub fn jti(&self) -> Option<&str> {
         self.get(self.jti)
+    }
+
+    /// The SHA-256 of the JWS signing input, recorded at verification for tokens without
+    /// `jti` (see [`Self::set_signing_input`]).
+    pub fn signed_digest(&self) -> Option<&[u8; 32]> {
+        self.signed.as_deref()
+    }
+
+    /// Records the JWS signing input this token was verified over, when it has no `jti`:
+    /// then that, not the token text, is what identifies it. NB: the text is not an identity,
+    /// an ECDSA signature `(r, s)` also verifies as `(r, n − s)`, and a JWE can be re-encrypted.
+    pub fn set_signing_input(&mut self, signing_input: &str) {
+        if self.jti.is_none() {
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, signing_input.as_bytes());
+            let mut out = [0u8; 32];
+            out.copy_from_slice(d.as_ref());
+            self.signed = Some(Box::new(out));
+        }
     }
 
     /// `aud`, a string or an array of strings (RFC 7519 § 4.1.3), as a list.
@@ -303,6 +326,13 @@ impl Claims {
             && iat > now.saturating_add(leeway)
         {
             return Err(TokenError::IssuedInFuture);
+        }
+        // 3b. auth_time in the future, likewise: checked whether or not the route has a
+        // max_age, since a token from the future is wrong everywhere.
+        if let Some(auth_time) = self.auth_time
+            && auth_time > now.saturating_add(leeway)
+        {
+            return Err(TokenError::AuthenticatedInFuture);
         }
         // 4. aud must contain the resource server's audience (RFC 9068 § 4 step 4).
         let audience = resource_server.audience.as_str();

@@ -89,6 +89,10 @@ pub enum TokenError {
     /// `iat` is in the future (beyond leeway).
     #[error("token issued in the future")]
     IssuedInFuture,
+    /// `auth_time` is in the future (beyond leeway): no authentication happened then, and
+    /// such a token would pass any `max_age` for years.
+    #[error("authentication time in the future")]
+    AuthenticatedInFuture,
     /// `exp - iat` exceeds the protected resource's lifetime cap.
     #[error("token lifetime exceeds the resource's cap")]
     LifetimeTooLong,
@@ -164,6 +168,7 @@ impl TokenError {
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::IssuedInFuture => "issued_in_future",
+            Self::AuthenticatedInFuture => "auth_time_in_future",
             Self::LifetimeTooLong => "lifetime_too_long",
             Self::Revoked => "revoked",
             Self::UnrepresentableClaim(_) => "unrepresentable_claim",

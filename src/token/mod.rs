@@ -98,8 +98,9 @@ async fn verify_uncached(
     let compact = jws::split(inner)?;
     let header = jws::header(compact.header, &realm.algorithms, realm.require_at_jwt_typ)?;
     jws::verify_signature(&compact, &header, keys).await?;
-    let claims = Claims::parse_forwarding(&jws::b64(compact.payload)?, &realm.forwarded_claims)?;
+    let mut claims = Claims::parse_forwarding(&jws::b64(compact.payload)?, &realm.forwarded_claims)?;
     claims.check_issuer(&realm.issuer)?;
+    claims.set_signing_input(compact.signing_input);
     Ok(claims)
 }
 

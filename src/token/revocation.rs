@@ -1,34 +1,53 @@
 //! Revoked tokens (RFC 7009), remembered only until they would have expired anyway.
 //!
-//! Keyed by realm and `jti` when the token has one, else by a SHA-256 of the token text,
-//! so a revocation reaches every copy of the token however it was cached.
+//! Keyed by the token's identity, never by its text: the realm and `jti` when the token has
+//! one (a realm has one issuer, so this is RFC 7519's (`iss`, `jti`)), else the SHA-256 of
+//! the JWS signing input it was verified over. NB: the text is not an identity: an ECDSA
+//! signature `(r, s)` verifies as `(r, n − s)` too, and an encrypted token can be encrypted
+//! again; either would otherwise walk past a revocation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::digest::{Context, SHA256};
 use moka::Expiry;
 use moka::sync::Cache;
 
 use super::Claims;
 use crate::time::SharedClock;
 
-/// The revocation key of a token.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RevocationKey(Arc<str>);
+/// The revocation key of a token: a SHA-256 over its realm and identity, a fixed 32 bytes
+/// built without allocating (it is built on every request once a revocation exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RevocationKey([u8; 32]);
 
 impl RevocationKey {
-    /// The key for a token of `realm` with these claims and text.
+    /// The key of a verified token of `realm` with these claims; `token` is its text, used
+    /// only for claims that were not built by verification (then the signing input is
+    /// taken from the text's first two parts).
     pub fn of(realm: &str, claims: &Claims, token: &str) -> Self {
-        let id = match claims.jti() {
-            Some(jti) => format!("{realm}\u{0}jti\u{0}{jti}"),
-            None => {
-                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-                let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-                format!("{realm}\u{0}sha256\u{0}{hex}")
+        let mut ctx = Context::new(&SHA256);
+        ctx.update(&(realm.len() as u64).to_be_bytes());
+        ctx.update(realm.as_bytes());
+        match (claims.jti(), claims.signed_digest()) {
+            (Some(jti), _) => {
+                ctx.update(b"j");
+                ctx.update(jti.as_bytes());
             }
-        };
-        Self(Arc::from(id))
+            (None, Some(signed)) => {
+                ctx.update(b"s");
+                ctx.update(signed);
+            }
+            (None, None) => {
+                let signing_input = super::jws::split(token).map_or(token, |c| c.signing_input);
+                ctx.update(b"s");
+                ctx.update(aws_lc_rs::digest::digest(&SHA256, signing_input.as_bytes()).as_ref());
+            }
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        Self(out)
     }
 }
 

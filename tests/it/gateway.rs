@@ -175,3 +175,101 @@ async fn repeated_bad_tokens_are_refused_from_memory() {
     assert_eq!(h.get("/items/1", &bad).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(cache.refusal_hits(), 1);
 }
+
+#[tokio::test]
+async fn an_authentication_time_in_the_future_is_an_invalid_token() {
+    let h = Harness::start().await;
+    let mut c = claims("admin read");
+    // Ten years ahead would pass a five-minute max_age for ten years.
+    c["auth_time"] = json!(NOW + 10 * 365 * 86_400);
+    let token = h.key.sign(&c);
+    for path in ["/items/admin/x", "/items/1"] {
+        let a = h.get(path, &token).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}: {}", a.body);
+        assert!(a.challenge().contains(r#"error="invalid_token""#), "{}", a.challenge());
+    }
+    assert_eq!(h.upstream.hits(), 0);
+    // Within the leeway is a clock difference, not a lie.
+    c["auth_time"] = json!(NOW + 5);
+    assert_eq!(h.get("/items/admin/x", &h.key.sign(&c)).await.status, StatusCode::OK);
+}
+
+/// The order of the P-256 group (FIPS 186-4 D.1.2.3), big-endian.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa,
+    0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// The same ES256 token with its signature `(r, s)` replaced by `(r, n − s)`, which verifies
+/// just as well (ECDSA signatures are malleable).
+fn malleate_es256(token: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (signed, sig) = token.rsplit_once('.').unwrap_or_else(|| panic!("not a JWS"));
+    let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sig.len(), 64);
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(P256_N[i]) - i16::from(sig[32 + i]) - borrow;
+        borrow = i16::from(d < 0);
+        sig[32 + i] = (d + (borrow << 8)) as u8;
+    }
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+#[tokio::test]
+async fn a_revoked_token_stays_revoked_whatever_its_signature_spelling() {
+    let h = Harness::start().await;
+    let mut c = claims("read");
+    // Without jti, the token's identity is what was signed, not the bytes sent.
+    c.as_object_mut().map(|m| m.remove("jti"));
+    let token = h.key.sign(&c);
+    let twin = malleate_es256(&token);
+    assert_ne!(token, twin);
+    assert_eq!(h.get("/items/1", &token).await.status, StatusCode::OK);
+    assert_eq!(
+        h.get("/items/1", &twin).await.status,
+        StatusCode::OK,
+        "n - s verifies too"
+    );
+    let v = h.gateway.verifier();
+    let snap = v.snapshot();
+    let (i, rs) = snap.resource_server("api").unwrap_or_else(|| panic!("no api"));
+    let claims = v.verify_for(&snap, i, &token).await.unwrap_or_else(|e| panic!("{e}"));
+    v.revoke(&snap, rs.realm, &token, &claims);
+    for t in [&token, &twin] {
+        let a = h.get("/items/1", t).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    }
+    // Revoking the twin (verified on its own) is the same revocation.
+    let fresh = {
+        let mut c = c.clone();
+        c["sub"] = json!("other");
+        h.key.sign(&c)
+    };
+    let fresh_twin = malleate_es256(&fresh);
+    let claims = v
+        .verify_for(&snap, i, &fresh_twin)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    v.revoke(&snap, rs.realm, &fresh_twin, &claims);
+    assert_eq!(h.get("/items/1", &fresh).await.status, StatusCode::UNAUTHORIZED);
+    // With a jti, the jti is the identity: another token with it is revoked too.
+    let with_jti = h.key.sign(&claims_with_jti("j-revoked", "a"));
+    let claims = v
+        .verify_for(&snap, i, &with_jti)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    v.revoke(&snap, rs.realm, &with_jti, &claims);
+    let same_jti = h.key.sign(&claims_with_jti("j-revoked", "b"));
+    assert_eq!(h.get("/items/1", &same_jti).await.status, StatusCode::UNAUTHORIZED);
+    let other_jti = h.key.sign(&claims_with_jti("j-other", "b"));
+    assert_eq!(h.get("/items/1", &other_jti).await.status, StatusCode::OK);
+}
+
+fn claims_with_jti(jti: &str, sub: &str) -> serde_json::Value {
+    let mut c = claims("read");
+    c["jti"] = json!(jti);
+    c["sub"] = json!(sub);
+    c
+}

@@ -201,3 +201,80 @@ async fn a_verdict_reached_under_the_old_rules_never_answers_under_the_new() {
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
     assert_eq!(v.cache().hits(), 0);
 }
+
+/// Polls (bounded) until the running configuration has the protected resource `id`.
+async fn wait_for_resource(h: &Harness, id: &str) -> bool {
+    for _ in 0..200 {
+        if h.gateway
+            .verifier()
+            .snapshot()
+            .resources
+            .iter()
+            .any(|r| r.id.as_str() == id)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_beside_the_configuration_never_reload_it_nor_hold_an_edit_back() {
+    let h = Harness::start().await;
+    let dir = h.dir.path().to_path_buf();
+    let log = dir.join("gateway.log");
+    let config = std::fs::read_to_string(dir.join("portcullis.toml")).unwrap_or_else(|e| panic!("{e}"));
+    // A log written beside the configuration, now and then, and the configuration itself
+    // rewritten with the same bytes (as a deployment tool re-applying it does): nothing to
+    // reload.
+    for i in 0..5 {
+        std::fs::write(&log, format!("line {i}\n")).unwrap_or_else(|e| panic!("{e}"));
+        if i == 2 {
+            let tmp = dir.join("portcullis.toml.tmp");
+            std::fs::write(&tmp, &config).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::rename(&tmp, dir.join("portcullis.toml")).unwrap_or_else(|e| panic!("{e}"));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Now the log is written without pause while a real edit lands: the edit is applied.
+    let stop = Arc::new(AtomicBool::new(false));
+    let noise = {
+        let (stop, log) = (stop.clone(), log.clone());
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let _ = std::fs::write(&log, format!("line {i}\n"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    write_config(&h, &variant_b(&default_config()));
+    let applied = wait_for_resource(&h, "extra").await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = noise.await;
+    assert!(
+        applied,
+        "an edit was held back by a file changing beside the configuration"
+    );
+    assert_eq!(
+        h.gateway.reload_counts(),
+        (1, 0),
+        "only the real edit reloads the configuration"
+    );
+    // A file the configuration names is an input: a new key set is picked up.
+    let next = TestKey::es256("k2");
+    std::fs::write(dir.join("keys.json"), public_jwks(&[&next])).unwrap_or_else(|e| panic!("{e}"));
+    let token = next.sign(&claims("read"));
+    let mut accepted = false;
+    for _ in 0..200 {
+        if h.get("/items/1", &token).await.status == StatusCode::OK {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(accepted, "the watcher missed a change to the realm's jwks_file");
+    assert_eq!(h.gateway.reload_counts(), (2, 0));
+}
