@@ -80,6 +80,7 @@ pub fn load_snapshot(
         clock,
         fetcher: Fetcher::new(),
         previous,
+        env: crate::config::process_env,
     };
     config::load(path, &cx)
 }

@@ -1,12 +1,13 @@
 //! Compiling `[[client]]` tables: credentials per auth method, allowed targets and scopes.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
-use super::compile::{CompileContext, Ctx, JwksTuning, is_client_id, label, read_jwks_file, remote_jwks, resolve};
+use super::compile::CompileContext;
+use super::jwks::{JwksTuning, read_jwks_file, remote_jwks};
 use super::load::LoadedFile;
 use super::raw::RawClient;
+use super::report::{Ctx, Entity, is_client_id, label};
 use crate::jwks::{KeySet, RealmKeys};
 use crate::model::{Client, ClientAuth, Name, Realm, ResourceServer, ScopeSet};
 
@@ -29,29 +30,22 @@ pub(super) fn compile_clients(
     let mut seen: HashMap<String, std::path::PathBuf> = HashMap::new();
     for f in files {
         for (i, raw) in f.raw.client.iter().enumerate() {
-            let entity = label("client", &raw.client_id, i);
-            let Some((client, k)) =
-                compile_client(c, f, &entity, raw, cx, realm_index, realms, signing_present, servers)
+            let label = label("client", &raw.client_id, i);
+            let mut e = c.entity(&f.path, &f.dir, &label);
+            let Some((client, k)) = compile_client(&mut e, raw, cx, realm_index, realms, signing_present, servers)
             else {
                 continue;
             };
             let id = client.client_id.as_str().to_owned();
             if let Some(first) = seen.get(&id) {
-                c.err(
-                    &f.path,
-                    &entity,
-                    "client_id",
-                    format!("another client has this id ({})", first.display()),
-                );
+                e.err("client_id", format!("another client has this id ({})", first.display()));
                 continue;
             }
             if servers
                 .iter()
                 .any(|rs| rs.credentials.as_ref().is_some_and(|cr| cr.client_id == id))
             {
-                c.err(
-                    &f.path,
-                    &entity,
+                e.err(
                     "client_id",
                     "a resource server uses this client id for its own credentials",
                 );
@@ -65,11 +59,8 @@ pub(super) fn compile_clients(
     (clients, keys)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn compile_client(
-    c: &mut Ctx<'_>,
-    f: &LoadedFile,
-    entity: &str,
+    e: &mut Entity<'_, '_>,
     raw: &RawClient,
     cx: &CompileContext<'_>,
     realm_index: &HashMap<String, usize>,
@@ -77,25 +68,17 @@ fn compile_client(
     signing_present: &[bool],
     servers: &[ResourceServer],
 ) -> Option<(Client, Option<Arc<RealmKeys>>)> {
-    let file = &f.path;
-    let client_id = c.required(file, entity, "client_id", &raw.client_id);
+    let client_id = e.required("client_id", &raw.client_id);
     if let Some(id) = client_id
         && !is_client_id(id)
     {
-        c.err(
-            file,
-            entity,
-            "client_id",
-            "must be printable ASCII 0x21-0x7E, at most 255 bytes",
-        );
+        e.err("client_id", "must be printable ASCII 0x21-0x7E, at most 255 bytes");
     }
-    let realm = c.required(file, entity, "realm", &raw.realm).and_then(|r| {
+    let realm = e.required("realm", &raw.realm).and_then(|r| {
         let found = realm_index.get(r).copied();
         match found {
-            None => c.err(file, entity, "realm", format!("no realm is named {r:?}")),
-            Some(ri) if !signing_present[ri] => c.err(
-                file,
-                entity,
+            None => e.err("realm", format!("no realm is named {r:?}")),
+            Some(ri) if !signing_present[ri] => e.err(
                 "realm",
                 format!("realm {r:?} has no signing_keys, so it issues no tokens"),
             ),
@@ -103,38 +86,28 @@ fn compile_client(
         }
         found
     });
-    let (auth, keys) = compile_auth(c, f, entity, raw, cx, client_id, realm, realms)?;
+    let (auth, keys) = compile_auth(e, raw, cx, client_id, realm, realms)?;
     // Allowed resource servers, all in the client's realm.
     let resource_servers = raw.resource_servers.as_ref().map(|ids| {
         let mut out = Vec::new();
         for id in ids {
             match servers.iter().position(|rs| rs.id.as_str() == id) {
                 Some(i) if Some(servers[i].realm) == realm => out.push(i),
-                Some(_) => c.err(file, entity, "resource_servers", format!("{id:?} is in another realm")),
-                None => c.err(
-                    file,
-                    entity,
-                    "resource_servers",
-                    format!("no resource server has id {id:?}"),
-                ),
+                Some(_) => e.err("resource_servers", format!("{id:?} is in another realm")),
+                None => e.err("resource_servers", format!("no resource server has id {id:?}")),
             }
         }
         out
     });
     // Allowed scopes: each must be defined by some resource server of the realm.
-    let scopes = raw
-        .scopes
-        .as_ref()
-        .map(|_| c.scopes(file, entity, "scopes", &raw.scopes));
+    let scopes = raw.scopes.as_ref().map(|_| e.scopes("scopes", &raw.scopes));
     if let (Some(scopes), Some(ri)) = (&scopes, realm) {
         for s in scopes.iter() {
             if !servers
                 .iter()
                 .any(|rs| rs.realm == ri && rs.scopes.contains(s.as_str()))
             {
-                c.err(
-                    file,
-                    entity,
+                e.err(
                     "scopes",
                     format!("{s:?} is not a scope of any resource server of the realm"),
                 );
@@ -142,18 +115,16 @@ fn compile_client(
         }
     }
     let access_token_ttl = raw.access_token_ttl.as_ref().map(|_| {
-        c.duration(
-            file,
-            entity,
+        e.duration(
             "access_token_ttl",
             &raw.access_token_ttl,
             std::time::Duration::from_secs(3600),
         )
     });
     if access_token_ttl.is_some_and(|t| t.is_zero()) {
-        c.err(file, entity, "access_token_ttl", "must be positive");
+        e.err("access_token_ttl", "must be positive");
     }
-    let validity = c.validity(file, entity, &raw.valid_from, &raw.disabled_on);
+    let validity = e.validity(&raw.valid_from, &raw.disabled_on);
     let client_id = client_id?;
     Some((
         Client {
@@ -167,35 +138,29 @@ fn compile_client(
             validity,
             contacts: raw.contacts.clone().unwrap_or_default(),
             metadata: raw.metadata.clone().unwrap_or_default(),
-            source: file.clone(),
+            source: e.file().to_path_buf(),
         },
         keys,
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn compile_auth(
-    c: &mut Ctx<'_>,
-    f: &LoadedFile,
-    entity: &str,
+    e: &mut Entity<'_, '_>,
     raw: &RawClient,
     cx: &CompileContext<'_>,
     client_id: Option<&str>,
     realm: Option<usize>,
     realms: &[Realm],
 ) -> Option<(ClientAuth, Option<Arc<RealmKeys>>)> {
-    let file: &Path = &f.path;
     let method = raw
         .token_endpoint_auth_method
         .as_deref()
         .unwrap_or("client_secret_basic");
     // Credentials that do not belong to the method are errors: a half-migrated client must
     // not keep a second way in.
-    let stray = |c: &mut Ctx<'_>, field: &str, present: bool| {
+    let stray = |e: &mut Entity<'_, '_>, field: &str, present: bool| {
         if present {
-            c.err(
-                file,
-                entity,
+            e.err(
                 field,
                 format!("does not apply to token_endpoint_auth_method {method:?}"),
             );
@@ -204,16 +169,14 @@ fn compile_auth(
     let has_jwks = raw.jwks_file.is_some() || raw.jwks_uri.is_some();
     match method {
         "client_secret_basic" | "client_secret_post" => {
-            stray(c, "client_secret_env", raw.client_secret_env.is_some());
-            stray(c, "jwks_file", raw.jwks_file.is_some());
-            stray(c, "jwks_uri", raw.jwks_uri.is_some());
-            let hash = c.required(file, entity, "client_secret_hash", &raw.client_secret_hash)?;
-            if let Err(e) = crate::issuer::check_phc(hash) {
-                c.err(
-                    file,
-                    entity,
+            stray(e, "client_secret_env", raw.client_secret_env.is_some());
+            stray(e, "jwks_file", raw.jwks_file.is_some());
+            stray(e, "jwks_uri", raw.jwks_uri.is_some());
+            let hash = e.required("client_secret_hash", &raw.client_secret_hash)?;
+            if let Err(why) = crate::issuer::check_phc(hash) {
+                e.err(
                     "client_secret_hash",
-                    format!("{e} (make one with `portcullis hash-secret`)"),
+                    format!("{why} (make one with `portcullis hash-secret`)"),
                 );
             }
             let hash = hash.to_owned();
@@ -225,62 +188,52 @@ fn compile_auth(
             Some((auth, None))
         }
         "client_secret_jwt" => {
-            stray(c, "client_secret_hash", raw.client_secret_hash.is_some());
-            stray(c, "jwks_file", raw.jwks_file.is_some());
-            stray(c, "jwks_uri", raw.jwks_uri.is_some());
-            let var = c.required(file, entity, "client_secret_env", &raw.client_secret_env)?;
-            match std::env::var(var) {
-                Ok(secret) if secret.len() >= MIN_JWT_SECRET => Some((
+            stray(e, "client_secret_hash", raw.client_secret_hash.is_some());
+            stray(e, "jwks_file", raw.jwks_file.is_some());
+            stray(e, "jwks_uri", raw.jwks_uri.is_some());
+            let var = e.required("client_secret_env", &raw.client_secret_env)?;
+            match (cx.env)(var) {
+                Some(secret) if secret.len() >= MIN_JWT_SECRET => Some((
                     ClientAuth::SecretJwt {
                         secret: secret.into_bytes(),
                     },
                     None,
                 )),
-                Ok(_) => {
-                    c.err(
-                        file,
-                        entity,
+                Some(_) => {
+                    e.err(
                         "client_secret_env",
                         format!("${var} holds fewer than {MIN_JWT_SECRET} bytes (RFC 7518 § 3.2)"),
                     );
                     None
                 }
-                Err(_) => {
-                    c.err(
-                        file,
-                        entity,
-                        "client_secret_env",
-                        format!("environment variable ${var} is not set"),
-                    );
+                None => {
+                    e.err("client_secret_env", format!("environment variable ${var} is not set"));
                     None
                 }
             }
         }
         "private_key_jwt" => {
-            stray(c, "client_secret_hash", raw.client_secret_hash.is_some());
-            stray(c, "client_secret_env", raw.client_secret_env.is_some());
+            stray(e, "client_secret_hash", raw.client_secret_hash.is_some());
+            stray(e, "client_secret_env", raw.client_secret_env.is_some());
             if !has_jwks {
-                c.err(file, entity, "jwks_file", "private_key_jwt needs jwks_file or jwks_uri");
+                e.err("jwks_file", "private_key_jwt needs jwks_file or jwks_uri");
                 return None;
             }
             let mut local = Vec::new();
             if let Some(p) = &raw.jwks_file
-                && let Some(set) = read_jwks_file(c, file, entity, &resolve(&f.dir, p))
+                && let Some(set) = {
+                    let path = e.resolve(p);
+                    read_jwks_file(e, &path)
+                }
             {
                 local.extend(set.keys().iter().cloned());
             }
-            let remote = raw.jwks_uri.as_deref().and_then(|text| {
-                remote_jwks(
-                    c,
-                    file,
-                    entity,
-                    text,
-                    raw.danger_allow_http_jwks == Some(true),
-                    &JwksTuning::DEFAULT,
-                )
-            });
+            let remote = raw
+                .jwks_uri
+                .as_deref()
+                .and_then(|text| remote_jwks(e, text, raw.danger_allow_http_jwks == Some(true), &JwksTuning::DEFAULT));
             if raw.danger_allow_http_jwks.is_some() && raw.jwks_uri.is_none() {
-                c.err(file, entity, "danger_allow_http_jwks", "set without jwks_uri");
+                e.err("danger_allow_http_jwks", "set without jwks_uri");
             }
             let label = format!(
                 "client:{}:{}",
@@ -296,9 +249,7 @@ fn compile_auth(
             Some((ClientAuth::PrivateKeyJwt, Some(keys)))
         }
         other => {
-            c.err(
-                file,
-                entity,
+            e.err(
                 "token_endpoint_auth_method",
                 format!(
                     "{other:?}: expected client_secret_basic, client_secret_post, client_secret_jwt or private_key_jwt"

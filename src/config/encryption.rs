@@ -3,52 +3,34 @@
 
 use std::sync::Arc;
 
-use super::compile::{Ctx, resolve};
-use super::load::LoadedFile;
 use super::raw::RawResourceServer;
+use super::report::Entity;
 use crate::model::{Encryption, Realm};
 use crate::token::jwe::{self, JweKeys};
 
 /// Reads a realm's `decryption_keys` file: a JWKS of private keys. Returns the document and
 /// its kids (empty when there is none).
-pub(super) fn realm_decryption(
-    c: &mut Ctx<'_>,
-    f: &LoadedFile,
-    entity: &str,
-    path: Option<&str>,
-) -> (Option<Vec<u8>>, Vec<String>) {
+pub(super) fn realm_decryption(e: &mut Entity<'_, '_>, path: Option<&str>) -> (Option<Vec<u8>>, Vec<String>) {
     let Some(p) = path else { return (None, Vec::new()) };
-    let path = resolve(&f.dir, p);
-    let doc = match c.read(&path) {
+    let path = e.resolve(p);
+    let doc = match e.read(&path) {
         Ok(d) => d,
-        Err(e) => {
-            c.err(
-                &f.path,
-                entity,
-                "decryption_keys",
-                format!("cannot read {}: {e}", path.display()),
-            );
+        Err(why) => {
+            e.err("decryption_keys", format!("cannot read {}: {why}", path.display()));
             return (None, Vec::new());
         }
     };
     let set = match josekit::jwk::JwkSet::from_bytes(&doc) {
         Ok(s) => s,
-        Err(e) => {
-            c.err(
-                &f.path,
-                entity,
-                "decryption_keys",
-                format!("{}: not a JWK set: {e}", path.display()),
-            );
+        Err(why) => {
+            e.err("decryption_keys", format!("{}: not a JWK set: {why}", path.display()));
             return (None, Vec::new());
         }
     };
     let mut kids = Vec::new();
     for (i, k) in set.keys().into_iter().enumerate() {
         if k.parameter("d").is_none() && k.key_type() != "oct" {
-            c.err(
-                &f.path,
-                entity,
+            e.err(
                 "decryption_keys",
                 format!(
                     "{}: key #{i} has no private part; the gateway cannot decrypt with it",
@@ -66,24 +48,19 @@ pub(super) fn realm_decryption(
 /// A resource server's encryption settings and keys.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn resource_server_encryption(
-    c: &mut Ctx<'_>,
-    f: &LoadedFile,
-    entity: &str,
+    e: &mut Entity<'_, '_>,
     raw: &RawResourceServer,
     realm: &Realm,
     realm_doc: Option<&[u8]>,
     realm_kids: &[String],
     realm_issues: bool,
 ) -> (Encryption, Option<Arc<JweKeys>>) {
-    let file = &f.path;
     let mode = match raw.encryption.as_deref() {
         None | Some("none") => Encryption::None,
         Some("realm") => Encryption::Realm,
         Some("resource_server") => Encryption::ResourceServer,
         Some(other) => {
-            c.err(
-                file,
-                entity,
+            e.err(
                 "encryption",
                 format!("{other:?}: expected \"none\", \"realm\" or \"resource_server\""),
             );
@@ -97,29 +74,22 @@ pub(super) fn resource_server_encryption(
             ("encryption_jwks_file", raw.encryption_jwks_file.is_some()),
         ] {
             if set {
-                c.err(
-                    file,
-                    entity,
-                    field,
-                    "applies only with encryption = \"realm\" or \"resource_server\"",
-                );
+                e.err(field, "applies only with encryption = \"realm\" or \"resource_server\"");
             }
         }
         return (mode, None);
     }
     let Some(key_alg) = raw.key_alg.as_deref() else {
-        c.err(file, entity, "key_alg", "is required with encryption");
+        e.err("key_alg", "is required with encryption");
         return (mode, None);
     };
     if let Some(why) = jwe::refused_key_alg(key_alg) {
-        c.err(file, entity, "key_alg", format!("{key_alg:?}: {why}"));
+        e.err("key_alg", format!("{key_alg:?}: {why}"));
         return (mode, None);
     }
     let content_alg = raw.content_alg.as_deref().unwrap_or("A128CBC-HS256");
     if jwe::content_key_len(content_alg).is_none() {
-        c.err(
-            file,
-            entity,
+        e.err(
             "content_alg",
             format!("{content_alg:?}: expected one of {}", jwe::CONTENT_ALGS.join(", ")),
         );
@@ -128,33 +98,24 @@ pub(super) fn resource_server_encryption(
     let (field, doc, own) = match mode {
         Encryption::ResourceServer => {
             if raw.encryption_jwks_file.is_none() {
-                c.err(
-                    file,
-                    entity,
+                e.err(
                     "encryption_jwks_file",
                     "is required with encryption = \"resource_server\"",
                 );
                 return (mode, None);
             }
-            let path = resolve(&f.dir, raw.encryption_jwks_file.as_deref().unwrap_or_default());
-            match c.read(&path) {
+            let path = e.resolve(raw.encryption_jwks_file.as_deref().unwrap_or_default());
+            match e.read(&path) {
                 Ok(d) => ("encryption_jwks_file", d, true),
-                Err(e) => {
-                    c.err(
-                        file,
-                        entity,
-                        "encryption_jwks_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    );
+                Err(why) => {
+                    e.err("encryption_jwks_file", format!("cannot read {}: {why}", path.display()));
                     return (mode, None);
                 }
             }
         }
         _ => {
             if raw.encryption_jwks_file.is_some() {
-                c.err(
-                    file,
-                    entity,
+                e.err(
                     "encryption_jwks_file",
                     "with encryption = \"realm\" the realm's decryption_keys are used",
                 );
@@ -162,9 +123,7 @@ pub(super) fn resource_server_encryption(
             match realm_doc {
                 Some(d) => ("encryption", d.to_vec(), false),
                 None => {
-                    c.err(
-                        file,
-                        entity,
+                    e.err(
                         "encryption",
                         format!("realm {:?} has no decryption_keys", realm.name.as_str()),
                     );
@@ -176,8 +135,8 @@ pub(super) fn resource_server_encryption(
     let (keys, kids) = match JweKeys::from_jwks(&doc, key_alg, content_alg) {
         Ok(k) => k,
         // Seed 001 only finds out when issuing fails; we refuse at load.
-        Err(e) => {
-            c.err(file, entity, if own { field } else { "key_alg" }, e);
+        Err(why) => {
+            e.err(if own { field } else { "key_alg" }, why);
             return (mode, None);
         }
     };
@@ -185,9 +144,7 @@ pub(super) fn resource_server_encryption(
         // Seed 001 reserves kids for its own keys; we forbid any collision with the realm's.
         for kid in &kids {
             if realm_kids.contains(kid) {
-                c.err(
-                    file,
-                    entity,
+                e.err(
                     "encryption_jwks_file",
                     format!("kid {kid:?} is also a key of realm {:?}", realm.name.as_str()),
                 );
@@ -195,16 +152,14 @@ pub(super) fn resource_server_encryption(
         }
     }
     if !keys.can_decrypt() {
-        c.err(
-            file,
-            entity,
+        e.err(
             field,
             "holds only public keys: the gateway must decrypt, so it needs the private keys",
         );
         return (mode, None);
     }
     if realm_issues && !keys.can_encrypt() {
-        c.err(file, entity, field, "no key can encrypt for the embedded issuer");
+        e.err(field, "no key can encrypt for the embedded issuer");
     }
     (mode, Some(Arc::new(keys)))
 }

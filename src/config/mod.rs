@@ -8,15 +8,21 @@ mod client;
 mod compile;
 mod encryption;
 mod error;
+mod jwks;
 mod limits;
 mod load;
 mod raw;
+mod realm;
+mod report;
+mod resource;
+mod resource_server;
+mod settings;
 mod tls;
 mod watch;
 
 use std::path::Path;
 
-pub use compile::CompileContext;
+pub use compile::{CompileContext, Env, process_env};
 pub use error::{ConfigError, ConfigErrors};
 pub use load::LoadedFile;
 pub use watch::ConfigWatch;

@@ -3,10 +3,9 @@
 //! certificate's, an unreadable CA), so `portcullis check` and a reload see every problem
 //! before anything is swapped in.
 
-use std::path::Path;
-
-use super::compile::{CompileContext, Ctx, resolve};
+use super::compile::CompileContext;
 use super::load::LoadedFile;
+use super::report::{Ctx, Entity};
 use crate::tls::{self, ClientAuth, ListenerFiles, ListenerTls, UpstreamCa};
 
 const ENTITY: &str = "server";
@@ -24,21 +23,21 @@ pub(super) struct CompiledTls {
 /// reported by the settings compiler).
 pub(super) fn compile(c: &mut Ctx<'_>, files: &[LoadedFile], cx: &CompileContext<'_>) -> CompiledTls {
     let Some((f, raw)) = files.iter().find_map(|f| f.raw.server.as_ref().map(|r| (f, r))) else {
-        check_unchanged_mode(c, files.first().map(|f| f.path.as_path()), false, cx);
+        if let Some(f) = files.first() {
+            check_unchanged_mode(&mut c.entity(&f.path, &f.dir, ENTITY), false, cx);
+        }
         return CompiledTls::default();
     };
-    let file = f.path.as_path();
-    let cert = non_empty(c, file, "tls_cert", &raw.tls_cert);
-    let key = non_empty(c, file, "tls_key", &raw.tls_key);
-    let client_ca = non_empty(c, file, "tls_client_ca", &raw.tls_client_ca);
+    let mut e = c.entity(&f.path, &f.dir, ENTITY);
+    let e = &mut e;
+    let cert = e.non_empty("tls_cert", &raw.tls_cert);
+    let key = e.non_empty("tls_key", &raw.tls_key);
+    let client_ca = e.non_empty("tls_client_ca", &raw.tls_client_ca);
     let auth = match raw.tls_client_auth.as_deref() {
-        None => ClientAuth::Required,
-        Some("required") => ClientAuth::Required,
+        None | Some("required") => ClientAuth::Required,
         Some("optional") => ClientAuth::Optional,
         Some(other) => {
-            c.err(
-                file,
-                ENTITY,
+            e.err(
                 "tls_client_auth",
                 format!("{other:?}: expected \"required\" or \"optional\""),
             );
@@ -46,44 +45,41 @@ pub(super) fn compile(c: &mut Ctx<'_>, files: &[LoadedFile], cx: &CompileContext
         }
     };
     if raw.tls_client_auth.is_some() && raw.tls_client_ca.is_none() {
-        c.err(
-            file,
-            ENTITY,
+        e.err(
             "tls_client_auth",
             "needs tls_client_ca (the CA certificates client certificates must chain to)",
         );
     }
     if raw.tls_client_ca.is_some() && raw.tls_cert.is_none() {
-        c.err(
-            file,
-            ENTITY,
+        e.err(
             "tls_client_ca",
             "needs tls_cert and tls_key: client certificates are checked by the TLS listener",
         );
     }
     match (&raw.tls_cert, &raw.tls_key) {
-        (Some(_), None) => c.err(file, ENTITY, "tls_key", "is required with tls_cert"),
-        (None, Some(_)) => c.err(file, ENTITY, "tls_cert", "is required with tls_key"),
+        (Some(_), None) => e.err("tls_key", "is required with tls_cert"),
+        (None, Some(_)) => e.err("tls_cert", "is required with tls_key"),
         _ => {}
     }
-    check_unchanged_mode(c, Some(file), raw.tls_cert.is_some(), cx);
+    check_unchanged_mode(e, raw.tls_cert.is_some(), cx);
 
     let mut out = CompiledTls::default();
     if let (Some(cert), Some(key)) = (cert, key) {
         let files = ListenerFiles {
-            cert: resolve(&f.dir, cert),
-            key: resolve(&f.dir, key),
-            client_ca: client_ca.map(|p| (resolve(&f.dir, p), auth)),
+            cert: e.resolve(cert),
+            key: e.resolve(key),
+            client_ca: client_ca.map(|p| (e.resolve(p), auth)),
         };
-        match tls::server_config_with(&files, &mut |p| c.read(p)) {
+        match tls::server_config_with(&files, &mut |p| e.read(p)) {
             Ok(t) => out.listener = Some(t),
-            Err(e) => c.err(file, ENTITY, e.field, e.error.to_string()),
+            Err(why) => e.err(why.field, why.error.to_string()),
         }
     }
-    if let Some(ca) = non_empty(c, file, "upstream_ca", &raw.upstream_ca) {
-        match tls::upstream_ca_with(&resolve(&f.dir, ca), &mut |p| c.read(p)) {
+    if let Some(ca) = e.non_empty("upstream_ca", &raw.upstream_ca) {
+        let path = e.resolve(ca);
+        match tls::upstream_ca_with(&path, &mut |p| e.read(p)) {
             Ok(u) => out.upstream_ca = Some(u),
-            Err(e) => c.err(file, ENTITY, "upstream_ca", e.to_string()),
+            Err(why) => e.err("upstream_ca", why.to_string()),
         }
     }
     out
@@ -92,27 +88,15 @@ pub(super) fn compile(c: &mut Ctx<'_>, files: &[LoadedFile], cx: &CompileContext
 /// NB: the public listener speaks TLS or plain HTTP for its whole life: a reload that turned
 /// TLS off would silently downgrade clients to cleartext, one that turned it on would cut
 /// every plain client off. Both need a restart, like a new listen address.
-fn check_unchanged_mode(c: &mut Ctx<'_>, file: Option<&Path>, tls_on: bool, cx: &CompileContext<'_>) {
-    let (Some(prev), Some(file)) = (cx.previous, file) else {
+fn check_unchanged_mode(e: &mut Entity<'_, '_>, tls_on: bool, cx: &CompileContext<'_>) {
+    let Some(prev) = cx.previous else {
         return;
     };
     if prev.listener_tls.is_some() != tls_on {
         let was = if prev.listener_tls.is_some() { "on" } else { "off" };
-        c.err(
-            file,
-            ENTITY,
+        e.err(
             "tls_cert",
             format!("TLS on the listener is {was}: a reload cannot turn it on or off; restart to change it"),
         );
-    }
-}
-
-fn non_empty<'v>(c: &mut Ctx<'_>, file: &Path, field: &str, v: &'v Option<String>) -> Option<&'v str> {
-    match v.as_deref().map(str::trim) {
-        Some("") => {
-            c.err(file, ENTITY, field, "must not be empty");
-            None
-        }
-        other => other,
     }
 }

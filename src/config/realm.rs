@@ -1,0 +1,280 @@
+//! Compiling `[[realm]]` tables: algorithms, key sources (local, signing, remote), the
+//! embedded issuer's path and token defaults.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+
+use super::compile::CompileContext;
+use super::jwks::{JwksTuning, read_jwks_file, remote_jwks};
+use super::load::LoadedFile;
+use super::raw::RawRealm;
+use super::report::{Ctx, Entity, is_simple_name, label};
+use crate::jwks::{KeySet, RealmKeys, SigningKeys, parse_alg};
+use crate::model::{Name, Realm, RemoteJwks, ResourceServer, ScopeSource};
+
+pub(super) fn compile_realm(
+    e: &mut Entity<'_, '_>,
+    raw: &RawRealm,
+    cx: &CompileContext<'_>,
+) -> Option<(Realm, Arc<RealmKeys>, Arc<SigningKeys>)> {
+    let name = e.required("name", &raw.name);
+    if let Some(n) = name
+        && !is_simple_name(n)
+    {
+        e.err("name", "must be printable ASCII without spaces, quotes or backslashes");
+    }
+    let issuer = e.required("issuer", &raw.issuer);
+    let mut algorithms = Vec::new();
+    match &raw.algorithms {
+        None => e.err(
+            "algorithms",
+            "is required: list the JWS algorithms this realm accepts (RFC 8725 § 3.1)",
+        ),
+        Some(list) if list.is_empty() => e.err("algorithms", "must list at least one algorithm"),
+        Some(list) => {
+            for a in list {
+                match parse_alg(a) {
+                    Some(alg) if !algorithms.contains(&alg) => algorithms.push(alg),
+                    Some(_) => {}
+                    None => e.err("algorithms",
+                        format!("{a:?} is refused: accepted are RS256/384/512, PS256/384/512, ES256, ES384 and EdDSA (never none or HMAC)"),
+                    ),
+                }
+            }
+        }
+    }
+    let leeway = e.duration("leeway", &raw.leeway, Duration::from_secs(60));
+    let max_token_bytes = raw.max_token_bytes.unwrap_or(8 * 1024);
+    if !(256..=64 * 1024).contains(&max_token_bytes) {
+        e.err("max_token_bytes", "must be between 256 and 65536");
+    }
+
+    // Local verification keys.
+    let mut local = Vec::new();
+    let jwks_file = raw.jwks_file.as_deref().map(|p| e.resolve(p));
+    if let Some(path) = &jwks_file
+        && let Some(set) = read_jwks_file(e, path)
+    {
+        for k in set.keys() {
+            if !k.algs.iter().any(|a| algorithms.contains(a)) {
+                e.err(
+                    "jwks_file",
+                    format!(
+                        "{}: key {:?} fits none of the realm's algorithms",
+                        path.display(),
+                        k.kid
+                    ),
+                );
+            }
+        }
+        local.extend(set.keys().iter().cloned());
+    }
+
+    // Signing keys (their public halves verify too).
+    let signing_file = raw.signing_keys.as_deref().map(|p| e.resolve(p));
+    let mut signing = SigningKeys::default();
+    if let Some(path) = &signing_file {
+        match e.read(path) {
+            Ok(bytes) => match SigningKeys::parse(&bytes) {
+                Ok(keys) => {
+                    for k in keys.keys() {
+                        if !algorithms.contains(&k.alg) {
+                            e.err(
+                                "signing_keys",
+                                format!(
+                                    "key {:?} has alg {} which `algorithms` does not accept",
+                                    k.kid,
+                                    crate::jwks::alg_name(k.alg)
+                                ),
+                            );
+                        }
+                        if local.iter().any(|l| l.kid.as_deref() == Some(k.kid.as_str())) {
+                            e.err("signing_keys", format!("kid {:?} is also in jwks_file", k.kid));
+                        }
+                    }
+                    match keys.verification_keys() {
+                        Ok(v) => local.extend(v),
+                        Err(why) => e.err("signing_keys", format!("{}: {why}", path.display())),
+                    }
+                    signing = keys;
+                }
+                Err(why) => e.err("signing_keys", format!("{}: {why}", path.display())),
+            },
+            Err(why) => e.err("signing_keys", format!("cannot read {}: {why}", path.display())),
+        }
+    }
+
+    // Remote key set.
+    let tuning = JwksTuning {
+        ttl: &raw.jwks_ttl,
+        min_ttl: &raw.jwks_min_ttl,
+        max_ttl: &raw.jwks_max_ttl,
+        max_stale: &raw.jwks_max_stale,
+        refetch_cooldown: &raw.jwks_refetch_cooldown,
+        fetch_timeout: &raw.jwks_fetch_timeout,
+        max_bytes: raw.jwks_max_bytes,
+    };
+    let remote = raw
+        .jwks_uri
+        .as_deref()
+        .and_then(|text| remote_jwks(e, text, raw.danger_allow_http_jwks == Some(true), &tuning));
+    if raw.danger_allow_http_jwks.is_some() && raw.jwks_uri.is_none() {
+        e.err("danger_allow_http_jwks", "set without jwks_uri");
+    }
+    if jwks_file.is_none() && signing_file.is_none() && raw.jwks_uri.is_none() {
+        e.err(
+            "jwks_file",
+            "the realm has no key source: set jwks_file, signing_keys or jwks_uri",
+        );
+    }
+
+    let access_token_ttl = e.duration("access_token_ttl", &raw.access_token_ttl, Duration::from_secs(3600));
+    if access_token_ttl.is_zero() {
+        e.err("access_token_ttl", "must be positive");
+    }
+    let scope_source = match raw.scope_source.as_deref() {
+        None | Some("target") => ScopeSource::Target,
+        Some("any_resource_server") => ScopeSource::AnyResourceServer,
+        Some(other) => {
+            e.err(
+                "scope_source",
+                format!("{other:?}: expected \"target\" or \"any_resource_server\""),
+            );
+            ScopeSource::Target
+        }
+    };
+    // The embedded issuer serves under its issuer URL's path, so with signing keys the
+    // issuer must be an absolute http(s) URL without query or fragment (RFC 8414 § 2).
+    let mut issuer_path = String::new();
+    if let (Some(iss), false) = (issuer, signing.is_empty()) {
+        match Uri::from_str(iss) {
+            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && u.query().is_none() => {
+                issuer_path = u.path().trim_end_matches('/').to_owned();
+            }
+            _ => e.err("issuer",
+                "with signing_keys the realm runs an embedded issuer, whose issuer must be an http(s) URL without query",
+            ),
+        }
+    }
+    let (name, issuer) = (name?, issuer?);
+    let name = Name::new(name);
+    let local = KeySet::from_keys(local);
+    let keys = reuse_keys(cx, &name, &local, remote.as_ref()).unwrap_or_else(|| {
+        Arc::new(RealmKeys::new(
+            name.clone(),
+            local,
+            remote.clone().map(|r| (r, cx.fetcher.clone())),
+            cx.clock.clone(),
+        ))
+    });
+    let realm = Realm {
+        name,
+        issuer: issuer.to_owned(),
+        algorithms,
+        leeway: i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX),
+        max_token_bytes,
+        jwks_file,
+        signing_keys_file: signing_file,
+        jwks_remote: remote,
+        require_at_jwt_typ: raw.require_at_jwt_typ.unwrap_or(false),
+        // Filled in once the resource servers are compiled.
+        forwarded_claims: Vec::new(),
+        cache_epoch: 0,
+        access_token_ttl,
+        scope_source,
+        issuer_path,
+        source: e.file().to_path_buf(),
+    };
+    Some((realm, keys, Arc::new(signing)))
+}
+
+/// The previous snapshot's keys for this realm, when its sources are unchanged: a reload
+/// then neither refetches nor invalidates cached tokens.
+fn reuse_keys(
+    cx: &CompileContext<'_>,
+    name: &Name,
+    local: &KeySet,
+    remote: Option<&RemoteJwks>,
+) -> Option<Arc<RealmKeys>> {
+    let prev = cx.previous?;
+    let (i, _) = prev.realm(name.as_str())?;
+    let keys = prev.realm_keys.get(i)?;
+    (keys.same_sources(remote) && keys.same_local(local)).then(|| keys.clone())
+}
+
+/// The compiled realms, parallel vectors by realm index, with what later phases need.
+pub(super) struct Realms {
+    /// The realms.
+    pub realms: Vec<Realm>,
+    /// Their verification keys.
+    pub keys: Vec<Arc<RealmKeys>>,
+    /// Their signing keys (empty without an embedded issuer).
+    pub signing: Vec<Arc<SigningKeys>>,
+    /// Realm index by name.
+    pub index: HashMap<String, usize>,
+    /// Their decryption keys and the kids they use.
+    pub decryption: Vec<RealmDecryption>,
+}
+
+/// A realm's decryption keys (for resource servers with `encryption = "realm"`) and every
+/// kid the realm already uses, which resource-server encryption keys must not reuse.
+pub(super) struct RealmDecryption {
+    /// The `decryption_keys` JWKS document, if any.
+    pub doc: Option<Vec<u8>>,
+    /// Every kid of the realm's keys.
+    pub kids: Vec<String>,
+}
+
+/// Compiles every `[[realm]]`; names must be unique.
+pub(super) fn compile_realms(c: &mut Ctx<'_>, files: &[LoadedFile], cx: &CompileContext<'_>) -> Realms {
+    let mut out = Realms {
+        realms: Vec::new(),
+        keys: Vec::new(),
+        signing: Vec::new(),
+        index: HashMap::new(),
+        decryption: Vec::new(),
+    };
+    for f in files {
+        for (i, raw) in f.raw.realm.iter().enumerate() {
+            let label = label("realm", &raw.name, i);
+            let mut e = c.entity(&f.path, &f.dir, &label);
+            let Some((realm, keys, signing)) = compile_realm(&mut e, raw, cx) else {
+                continue;
+            };
+            // NB: check before inserting, so the first realm's index is kept (the
+            // duplicate is never pushed, and an index past the end would panic later).
+            if out.index.contains_key(realm.name.as_str()) {
+                e.err("name", "another realm has this name");
+                continue;
+            }
+            out.index.insert(realm.name.as_str().to_owned(), out.realms.len());
+            let (doc, mut kids) = super::encryption::realm_decryption(&mut e, raw.decryption_keys.as_deref());
+            kids.extend(keys.local_kids());
+            out.decryption.push(RealmDecryption { doc, kids });
+            out.realms.push(realm);
+            out.keys.push(keys);
+            out.signing.push(signing);
+        }
+    }
+    out
+}
+
+/// Gives each realm the sorted list of claims its resource servers forward as headers: what
+/// a verified token of the realm keeps beyond the registered claims.
+pub(super) fn collect_forwarded_claims(realms: &mut [Realm], servers: &[ResourceServer]) {
+    for rs in servers {
+        if let Some(realm) = realms.get_mut(rs.realm) {
+            realm
+                .forwarded_claims
+                .extend(rs.claim_headers.iter().map(|ch| Box::from(ch.claim.as_str())));
+        }
+    }
+    for realm in realms {
+        realm.forwarded_claims.sort_unstable();
+        realm.forwarded_claims.dedup();
+    }
+}

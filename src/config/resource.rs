@@ -1,0 +1,165 @@
+//! Compiling `[[protected_resource]]` tables: resource server, host, methods, paths,
+//! required scopes, `max_age` and the token lifetime cap.
+
+use std::collections::{HashMap, HashSet};
+
+use http::Method;
+
+use super::load::LoadedFile;
+use super::raw::RawProtectedResource;
+use super::report::{Ctx, Entity, label};
+use crate::model::{Name, ProtectedResource, ResourceServer, ScopeMatch};
+use crate::routing::{InsertError, Route, Router};
+
+pub(super) fn compile_resource(
+    e: &mut Entity<'_, '_>,
+    raw: &RawProtectedResource,
+    rs_index: &HashMap<&str, usize>,
+    servers: &[ResourceServer],
+) -> Option<ProtectedResource> {
+    let id = e.required("id", &raw.id);
+    let rs = e.required("resource_server", &raw.resource_server).and_then(|r| {
+        let found = rs_index.get(r).copied();
+        if found.is_none() {
+            e.err("resource_server", format!("no resource server has id {r:?}"));
+        }
+        found
+    });
+    let host = raw.host.as_ref().and_then(|h| {
+        let h = h.trim().to_ascii_lowercase();
+        let ok =
+            !h.is_empty() && !h.contains(':') && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !ok {
+            e.err("host", format!("{h:?} is not a host name (no port, no scheme)"));
+        }
+        ok.then_some(h)
+    });
+    let methods = raw.methods.as_ref().map(|ms| {
+        let mut out = Vec::new();
+        if ms.is_empty() {
+            e.err(
+                "methods",
+                "must list at least one method, or be left out for any method",
+            );
+        }
+        for m in ms {
+            match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                Ok(m) if !out.contains(&m) => out.push(m),
+                Ok(_) => {}
+                Err(_) => e.err("methods", format!("{m:?} is not a method")),
+            }
+        }
+        out
+    });
+    let paths = match &raw.paths {
+        None => {
+            e.err("paths", "is required");
+            Vec::new()
+        }
+        Some(p) if p.is_empty() => {
+            e.err("paths", "must list at least one path pattern");
+            Vec::new()
+        }
+        Some(p) => p.clone(),
+    };
+    let scopes = e.scopes("scopes", &raw.scopes);
+    if let Some(ri) = rs {
+        let server = &servers[ri];
+        if !server.scopes.is_empty() {
+            for s in scopes.iter() {
+                if !server.scopes.contains(s.as_str()) {
+                    e.err(
+                        "scopes",
+                        format!("{s:?} is not a scope of resource server {:?}", server.id.as_str()),
+                    );
+                }
+            }
+        }
+    }
+    let scope_match = match raw.scope_match.as_deref() {
+        None | Some("all") => ScopeMatch::All,
+        Some("any") => ScopeMatch::Any,
+        Some(other) => {
+            e.err("scope_match", format!("{other:?}: expected \"all\" or \"any\""));
+            ScopeMatch::All
+        }
+    };
+    let max_age = e.seconds("max_age", &raw.max_age);
+    let max_token_lifetime = e.seconds("max_token_lifetime", &raw.max_token_lifetime);
+    let validity = e.validity(&raw.valid_from, &raw.disabled_on);
+    Some(ProtectedResource {
+        id: Name::new(id?),
+        resource_server: rs?,
+        host,
+        methods,
+        paths,
+        scopes,
+        scope_match,
+        max_age,
+        max_token_lifetime,
+        validity,
+        source: e.file().to_path_buf(),
+    })
+}
+
+/// Compiles every `[[protected_resource]]` and builds the route table over them: ids are
+/// unique, and two resources that would match the same requests are an error naming both.
+pub(super) fn compile_resources(
+    c: &mut Ctx<'_>,
+    files: &[LoadedFile],
+    servers: &[ResourceServer],
+) -> (Vec<ProtectedResource>, Router) {
+    let rs_index: HashMap<&str, usize> = servers.iter().enumerate().map(|(i, rs)| (rs.id.as_str(), i)).collect();
+    let mut resources: Vec<ProtectedResource> = Vec::new();
+    let mut router = Router::new();
+    let mut seen_ids = HashSet::new();
+    for f in files {
+        for (i, raw) in f.raw.protected_resource.iter().enumerate() {
+            let label = label("protected_resource", &raw.id, i);
+            let mut e = c.entity(&f.path, &f.dir, &label);
+            let Some(pr) = compile_resource(&mut e, raw, &rs_index, servers) else {
+                continue;
+            };
+            if !seen_ids.insert(pr.id.as_str().to_owned()) {
+                e.err("id", "another protected resource has this id");
+                continue;
+            }
+            add_routes(&mut e, &mut router, &pr, resources.len(), &resources);
+            resources.push(pr);
+        }
+    }
+    (resources, router)
+}
+
+/// Adds the routes of `pr` (to be resource `index`) to `router`.
+fn add_routes(
+    e: &mut Entity<'_, '_>,
+    router: &mut Router,
+    pr: &ProtectedResource,
+    index: usize,
+    resources: &[ProtectedResource],
+) {
+    for pattern in &pr.paths {
+        let route = Route {
+            resource: index,
+            host: pr.host.as_deref(),
+            methods: pr.methods.as_deref(),
+            pattern,
+        };
+        match router.insert(route) {
+            Ok(()) => {}
+            Err(InsertError::Pattern(why)) => e.err("paths", format!("{pattern:?}: {why}")),
+            Err(InsertError::Overlap(o)) => {
+                let other = &resources[o.first];
+                e.err(
+                    "paths",
+                    format!(
+                        "{pattern:?} matches the same requests as protected_resource {:?} ({}); make one more specific (host, methods or path)",
+                        other.id.as_str(),
+                        other.source.display()
+                    ),
+                );
+            }
+        }
+    }
+}

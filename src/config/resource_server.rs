@@ -1,0 +1,257 @@
+//! Compiling `[[resource_server]]` tables: realm, audience, upstream, scopes, token
+//! settings, claim headers and the resource server's own credentials.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, Uri};
+use jsonwebtoken::Algorithm;
+
+use super::load::LoadedFile;
+use super::raw::RawResourceServer;
+use super::realm::Realms;
+use super::report::{Ctx, Entity, is_client_id, is_simple_name, label};
+use crate::jwks::{SigningKeys, parse_alg};
+use crate::model::{
+    Audience, ClaimHeader, Encryption, Name, Realm, ResourceServer, ResourceServerCredentials, Upstream,
+};
+use crate::token::jwe::JweKeys;
+
+/// Headers a claim may never be passed as: hop-by-hop, framing, routing and forwarding
+/// headers the proxy itself owns.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "connection",
+    "content-length",
+    "content-type",
+    "cookie",
+    "forwarded",
+    "host",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+];
+
+pub(super) fn compile_resource_server(
+    e: &mut Entity<'_, '_>,
+    raw: &RawResourceServer,
+    realms: &Realms,
+) -> Option<ResourceServer> {
+    let Realms {
+        realms,
+        signing,
+        index: realm_index,
+        ..
+    } = realms;
+    let id = e.required("id", &raw.id);
+    if let Some(id) = id
+        && !is_simple_name(id)
+    {
+        e.err("id", "must be printable ASCII without spaces, quotes or backslashes");
+    }
+    let realm = e.required("realm", &raw.realm).and_then(|r| {
+        let found = realm_index.get(r).copied();
+        if found.is_none() {
+            e.err("realm", format!("no realm is named {r:?}"));
+        }
+        found
+    });
+    let audience = e.required("audience", &raw.audience).map(Audience::new);
+    let upstream = e
+        .required("upstream", &raw.upstream)
+        .and_then(|u| match parse_upstream(u) {
+            Ok(up) => Some(up),
+            Err(why) => {
+                e.err("upstream", why);
+                None
+            }
+        });
+    let scopes = e.scopes("scopes", &raw.scopes);
+    let default_scopes = e.scopes("default_scopes", &raw.default_scopes);
+    for s in default_scopes.iter() {
+        if !scopes.contains(s.as_str()) {
+            e.err(
+                "default_scopes",
+                format!("{s:?} is not one of the resource server's scopes"),
+            );
+        }
+    }
+    let realm_ttl = realm.map_or(Duration::from_secs(3600), |ri| realms[ri].access_token_ttl);
+    let access_token_ttl = e.duration("access_token_ttl", &raw.access_token_ttl, realm_ttl);
+    if access_token_ttl.is_zero() {
+        e.err("access_token_ttl", "must be positive");
+    }
+    let signing_alg = raw.signing_alg.as_deref().and_then(|a| {
+        let alg = parse_alg(a);
+        if alg.is_none() {
+            e.err("signing_alg", format!("{a:?} is not an asymmetric JWS algorithm"));
+        }
+        alg
+    });
+    if let (Some(alg), Some(ri)) = (signing_alg, realm) {
+        check_signing_alg(e, alg, &realms[ri], &signing[ri]);
+    }
+    let mut claim_headers = Vec::new();
+    let mut used = HashSet::new();
+    for (claim, header) in raw.claim_headers.iter().flatten() {
+        match HeaderName::from_str(header) {
+            Ok(h) if RESERVED_HEADERS.contains(&h.as_str()) => {
+                e.err("claim_headers", format!("{header:?} is a header the proxy owns"))
+            }
+            Ok(h) => {
+                if !used.insert(h.clone()) {
+                    e.err("claim_headers", format!("{header:?} is used for two claims"));
+                }
+                claim_headers.push(ClaimHeader {
+                    claim: claim.clone(),
+                    header: h,
+                });
+            }
+            Err(_) => e.err("claim_headers", format!("{header:?} is not a header name")),
+        }
+    }
+    let response_timeout = e.duration("response_timeout", &raw.response_timeout, Duration::from_secs(30));
+    let max_body_bytes = super::limits::body(e, raw.max_body_bytes);
+    let validity = e.validity(&raw.valid_from, &raw.disabled_on);
+    let credentials = match (&raw.client_secret_hash, &raw.client_id) {
+        (Some(hash), client_id) => {
+            if let Err(why) = crate::issuer::check_phc(hash) {
+                e.err(
+                    "client_secret_hash",
+                    format!("{why} (make one with `portcullis hash-secret`)"),
+                );
+            }
+            let client_id = client_id.clone().or_else(|| id.map(str::to_owned)).unwrap_or_default();
+            if !is_client_id(&client_id) {
+                e.err("client_id", "must be printable ASCII (0x21-0x7E)");
+            }
+            Some(ResourceServerCredentials {
+                client_id,
+                secret_hash: hash.clone(),
+            })
+        }
+        (None, Some(_)) => {
+            e.err("client_secret_hash", "is required with client_id");
+            None
+        }
+        (None, None) => None,
+    };
+    let id = id?;
+    Some(ResourceServer {
+        id: Name::new(id),
+        name: raw.name.clone().unwrap_or_else(|| id.to_owned()),
+        realm: realm?,
+        audience: audience?,
+        upstream: upstream?,
+        scopes,
+        default_scopes,
+        access_token_ttl,
+        signing_alg,
+        default: raw.default.unwrap_or(false),
+        claim_headers,
+        keep_authorization: raw.keep_authorization.unwrap_or(true),
+        credentials,
+        encryption: Encryption::None,
+        response_timeout,
+        max_body_bytes,
+        validity,
+        contacts: raw.contacts.clone().unwrap_or_default(),
+        metadata: raw.metadata.clone().unwrap_or_default(),
+        source: e.file().to_path_buf(),
+    })
+}
+
+fn check_signing_alg(e: &mut Entity<'_, '_>, alg: Algorithm, realm: &Realm, signing: &SigningKeys) {
+    let name = crate::jwks::alg_name(alg);
+    if !realm.algorithms.contains(&alg) {
+        e.err(
+            "signing_alg",
+            format!("realm {:?} does not accept {name}", realm.name.as_str()),
+        );
+    } else if signing.active(alg).is_none() {
+        e.err(
+            "signing_alg",
+            format!("realm {:?} has no signing key with alg {name}", realm.name.as_str()),
+        );
+    }
+}
+
+fn parse_upstream(text: &str) -> Result<Upstream, String> {
+    let uri = Uri::from_str(text).map_err(|why| format!("{text:?} is not a URL: {why}"))?;
+    let scheme = uri.scheme().cloned().ok_or_else(|| format!("{text:?} has no scheme"))?;
+    if scheme != http::uri::Scheme::HTTP && scheme != http::uri::Scheme::HTTPS {
+        return Err(format!("{text:?}: the scheme must be http or https"));
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("{text:?} has no host"))?;
+    if uri.query().is_some() {
+        return Err(format!("{text:?}: an upstream URL takes no query"));
+    }
+    let base_path = uri.path().trim_end_matches('/').to_owned();
+    Ok(Upstream {
+        scheme,
+        authority,
+        base_path,
+    })
+}
+
+/// Compiles every `[[resource_server]]` with its encryption settings; ids are unique and a
+/// realm has at most one default resource server. Returns them with their JWE keys.
+pub(super) fn compile_resource_servers(
+    c: &mut Ctx<'_>,
+    files: &[LoadedFile],
+    realms: &Realms,
+) -> (Vec<ResourceServer>, Vec<Option<Arc<JweKeys>>>) {
+    let mut servers: Vec<ResourceServer> = Vec::new();
+    let mut jwes = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for f in files {
+        for (i, raw) in f.raw.resource_server.iter().enumerate() {
+            let label = label("resource_server", &raw.id, i);
+            let mut e = c.entity(&f.path, &f.dir, &label);
+            let Some(mut rs) = compile_resource_server(&mut e, raw, realms) else {
+                continue;
+            };
+            let dec = &realms.decryption[rs.realm];
+            let (encryption, jwe) = super::encryption::resource_server_encryption(
+                &mut e,
+                raw,
+                &realms.realms[rs.realm],
+                dec.doc.as_deref(),
+                &dec.kids,
+                !realms.signing[rs.realm].is_empty(),
+            );
+            rs.encryption = encryption;
+            // NB: as for realms, keep the first server's index.
+            if !seen.insert(rs.id.as_str().to_owned()) {
+                e.err("id", "another resource server has this id");
+                continue;
+            }
+            if rs.default
+                && let Some(other) = servers.iter().find(|o| o.default && o.realm == rs.realm)
+            {
+                let msg = format!(
+                    "realm {:?} already has a default resource server ({:?})",
+                    realms.realms[rs.realm].name.as_str(),
+                    other.id.as_str()
+                );
+                e.err("default", msg);
+            }
+            servers.push(rs);
+            jwes.push(jwe);
+        }
+    }
+    (servers, jwes)
+}

@@ -1,0 +1,70 @@
+//! Compiling `[server]`: listen addresses, the unmatched status, the token cache and the
+//! timeouts and limits (`limits.rs`); at most one file may define it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+
+use http::StatusCode;
+
+use super::load::LoadedFile;
+use super::raw::RawServer;
+use super::report::{Ctx, Entity};
+use crate::snapshot::Settings;
+
+pub(super) fn compile_settings(c: &mut Ctx<'_>, files: &[LoadedFile]) -> Settings {
+    let mut settings = Settings::default();
+    let mut seen: Option<&Path> = None;
+    for f in files {
+        let Some(raw) = &f.raw.server else { continue };
+        let mut e = c.entity(&f.path, &f.dir, "server");
+        if let Some(first) = seen {
+            e.err("server", format!("[server] is already defined in {}", first.display()));
+            continue;
+        }
+        seen = Some(&f.path);
+        server(&mut e, raw, &mut settings);
+    }
+    settings
+}
+
+/// One `[server]` table over the defaults.
+fn server(e: &mut Entity<'_, '_>, raw: &RawServer, settings: &mut Settings) {
+    if let Some(listen) = &raw.listen {
+        match SocketAddr::from_str(listen) {
+            Ok(a) => settings.listen = a,
+            Err(why) => e.err(
+                "listen",
+                format!("{listen:?} is not an address like 127.0.0.1:8080: {why}"),
+            ),
+        }
+    }
+    if let Some(admin) = &raw.admin_listen {
+        match SocketAddr::from_str(admin) {
+            Ok(a) => settings.admin_listen = Some(a),
+            Err(why) => e.err("admin_listen", format!("{admin:?} is not an address: {why}")),
+        }
+    }
+    if let Some(code) = raw.unmatched_status {
+        match StatusCode::from_u16(code) {
+            Ok(s) if s.is_client_error() || s.is_server_error() => settings.unmatched_status = s,
+            _ => e.err("unmatched_status", format!("{code} is not a 4xx or 5xx status")),
+        }
+    }
+    if raw.token_cache == Some(false) {
+        settings.token_cache_capacity = 0;
+    } else if let Some(cap) = raw.token_cache_capacity {
+        settings.token_cache_capacity = cap;
+    }
+    settings.header_read_timeout = e.duration(
+        "header_read_timeout",
+        &raw.header_read_timeout,
+        settings.header_read_timeout,
+    );
+    super::limits::server(e, raw, settings);
+    settings.upstream_connect_timeout = e.duration(
+        "upstream_connect_timeout",
+        &raw.upstream_connect_timeout,
+        settings.upstream_connect_timeout,
+    );
+}
