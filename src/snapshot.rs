@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::jwks::{RealmKeys, SigningKeys};
-use crate::model::{Client, IssuerEndpoint, ProtectedResource, Realm, ResourceServer};
+use crate::model::{Client, IssuerEndpoint, ProtectedResource, Realm, ResourceServer, defaults};
 use crate::routing::Router;
 use crate::token::jwe::JweKeys;
 
@@ -46,15 +46,15 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: SocketAddr::from(defaults::LISTEN),
             unmatched_status: StatusCode::NOT_FOUND,
-            token_cache_capacity: 100_000,
-            header_read_timeout: Duration::from_secs(10),
-            max_header_bytes: 64 * 1024,
-            max_headers: 100,
-            idle_timeout: Duration::from_secs(60),
+            token_cache_capacity: defaults::TOKEN_CACHE_CAPACITY,
+            header_read_timeout: defaults::HEADER_READ_TIMEOUT,
+            max_header_bytes: defaults::MAX_HEADER_BYTES,
+            max_headers: defaults::MAX_HEADERS,
+            idle_timeout: defaults::IDLE_TIMEOUT,
             max_connections: None,
-            upstream_connect_timeout: Duration::from_secs(5),
+            upstream_connect_timeout: defaults::UPSTREAM_CONNECT_TIMEOUT,
             admin_listen: None,
         }
     }

@@ -22,10 +22,12 @@ use thiserror::Error;
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// Whether a client must present a certificate (`tls_client_auth`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
     /// A handshake without a certificate that chains to `tls_client_ca` is refused. The
     /// default when `tls_client_ca` is set.
+    #[default]
     Required,
     /// A client may present no certificate; one it presents must still chain to
     /// `tls_client_ca`, or the handshake is refused.

@@ -118,7 +118,7 @@ fn compile_client(
         e.duration(
             "access_token_ttl",
             &raw.access_token_ttl,
-            std::time::Duration::from_secs(3600),
+            crate::model::defaults::ACCESS_TOKEN_TTL,
         )
     });
     if access_token_ttl.is_some_and(|t| t.is_zero()) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::raw::RawResourceServer;
 use super::report::Entity;
-use crate::model::{Encryption, Realm};
+use crate::model::{Encryption, Realm, defaults};
 use crate::token::jwe::{self, JweKeys};
 
 /// Reads a realm's `decryption_keys` file: a JWKS of private keys. Returns the document and
@@ -55,17 +55,8 @@ pub(super) fn resource_server_encryption(
     realm_kids: &[String],
     realm_issues: bool,
 ) -> (Encryption, Option<Arc<JweKeys>>) {
-    let mode = match raw.encryption.as_deref() {
-        None | Some("none") => Encryption::None,
-        Some("realm") => Encryption::Realm,
-        Some("resource_server") => Encryption::ResourceServer,
-        Some(other) => {
-            e.err(
-                "encryption",
-                format!("{other:?}: expected \"none\", \"realm\" or \"resource_server\""),
-            );
-            return (Encryption::None, None);
-        }
+    let Some(mode) = e.choice::<Encryption>("encryption", &raw.encryption) else {
+        return (Encryption::None, None);
     };
     if mode == Encryption::None {
         for (field, set) in [
@@ -87,7 +78,7 @@ pub(super) fn resource_server_encryption(
         e.err("key_alg", format!("{key_alg:?}: {why}"));
         return (mode, None);
     }
-    let content_alg = raw.content_alg.as_deref().unwrap_or("A128CBC-HS256");
+    let content_alg = raw.content_alg.as_deref().unwrap_or(defaults::CONTENT_ALG);
     if jwe::content_key_len(content_alg).is_none() {
         e.err(
             "content_alg",

@@ -3,13 +3,12 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
 use http::Uri;
 
 use super::report::Entity;
 use crate::jwks::KeySet;
-use crate::model::RemoteJwks;
+use crate::model::{RemoteJwks, defaults};
 
 /// Reads a local `jwks_file` (realms and `private_key_jwt` clients): every skipped key, an
 /// empty set, an unreadable or unparsable file is an error on the field `jwks_file`.
@@ -91,9 +90,9 @@ pub(super) fn remote_jwks(
         );
         return None;
     }
-    let ttl = e.duration("jwks_ttl", t.ttl, Duration::from_secs(300));
-    let min_ttl = e.duration("jwks_min_ttl", t.min_ttl, Duration::from_secs(60));
-    let max_ttl = e.duration("jwks_max_ttl", t.max_ttl, Duration::from_secs(86_400));
+    let ttl = e.duration("jwks_ttl", t.ttl, defaults::JWKS_TTL);
+    let min_ttl = e.duration("jwks_min_ttl", t.min_ttl, defaults::JWKS_MIN_TTL);
+    let max_ttl = e.duration("jwks_max_ttl", t.max_ttl, defaults::JWKS_MAX_TTL);
     if min_ttl > max_ttl {
         e.err("jwks_min_ttl", "is greater than jwks_max_ttl");
     }
@@ -102,9 +101,13 @@ pub(super) fn remote_jwks(
         ttl,
         min_ttl,
         max_ttl,
-        max_stale: e.duration("jwks_max_stale", t.max_stale, Duration::from_secs(3600)),
-        refetch_cooldown: e.duration("jwks_refetch_cooldown", t.refetch_cooldown, Duration::from_secs(30)),
-        fetch_timeout: e.duration("jwks_fetch_timeout", t.fetch_timeout, Duration::from_secs(5)),
-        max_bytes: t.max_bytes.unwrap_or(256 * 1024),
+        max_stale: e.duration("jwks_max_stale", t.max_stale, defaults::JWKS_MAX_STALE),
+        refetch_cooldown: e.duration(
+            "jwks_refetch_cooldown",
+            t.refetch_cooldown,
+            defaults::JWKS_REFETCH_COOLDOWN,
+        ),
+        fetch_timeout: e.duration("jwks_fetch_timeout", t.fetch_timeout, defaults::JWKS_FETCH_TIMEOUT),
+        max_bytes: t.max_bytes.unwrap_or(defaults::JWKS_MAX_BYTES),
     })
 }

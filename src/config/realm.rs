@@ -2,20 +2,23 @@
 //! embedded issuer's path and token defaults.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::Uri;
+use jsonwebtoken::Algorithm;
 
 use super::compile::CompileContext;
 use super::jwks::{JwksTuning, read_jwks_file, remote_jwks};
 use super::load::LoadedFile;
 use super::raw::RawRealm;
 use super::report::{Ctx, Entity, is_simple_name, label};
-use crate::jwks::{KeySet, RealmKeys, SigningKeys, parse_alg};
-use crate::model::{Name, Realm, RemoteJwks, ResourceServer, ScopeSource};
+use crate::jwks::{KeySet, RealmKeys, SigningKeys, VerifyKey, parse_alg};
+use crate::model::{Name, Realm, RemoteJwks, ResourceServer, ScopeSource, defaults};
 
+/// Compiles one `[[realm]]`: its rules, its verification keys (local, signing, remote) and
+/// the embedded issuer's path when it has signing keys.
 pub(super) fn compile_realm(
     e: &mut Entity<'_, '_>,
     raw: &RawRealm,
@@ -28,140 +31,35 @@ pub(super) fn compile_realm(
         e.err("name", "must be printable ASCII without spaces, quotes or backslashes");
     }
     let issuer = e.required("issuer", &raw.issuer);
-    let mut algorithms = Vec::new();
-    match &raw.algorithms {
-        None => e.err(
-            "algorithms",
-            "is required: list the JWS algorithms this realm accepts (RFC 8725 § 3.1)",
-        ),
-        Some(list) if list.is_empty() => e.err("algorithms", "must list at least one algorithm"),
-        Some(list) => {
-            for a in list {
-                match parse_alg(a) {
-                    Some(alg) if !algorithms.contains(&alg) => algorithms.push(alg),
-                    Some(_) => {}
-                    None => e.err("algorithms",
-                        format!("{a:?} is refused: accepted are RS256/384/512, PS256/384/512, ES256, ES384 and EdDSA (never none or HMAC)"),
-                    ),
-                }
-            }
-        }
-    }
-    let leeway = e.duration("leeway", &raw.leeway, Duration::from_secs(60));
-    let max_token_bytes = raw.max_token_bytes.unwrap_or(8 * 1024);
-    if !(256..=64 * 1024).contains(&max_token_bytes) {
+    let algorithms = algorithms(e, raw);
+    let leeway = e.duration("leeway", &raw.leeway, defaults::LEEWAY);
+    let max_token_bytes = raw.max_token_bytes.unwrap_or(defaults::MAX_TOKEN_BYTES);
+    if !defaults::MAX_TOKEN_BYTES_RANGE.contains(&max_token_bytes) {
         e.err("max_token_bytes", "must be between 256 and 65536");
     }
-
-    // Local verification keys.
-    let mut local = Vec::new();
     let jwks_file = raw.jwks_file.as_deref().map(|p| e.resolve(p));
-    if let Some(path) = &jwks_file
-        && let Some(set) = read_jwks_file(e, path)
-    {
-        for k in set.keys() {
-            if !k.algs.iter().any(|a| algorithms.contains(a)) {
-                e.err(
-                    "jwks_file",
-                    format!(
-                        "{}: key {:?} fits none of the realm's algorithms",
-                        path.display(),
-                        k.kid
-                    ),
-                );
-            }
-        }
-        local.extend(set.keys().iter().cloned());
-    }
-
-    // Signing keys (their public halves verify too).
+    let mut local = local_keys(e, jwks_file.as_deref(), &algorithms);
     let signing_file = raw.signing_keys.as_deref().map(|p| e.resolve(p));
-    let mut signing = SigningKeys::default();
-    if let Some(path) = &signing_file {
-        match e.read(path) {
-            Ok(bytes) => match SigningKeys::parse(&bytes) {
-                Ok(keys) => {
-                    for k in keys.keys() {
-                        if !algorithms.contains(&k.alg) {
-                            e.err(
-                                "signing_keys",
-                                format!(
-                                    "key {:?} has alg {} which `algorithms` does not accept",
-                                    k.kid,
-                                    crate::jwks::alg_name(k.alg)
-                                ),
-                            );
-                        }
-                        if local.iter().any(|l| l.kid.as_deref() == Some(k.kid.as_str())) {
-                            e.err("signing_keys", format!("kid {:?} is also in jwks_file", k.kid));
-                        }
-                    }
-                    match keys.verification_keys() {
-                        Ok(v) => local.extend(v),
-                        Err(why) => e.err("signing_keys", format!("{}: {why}", path.display())),
-                    }
-                    signing = keys;
-                }
-                Err(why) => e.err("signing_keys", format!("{}: {why}", path.display())),
-            },
-            Err(why) => e.err("signing_keys", format!("cannot read {}: {why}", path.display())),
-        }
-    }
-
-    // Remote key set.
-    let tuning = JwksTuning {
-        ttl: &raw.jwks_ttl,
-        min_ttl: &raw.jwks_min_ttl,
-        max_ttl: &raw.jwks_max_ttl,
-        max_stale: &raw.jwks_max_stale,
-        refetch_cooldown: &raw.jwks_refetch_cooldown,
-        fetch_timeout: &raw.jwks_fetch_timeout,
-        max_bytes: raw.jwks_max_bytes,
-    };
-    let remote = raw
-        .jwks_uri
+    let signing = signing_file
         .as_deref()
-        .and_then(|text| remote_jwks(e, text, raw.danger_allow_http_jwks == Some(true), &tuning));
-    if raw.danger_allow_http_jwks.is_some() && raw.jwks_uri.is_none() {
-        e.err("danger_allow_http_jwks", "set without jwks_uri");
-    }
+        .map(|path| signing_keys(e, path, &algorithms, &mut local))
+        .unwrap_or_default();
+    let remote = remote(e, raw);
     if jwks_file.is_none() && signing_file.is_none() && raw.jwks_uri.is_none() {
         e.err(
             "jwks_file",
             "the realm has no key source: set jwks_file, signing_keys or jwks_uri",
         );
     }
-
-    let access_token_ttl = e.duration("access_token_ttl", &raw.access_token_ttl, Duration::from_secs(3600));
+    let access_token_ttl = e.duration("access_token_ttl", &raw.access_token_ttl, defaults::ACCESS_TOKEN_TTL);
     if access_token_ttl.is_zero() {
         e.err("access_token_ttl", "must be positive");
     }
-    let scope_source = match raw.scope_source.as_deref() {
-        None | Some("target") => ScopeSource::Target,
-        Some("any_resource_server") => ScopeSource::AnyResourceServer,
-        Some(other) => {
-            e.err(
-                "scope_source",
-                format!("{other:?}: expected \"target\" or \"any_resource_server\""),
-            );
-            ScopeSource::Target
-        }
-    };
-    // The embedded issuer serves under its issuer URL's path, so with signing keys the
-    // issuer must be an absolute http(s) URL without query or fragment (RFC 8414 § 2).
-    let mut issuer_path = String::new();
-    if let (Some(iss), false) = (issuer, signing.is_empty()) {
-        match Uri::from_str(iss) {
-            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && u.query().is_none() => {
-                issuer_path = u.path().trim_end_matches('/').to_owned();
-            }
-            _ => e.err("issuer",
-                "with signing_keys the realm runs an embedded issuer, whose issuer must be an http(s) URL without query",
-            ),
-        }
-    }
-    let (name, issuer) = (name?, issuer?);
-    let name = Name::new(name);
+    let scope_source: ScopeSource = e.choice("scope_source", &raw.scope_source).unwrap_or_default();
+    let issuer_path = issuer
+        .map(|iss| issuer_path(e, iss, !signing.is_empty()))
+        .unwrap_or_default();
+    let name = Name::new(name?);
     let local = KeySet::from_keys(local);
     let keys = reuse_keys(cx, &name, &local, remote.as_ref()).unwrap_or_else(|| {
         Arc::new(RealmKeys::new(
@@ -173,7 +71,7 @@ pub(super) fn compile_realm(
     });
     let realm = Realm {
         name,
-        issuer: issuer.to_owned(),
+        issuer: issuer?.to_owned(),
         algorithms,
         leeway: i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX),
         max_token_bytes,
@@ -190,6 +88,133 @@ pub(super) fn compile_realm(
         source: e.file().to_path_buf(),
     };
     Some((realm, keys, Arc::new(signing)))
+}
+
+/// The accepted algorithms: required, an explicit allow-list (RFC 8725 § 3.1), never `none`
+/// or HMAC.
+fn algorithms(e: &mut Entity<'_, '_>, raw: &RawRealm) -> Vec<Algorithm> {
+    let mut algorithms = Vec::new();
+    match &raw.algorithms {
+        None => e.err(
+            "algorithms",
+            "is required: list the JWS algorithms this realm accepts (RFC 8725 § 3.1)",
+        ),
+        Some(list) if list.is_empty() => e.err("algorithms", "must list at least one algorithm"),
+        Some(list) => {
+            for a in list {
+                match parse_alg(a) {
+                    Some(alg) if !algorithms.contains(&alg) => algorithms.push(alg),
+                    Some(_) => {}
+                    None => e.err(
+                        "algorithms",
+                        format!("{a:?} is refused: accepted are RS256/384/512, PS256/384/512, ES256, ES384 and EdDSA (never none or HMAC)"),
+                    ),
+                }
+            }
+        }
+    }
+    algorithms
+}
+
+/// The keys of `jwks_file`; each must fit one of the realm's algorithms.
+fn local_keys(e: &mut Entity<'_, '_>, jwks_file: Option<&Path>, algorithms: &[Algorithm]) -> Vec<Arc<VerifyKey>> {
+    let Some(path) = jwks_file else { return Vec::new() };
+    let Some(set) = read_jwks_file(e, path) else {
+        return Vec::new();
+    };
+    for k in set.keys() {
+        if !k.algs.iter().any(|a| algorithms.contains(a)) {
+            e.err(
+                "jwks_file",
+                format!(
+                    "{}: key {:?} fits none of the realm's algorithms",
+                    path.display(),
+                    k.kid
+                ),
+            );
+        }
+    }
+    set.keys().to_vec()
+}
+
+/// The private signing keys at `path`; their public halves are added to `local`, since
+/// they verify too. A kid may not also be in `jwks_file`.
+fn signing_keys(
+    e: &mut Entity<'_, '_>,
+    path: &Path,
+    algorithms: &[Algorithm],
+    local: &mut Vec<Arc<VerifyKey>>,
+) -> SigningKeys {
+    let keys = match e.read(path).map(|bytes| SigningKeys::parse(&bytes)) {
+        Ok(Ok(keys)) => keys,
+        Ok(Err(why)) => {
+            e.err("signing_keys", format!("{}: {why}", path.display()));
+            return SigningKeys::default();
+        }
+        Err(why) => {
+            e.err("signing_keys", format!("cannot read {}: {why}", path.display()));
+            return SigningKeys::default();
+        }
+    };
+    for k in keys.keys() {
+        if !algorithms.contains(&k.alg) {
+            e.err(
+                "signing_keys",
+                format!(
+                    "key {:?} has alg {} which `algorithms` does not accept",
+                    k.kid,
+                    crate::jwks::alg_name(k.alg)
+                ),
+            );
+        }
+        if local.iter().any(|l| l.kid.as_deref() == Some(k.kid.as_str())) {
+            e.err("signing_keys", format!("kid {:?} is also in jwks_file", k.kid));
+        }
+    }
+    match keys.verification_keys() {
+        Ok(v) => local.extend(v),
+        Err(why) => e.err("signing_keys", format!("{}: {why}", path.display())),
+    }
+    keys
+}
+
+/// The remote key set (`jwks_uri` and its tuning).
+fn remote(e: &mut Entity<'_, '_>, raw: &RawRealm) -> Option<RemoteJwks> {
+    let tuning = JwksTuning {
+        ttl: &raw.jwks_ttl,
+        min_ttl: &raw.jwks_min_ttl,
+        max_ttl: &raw.jwks_max_ttl,
+        max_stale: &raw.jwks_max_stale,
+        refetch_cooldown: &raw.jwks_refetch_cooldown,
+        fetch_timeout: &raw.jwks_fetch_timeout,
+        max_bytes: raw.jwks_max_bytes,
+    };
+    if raw.danger_allow_http_jwks.is_some() && raw.jwks_uri.is_none() {
+        e.err("danger_allow_http_jwks", "set without jwks_uri");
+    }
+    raw.jwks_uri
+        .as_deref()
+        .and_then(|text| remote_jwks(e, text, raw.danger_allow_http_jwks == Some(true), &tuning))
+}
+
+/// The embedded issuer serves under its issuer URL's path, so with signing keys the issuer
+/// must be an absolute http(s) URL without query or fragment (RFC 8414 § 2). "" otherwise.
+fn issuer_path(e: &mut Entity<'_, '_>, issuer: &str, issues: bool) -> String {
+    if !issues {
+        return String::new();
+    }
+    match Uri::from_str(issuer) {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && u.query().is_none() => {
+            u.path().trim_end_matches('/').to_owned()
+        }
+        _ => {
+            e.err(
+                "issuer",
+                "with signing_keys the realm runs an embedded issuer, whose issuer must be an http(s) URL without query",
+            );
+            String::new()
+        }
+    }
 }
 
 /// The previous snapshot's keys for this realm, when its sources are unchanged: a reload

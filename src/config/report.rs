@@ -7,6 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::de::IntoDeserializer;
+use serde::de::value::StrDeserializer;
+
 use super::error::ConfigErrors;
 use super::raw::RawTime;
 use crate::inputs::Inputs;
@@ -105,6 +109,22 @@ impl Entity<'_, '_> {
                 None
             }
             other => other,
+        }
+    }
+
+    /// One of an enum's snake_case names (serde matches it): its default when absent,
+    /// `None` (reported, listing the accepted names) when it is none of them.
+    pub(super) fn choice<T: DeserializeOwned + Default>(&mut self, field: &str, v: &Option<String>) -> Option<T> {
+        let Some(text) = v.as_deref() else {
+            return Some(T::default());
+        };
+        let de: StrDeserializer<'_, serde::de::value::Error> = text.into_deserializer();
+        match T::deserialize(de) {
+            Ok(t) => Some(t),
+            Err(why) => {
+                self.err(field, format!("{text:?}: {why}"));
+                None
+            }
         }
     }
 

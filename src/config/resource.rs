@@ -76,14 +76,7 @@ pub(super) fn compile_resource(
             }
         }
     }
-    let scope_match = match raw.scope_match.as_deref() {
-        None | Some("all") => ScopeMatch::All,
-        Some("any") => ScopeMatch::Any,
-        Some(other) => {
-            e.err("scope_match", format!("{other:?}: expected \"all\" or \"any\""));
-            ScopeMatch::All
-        }
-    };
+    let scope_match: ScopeMatch = e.choice("scope_match", &raw.scope_match).unwrap_or_default();
     let max_age = e.seconds("max_age", &raw.max_age);
     let max_token_lifetime = e.seconds("max_token_lifetime", &raw.max_token_lifetime);
     let validity = e.validity(&raw.valid_from, &raw.disabled_on);

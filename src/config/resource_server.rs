@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{HeaderName, Uri};
 use jsonwebtoken::Algorithm;
@@ -15,7 +14,7 @@ use super::realm::Realms;
 use super::report::{Ctx, Entity, is_client_id, is_simple_name, label};
 use crate::jwks::{SigningKeys, parse_alg};
 use crate::model::{
-    Audience, ClaimHeader, Encryption, Name, Realm, ResourceServer, ResourceServerCredentials, Upstream,
+    Audience, ClaimHeader, Encryption, Name, Realm, ResourceServer, ResourceServerCredentials, Upstream, defaults,
 };
 use crate::token::jwe::JweKeys;
 
@@ -42,6 +41,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-forwarded-proto",
 ];
 
+/// Compiles one `[[resource_server]]` (its encryption is compiled apart).
 pub(super) fn compile_resource_server(
     e: &mut Entity<'_, '_>,
     raw: &RawResourceServer,
@@ -86,7 +86,7 @@ pub(super) fn compile_resource_server(
             );
         }
     }
-    let realm_ttl = realm.map_or(Duration::from_secs(3600), |ri| realms[ri].access_token_ttl);
+    let realm_ttl = realm.map_or(defaults::ACCESS_TOKEN_TTL, |ri| realms[ri].access_token_ttl);
     let access_token_ttl = e.duration("access_token_ttl", &raw.access_token_ttl, realm_ttl);
     if access_token_ttl.is_zero() {
         e.err("access_token_ttl", "must be positive");
@@ -101,7 +101,40 @@ pub(super) fn compile_resource_server(
     if let (Some(alg), Some(ri)) = (signing_alg, realm) {
         check_signing_alg(e, alg, &realms[ri], &signing[ri]);
     }
-    let mut claim_headers = Vec::new();
+    let claim_headers = claim_headers(e, raw);
+    let response_timeout = e.duration("response_timeout", &raw.response_timeout, defaults::RESPONSE_TIMEOUT);
+    let max_body_bytes = super::limits::body(e, raw.max_body_bytes);
+    let validity = e.validity(&raw.valid_from, &raw.disabled_on);
+    let credentials = credentials(e, raw, id);
+    let id = id?;
+    Some(ResourceServer {
+        id: Name::new(id),
+        name: raw.name.clone().unwrap_or_else(|| id.to_owned()),
+        realm: realm?,
+        audience: audience?,
+        upstream: upstream?,
+        scopes,
+        default_scopes,
+        access_token_ttl,
+        signing_alg,
+        default: raw.default.unwrap_or(false),
+        claim_headers,
+        keep_authorization: raw.keep_authorization.unwrap_or(defaults::KEEP_AUTHORIZATION),
+        credentials,
+        encryption: Encryption::None,
+        response_timeout,
+        max_body_bytes,
+        validity,
+        contacts: raw.contacts.clone().unwrap_or_default(),
+        metadata: raw.metadata.clone().unwrap_or_default(),
+        source: e.file().to_path_buf(),
+    })
+}
+
+/// The claims passed upstream as headers: never as a header the proxy owns, each header
+/// for one claim only.
+fn claim_headers(e: &mut Entity<'_, '_>, raw: &RawResourceServer) -> Vec<ClaimHeader> {
+    let mut out = Vec::new();
     let mut used = HashSet::new();
     for (claim, header) in raw.claim_headers.iter().flatten() {
         match HeaderName::from_str(header) {
@@ -112,7 +145,7 @@ pub(super) fn compile_resource_server(
                 if !used.insert(h.clone()) {
                     e.err("claim_headers", format!("{header:?} is used for two claims"));
                 }
-                claim_headers.push(ClaimHeader {
+                out.push(ClaimHeader {
                     claim: claim.clone(),
                     header: h,
                 });
@@ -120,10 +153,13 @@ pub(super) fn compile_resource_server(
             Err(_) => e.err("claim_headers", format!("{header:?} is not a header name")),
         }
     }
-    let response_timeout = e.duration("response_timeout", &raw.response_timeout, Duration::from_secs(30));
-    let max_body_bytes = super::limits::body(e, raw.max_body_bytes);
-    let validity = e.validity(&raw.valid_from, &raw.disabled_on);
-    let credentials = match (&raw.client_secret_hash, &raw.client_id) {
+    out
+}
+
+/// The resource server's own credentials (introspection, revocation): a usable secret
+/// hash, and a client id that defaults to the resource server's id.
+fn credentials(e: &mut Entity<'_, '_>, raw: &RawResourceServer, id: Option<&str>) -> Option<ResourceServerCredentials> {
+    match (&raw.client_secret_hash, &raw.client_id) {
         (Some(hash), client_id) => {
             if let Err(why) = crate::issuer::check_phc(hash) {
                 e.err(
@@ -145,30 +181,7 @@ pub(super) fn compile_resource_server(
             None
         }
         (None, None) => None,
-    };
-    let id = id?;
-    Some(ResourceServer {
-        id: Name::new(id),
-        name: raw.name.clone().unwrap_or_else(|| id.to_owned()),
-        realm: realm?,
-        audience: audience?,
-        upstream: upstream?,
-        scopes,
-        default_scopes,
-        access_token_ttl,
-        signing_alg,
-        default: raw.default.unwrap_or(false),
-        claim_headers,
-        keep_authorization: raw.keep_authorization.unwrap_or(true),
-        credentials,
-        encryption: Encryption::None,
-        response_timeout,
-        max_body_bytes,
-        validity,
-        contacts: raw.contacts.clone().unwrap_or_default(),
-        metadata: raw.metadata.clone().unwrap_or_default(),
-        source: e.file().to_path_buf(),
-    })
+    }
 }
 
 fn check_signing_alg(e: &mut Entity<'_, '_>, alg: Algorithm, realm: &Realm, signing: &SigningKeys) {

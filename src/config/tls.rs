@@ -33,17 +33,7 @@ pub(super) fn compile(c: &mut Ctx<'_>, files: &[LoadedFile], cx: &CompileContext
     let cert = e.non_empty("tls_cert", &raw.tls_cert);
     let key = e.non_empty("tls_key", &raw.tls_key);
     let client_ca = e.non_empty("tls_client_ca", &raw.tls_client_ca);
-    let auth = match raw.tls_client_auth.as_deref() {
-        None | Some("required") => ClientAuth::Required,
-        Some("optional") => ClientAuth::Optional,
-        Some(other) => {
-            e.err(
-                "tls_client_auth",
-                format!("{other:?}: expected \"required\" or \"optional\""),
-            );
-            ClientAuth::Required
-        }
-    };
+    let auth: ClientAuth = e.choice("tls_client_auth", &raw.tls_client_auth).unwrap_or_default();
     if raw.tls_client_auth.is_some() && raw.tls_client_ca.is_none() {
         e.err(
             "tls_client_auth",

@@ -2,6 +2,7 @@
 //! configuration compiler produces them. Pure data; no I/O.
 
 mod client;
+pub mod defaults;
 mod ids;
 mod scope;
 
@@ -135,8 +136,9 @@ impl IssuerEndpoint {
     }
 }
 
-/// How a resource server's access tokens are protected in transit (seed 001).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How a resource server's access tokens are protected in transit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Encryption {
     /// A signed JWT, not encrypted (the default).
     #[default]
@@ -148,7 +150,8 @@ pub enum Encryption {
 }
 
 /// Which scopes a token request may be granted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ScopeSource {
     /// Only scopes the target resource server defines (PRODUCT.md's rule).
     #[default]

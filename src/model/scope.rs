@@ -73,7 +73,8 @@ impl ScopeSet {
 }
 
 /// Whether a protected resource needs all of its scopes or any one of them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ScopeMatch {
     /// Every listed scope must be granted (the default).
     #[default]

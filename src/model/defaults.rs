@@ -1,0 +1,51 @@
+//! Every configuration default, stated once: the compiler applies these, the snapshot's
+//! [`Settings::default`](crate::snapshot::Settings) is built from them, and the README's
+//! configuration reference quotes them.
+
+use std::time::Duration;
+
+/// `[server] listen`: loopback, port 8080.
+pub const LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 8080);
+/// `[server] token_cache_capacity`: verified tokens kept.
+pub const TOKEN_CACHE_CAPACITY: u64 = 100_000;
+/// `[server] header_read_timeout`: bound on receiving a request head (slowloris).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `[server] max_header_bytes`.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// `[server] max_headers`: header fields of an HTTP/1.1 request.
+pub const MAX_HEADERS: usize = 100;
+/// `[server] idle_timeout`: a connection with no request in flight and no bytes moving.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `[server] upstream_connect_timeout`.
+pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `[[realm]] leeway`: clock skew allowed on `exp`, `nbf`, `iat` and `auth_time`.
+pub const LEEWAY: Duration = Duration::from_secs(60);
+/// `[[realm]] max_token_bytes`: longer tokens are refused before parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The range `max_token_bytes` may be set in.
+pub const MAX_TOKEN_BYTES_RANGE: std::ops::RangeInclusive<usize> = 256..=64 * 1024;
+/// `[[realm]] access_token_ttl`: lifetime of minted tokens (a resource server's or a
+/// client's own value overrides it).
+pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// `jwks_ttl`: how long fetched keys are used without `Cache-Control: max-age`.
+pub const JWKS_TTL: Duration = Duration::from_secs(300);
+/// `jwks_min_ttl`: lower bound on a server-sent `max-age`.
+pub const JWKS_MIN_TTL: Duration = Duration::from_secs(60);
+/// `jwks_max_ttl`: upper bound on a server-sent `max-age`.
+pub const JWKS_MAX_TTL: Duration = Duration::from_secs(86_400);
+/// `jwks_max_stale`: how long the last good keys serve while the endpoint fails.
+pub const JWKS_MAX_STALE: Duration = Duration::from_secs(3600);
+/// `jwks_refetch_cooldown`: minimum time between refetches for an unknown `kid`.
+pub const JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(30);
+/// `jwks_fetch_timeout`: bound on one fetch (connect, request and body).
+pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// `jwks_max_bytes`: bound on a key set document.
+pub const JWKS_MAX_BYTES: usize = 256 * 1024;
+
+/// `[[resource_server]] response_timeout`: bound on waiting for the upstream's response head.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// `[[resource_server]] content_alg`: JWE content encryption.
+pub const CONTENT_ALG: &str = "A128CBC-HS256";
+/// `[[resource_server]] keep_authorization`: the `Authorization` header goes upstream.
+pub const KEEP_AUTHORIZATION: bool = true;
