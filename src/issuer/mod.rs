@@ -73,11 +73,6 @@ impl Issuer {
         self.secrets.forget();
     }
 
-    /// argon2 verifications of client secrets run so far (dummy ones for unknown ids too).
-    pub fn secret_verifications(&self) -> u64 {
-        self.secrets.verifications()
-    }
-
     /// Answers a request for `endpoint` of `realm` from the peer at `remote`, and says what
     /// came of it (for the access log and metrics, which the server writes).
     pub async fn handle(

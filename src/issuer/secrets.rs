@@ -29,6 +29,13 @@ pub const REMEMBER_SUCCESS: Duration = Duration::from_secs(300);
 const DUMMY_PHC: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$CcIlFm7wchhpwOPMr4Vwxw$nQzqldKq/2YNrtp6iXJ4nZNGNX6ixqXwruNoogVb1nw";
 
+/// argon2 blocks (1 KiB each) a check with [`hash_secret`]'s parameters needs.
+const DEFAULT_BLOCKS: usize = Params::DEFAULT.block_count();
+
+/// The most argon2 memory a stored hash may ask for, in KiB (every check of it holds that
+/// much while it runs, once per core).
+pub const MAX_PHC_MEMORY_KIB: u32 = 256 * 1024;
+
 /// Why a secret check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum SecretError {
@@ -56,11 +63,22 @@ pub fn hash_secret(secret: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Whether `phc` is a PHC string argon2 can verify against.
+/// Whether `phc` is a PHC string argon2 can verify against, with a salt, a hash, valid
+/// parameters and at most [`MAX_PHC_MEMORY_KIB`] of memory.
 pub fn check_phc(phc: &str) -> Result<(), String> {
     let parsed = PasswordHash::new(phc).map_err(|e| format!("not a PHC string: {e}"))?;
-    if !parsed.algorithm.as_str().starts_with("argon2") {
+    if Algorithm::try_from(parsed.algorithm.as_str()).is_err() {
         return Err(format!("algorithm {} is not argon2", parsed.algorithm));
+    }
+    if parsed.salt.is_none() || parsed.hash.is_none() {
+        return Err("the PHC string has no salt or no hash".into());
+    }
+    let params = Params::try_from(&parsed).map_err(|e| format!("bad argon2 parameters: {e}"))?;
+    if params.m_cost() > MAX_PHC_MEMORY_KIB {
+        return Err(format!(
+            "argon2 memory cost m={} KiB is above {MAX_PHC_MEMORY_KIB} KiB (each check holds it while it runs)",
+            params.m_cost()
+        ));
     }
     Ok(())
 }
@@ -128,7 +146,7 @@ impl SecretChecker {
     /// Checks `presented` against the stored `phc` for `client_id`, asked from `source`.
     pub async fn verify(&self, client_id: &str, presented: &str, phc: &str, source: Source) -> Result<(), SecretError> {
         // Counted before anything is paid: concurrent guesses past the limit never hash.
-        let reservation = self
+        let mut reservation = self
             .throttle
             .reserve(client_id, source)
             .map_err(SecretError::Throttled)?;
@@ -136,6 +154,10 @@ impl SecretChecker {
         if tag.is_some_and(|t| self.remembered.contains_key(&t)) {
             reservation.succeeded();
             return Ok(());
+        }
+        if let Err(wait) = self.throttle.reserve_source(&mut reservation, source) {
+            reservation.release();
+            return Err(SecretError::Throttled(wait));
         }
         match self.hash_check(tag, presented, phc).await {
             Ok(()) => {
@@ -157,10 +179,14 @@ impl SecretChecker {
     /// an error, after the same throttle and the same verification a known id gets, so the
     /// answer and its time do not tell known ids from unknown ones.
     pub async fn verify_unknown(&self, client_id: &str, presented: &str, source: Source) -> SecretError {
-        let reservation = match self.throttle.reserve(client_id, source) {
+        let mut reservation = match self.throttle.reserve(client_id, source) {
             Ok(r) => r,
             Err(wait) => return SecretError::Throttled(wait),
         };
+        if let Err(wait) = self.throttle.reserve_source(&mut reservation, source) {
+            reservation.release();
+            return SecretError::Throttled(wait);
+        }
         let tag = self.tag(client_id, presented, DUMMY_PHC);
         match self.hash_check(tag, presented, DUMMY_PHC).await {
             // Whatever the dummy check says, an unknown id fails, and counts as a failure.
@@ -258,8 +284,12 @@ impl Memory {
         let argon2 = Argon2::new(algorithm, version, params);
         let mut out = [0u8; 64];
         let out = out.get_mut(..expected.len()).ok_or(SecretError::BadHash)?;
+        // Hashes dearer than the default use memory of their own for the one check, so the
+        // kept buffers stay at the default size.
         let mut spare = Vec::new();
-        let mut guard = self.buffers.iter().find_map(|b| b.try_lock().ok());
+        let mut guard = (blocks <= DEFAULT_BLOCKS)
+            .then(|| self.buffers.iter().find_map(|b| b.try_lock().ok()))
+            .flatten();
         let buffer = guard.as_deref_mut().unwrap_or(&mut spare);
         if buffer.len() < blocks {
             buffer.resize(blocks, Block::default());
@@ -291,6 +321,17 @@ mod tests {
         let phc = hash_secret("s3cret").unwrap_or_else(|e| panic!("{e}"));
         assert!(check_phc(&phc).is_ok());
         assert!(check_phc("plain").is_err());
+        assert!(check_phc("$argon2id$v=19$m=19456,t=2,p=1").is_err(), "no salt, no hash");
+        assert!(
+            check_phc("$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E")
+                .is_err()
+        );
+        let huge =
+            "$argon2id$v=19$m=1048576,t=2,p=1$CcIlFm7wchhpwOPMr4Vwxw$nQzqldKq/2YNrtp6iXJ4nZNGNX6ixqXwruNoogVb1nw";
+        assert!(
+            check_phc(huge).err().unwrap_or_default().contains("memory cost"),
+            "{huge}"
+        );
         let c = checker();
         let s = source(1);
         assert_eq!(c.verify("a", "s3cret", &phc, s).await, Ok(()));

@@ -73,7 +73,8 @@ impl std::fmt::Debug for Throttle {
 #[must_use = "dropping a reservation counts a failure"]
 pub struct Reservation {
     pair: Arc<AtomicU64>,
-    source: Arc<AtomicU64>,
+    /// The source's own slot, once [`Throttle::reserve_source`] took it.
+    source: Option<Arc<AtomicU64>>,
 }
 
 impl Reservation {
@@ -81,13 +82,18 @@ impl Reservation {
     /// check no longer counts against the source.
     pub fn succeeded(self) {
         self.pair.store(0, Ordering::Release);
-        give_back(&self.source);
+        if let Some(source) = &self.source {
+            give_back(source);
+        }
     }
 
-    /// The secret was not checked (no capacity, unusable stored hash): nothing is counted.
+    /// The secret was not checked (no capacity, unusable stored hash, the source's bound):
+    /// nothing is counted.
     pub fn release(self) {
         give_back(&self.pair);
-        give_back(&self.source);
+        if let Some(source) = &self.source {
+            give_back(source);
+        }
     }
 }
 
@@ -105,20 +111,32 @@ impl Throttle {
         }
     }
 
-    /// Reserves a failure for `client_id` from `source`; `Err(seconds)` when either that pair
-    /// or that source has used up its failures, with the seconds until its window ends.
+    /// Reserves a failure for `client_id` from `source`; `Err(seconds)` when that pair has
+    /// used up its failures, with the seconds until its window ends.
     pub fn reserve(&self, client_id: &str, source: Source) -> Result<Reservation, u64> {
-        let now = u32::try_from(self.clock.now().saturating_sub(self.base).max(0)).unwrap_or(u32::MAX);
         let pair = self
             .pairs
             .get_with((digest(client_id), source), || Arc::new(AtomicU64::new(0)));
-        let src = self.sources.get_with(source, || Arc::new(AtomicU64::new(0)));
-        take(&pair, now, MAX_FAILURES)?;
-        if let Err(wait) = take(&src, now, MAX_SOURCE_FAILURES) {
-            give_back(&pair);
-            return Err(wait);
+        take(&pair, self.now(), MAX_FAILURES)?;
+        Ok(Reservation { pair, source: None })
+    }
+
+    /// Also reserves a failure against `source` as a whole, before a hash is paid (a
+    /// remembered success needs none); `Err(seconds)` when the source has used up its
+    /// failures over all client ids.
+    pub fn reserve_source(&self, reservation: &mut Reservation, source: Source) -> Result<(), u64> {
+        if reservation.source.is_some() {
+            return Ok(());
         }
-        Ok(Reservation { pair, source: src })
+        let cell = self.sources.get_with(source, || Arc::new(AtomicU64::new(0)));
+        take(&cell, self.now(), MAX_SOURCE_FAILURES)?;
+        reservation.source = Some(cell);
+        Ok(())
+    }
+
+    /// Seconds since `base`, clamped into 32 bits.
+    fn now(&self) -> u32 {
+        u32::try_from(self.clock.now().saturating_sub(self.base).max(0)).unwrap_or(u32::MAX)
     }
 }
 
@@ -223,11 +241,26 @@ mod tests {
     fn one_source_has_a_bound_over_all_client_ids() {
         let t = Throttle::new(ManualClock::new(1_000));
         let a = Source::of(ip("192.0.2.1"));
+        let full = |id: &str, s: Source| -> Result<Reservation, u64> {
+            let mut r = t.reserve(id, s)?;
+            match t.reserve_source(&mut r, s) {
+                Ok(()) => Ok(r),
+                Err(w) => {
+                    r.release();
+                    Err(w)
+                }
+            }
+        };
         for i in 0..MAX_SOURCE_FAILURES {
-            drop(t.reserve(&format!("id-{i}"), a).unwrap_or_else(|w| panic!("{i}: {w}")));
+            drop(full(&format!("id-{i}"), a).unwrap_or_else(|w| panic!("{i}: {w}")));
         }
-        assert!(t.reserve("yet-another", a).is_err());
+        assert!(full("yet-another", a).is_err());
+        // The pair bound alone (what a remembered success needs) still admits that source, and
+        // the refusals above took nothing from it.
+        for _ in 0..MAX_FAILURES {
+            t.reserve("yet-another", a).unwrap_or_else(|w| panic!("{w}")).release();
+        }
         // Another source is not affected.
-        assert!(t.reserve("yet-another", Source::of(ip("192.0.2.9"))).is_ok());
+        assert!(full("yet-another", Source::of(ip("192.0.2.9"))).is_ok());
     }
 }
