@@ -23,17 +23,16 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 pub use client_auth::{HMAC_ALGS, JWT_BEARER, SeenAssertions};
-pub use error::{BUSY_RETRY_AFTER, OAuthError};
-pub use gate::{Gate, QUEUE_PER_PERMIT};
+pub use error::OAuthError;
 pub use mint::{MintError, MintRequest, mint};
 pub use secrets::{SecretChecker, SecretError, check_phc, hash_secret};
-pub use throttle::{FAILURE_WINDOW, MAX_FAILURES, MAX_SOURCE_FAILURES, Source};
 pub use token_endpoint::Issued;
 
 use crate::jwks::alg_name;
 use crate::model::IssuerEndpoint;
 use crate::snapshot::Snapshot;
 use crate::verifier::Verifier;
+use throttle::Source;
 
 /// Runtime state of the embedded issuers (all realms).
 #[derive(Debug)]

@@ -159,11 +159,8 @@ impl SecretChecker {
             reservation.release();
             return Err(SecretError::Throttled(wait));
         }
-        match self.hash_check(tag, presented, phc).await {
+        match self.hash_check(tag, presented, phc, true).await {
             Ok(()) => {
-                if let Some(tag) = tag {
-                    self.remembered.insert(tag, ());
-                }
                 reservation.succeeded();
                 Ok(())
             }
@@ -188,7 +185,7 @@ impl SecretChecker {
             return SecretError::Throttled(wait);
         }
         let tag = self.tag(client_id, presented, DUMMY_PHC);
-        match self.hash_check(tag, presented, DUMMY_PHC).await {
+        match self.hash_check(tag, presented, DUMMY_PHC, false).await {
             // Whatever the dummy check says, an unknown id fails, and counts as a failure.
             Ok(()) | Err(SecretError::Mismatch) | Err(SecretError::BadHash) => {
                 drop(reservation);
@@ -215,8 +212,15 @@ impl SecretChecker {
         })
     }
 
-    /// The argon2 verification behind the gate, shared by identical checks in flight.
-    async fn hash_check(&self, tag: Option<[u8; 32]>, presented: &str, phc: &str) -> Result<(), SecretError> {
+    /// The argon2 verification behind the gate, shared by identical checks in flight; a
+    /// success is remembered when `remember`.
+    async fn hash_check(
+        &self,
+        tag: Option<[u8; 32]>,
+        presented: &str,
+        phc: &str,
+        remember: bool,
+    ) -> Result<(), SecretError> {
         let run = || {
             let (presented, phc) = (presented.to_owned(), phc.to_owned());
             let runs = self.runs.clone();
@@ -242,8 +246,11 @@ impl SecretChecker {
         };
         let cell = self.in_flight.get_with(tag, || Arc::new(OnceCell::new()));
         let outcome = *cell.get_or_init(run).await;
-        // The first to see the outcome retires the entry: later checks run afresh (and a
-        // success is remembered by then).
+        if remember && outcome.is_ok() {
+            self.remembered.insert(tag, ());
+        }
+        // The first to see the outcome retires the entry: later checks run afresh, and find a
+        // success remembered.
         if self.in_flight.get(&tag).is_some_and(|c| Arc::ptr_eq(&c, &cell)) {
             self.in_flight.invalidate(&tag);
         }
