@@ -16,6 +16,7 @@ use moka::sync::Cache;
 use super::OAuthError;
 use super::form::Form;
 use super::secrets::{SecretChecker, SecretError};
+use super::throttle::Source;
 use crate::jwks::RealmKeys;
 use crate::model::{Client, ClientAuth, Realm};
 use crate::token::{Claims, jws};
@@ -74,6 +75,28 @@ impl Presented {
     pub fn is_basic(&self) -> bool {
         matches!(self, Self::Basic { .. })
     }
+
+    /// The client id the request claims, before any check: from the credentials, or for an
+    /// assertion without `client_id`, from its (not yet verified) `sub`.
+    pub fn claimed_id(&self) -> Option<String> {
+        match self {
+            Self::Basic { id, .. } | Self::Post { id, .. } => Some(id.clone()),
+            Self::Assertion { id: Some(id), .. } => Some(id.clone()),
+            Self::Assertion { jwt, id: None } => {
+                let payload = jwt.split('.').nth(1)?;
+                let claims = Claims::parse(&jws::b64(payload).ok()?).ok()?;
+                claims.sub().map(str::to_owned)
+            }
+        }
+    }
+
+    /// The presented secret, for the secret-based methods.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Self::Basic { secret, .. } | Self::Post { secret, .. } => Some(secret),
+            Self::Assertion { .. } => None,
+        }
+    }
 }
 
 fn invalid_client(message: &str, basic: bool) -> OAuthError {
@@ -103,8 +126,16 @@ pub fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthErr
                 .split_once(':')
                 .ok_or_else(|| invalid_client("malformed Basic credentials", true))?;
             // RFC 6749 § 2.3.1: both parts are form-urlencoded before Base64.
+            let id = form_decode(id);
+            // A body `client_id` beside Basic credentials must name the same client: the
+            // request would otherwise be about two clients at once.
+            if form.get("client_id").is_some_and(|body_id| body_id != id) {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id in the body differs from the client of the Basic credentials".into(),
+                ));
+            }
             found.push(Presented::Basic {
-                id: form_decode(id),
+                id,
                 secret: form_decode(secret),
             });
         }
@@ -193,6 +224,8 @@ pub struct AuthContext<'a> {
     pub secrets: &'a SecretChecker,
     /// Assertion replay memory.
     pub seen: &'a SeenAssertions,
+    /// Where the request came from (failures are throttled per client and source).
+    pub source: Source,
 }
 
 /// Authenticates `presented` as `client` (already looked up by id).
@@ -207,7 +240,7 @@ pub async fn authenticate(
     match (presented, &client.auth) {
         (Presented::Basic { secret, .. }, ClientAuth::SecretBasic { hash })
         | (Presented::Post { secret, .. }, ClientAuth::SecretPost { hash }) => {
-            check_secret(cx.secrets, client.client_id.as_str(), secret, hash, basic).await
+            check_secret(cx, client.client_id.as_str(), secret, hash, basic).await
         }
         (Presented::Assertion { jwt, .. }, ClientAuth::SecretJwt { secret }) => {
             let key = DecodingKey::from_secret(secret);
@@ -223,16 +256,41 @@ pub async fn authenticate(
 
 /// Checks a secret against a stored hash (the resource servers' credentials use this too).
 pub async fn check_secret(
-    secrets: &SecretChecker,
+    cx: &AuthContext<'_>,
     id: &str,
     presented: &str,
     hash: &str,
     basic: bool,
 ) -> Result<(), OAuthError> {
-    match secrets.verify(id, presented, hash).await {
+    match cx.secrets.verify(id, presented, hash, cx.source).await {
         Ok(()) => Ok(()),
-        Err(SecretError::Throttled) => Err(OAuthError::SlowDown),
-        Err(_) => Err(invalid_client("client authentication failed", basic)),
+        Err(e) => Err(secret_refusal(e, basic)),
+    }
+}
+
+/// The refusal for a client id nobody has: for secret-based methods, only after the same
+/// throttle and the same (dummy) verification a known id gets, so neither the answer nor
+/// its timing tells whether the id exists.
+pub async fn refuse_unknown(cx: &AuthContext<'_>, presented: &Presented, message: &str) -> OAuthError {
+    let basic = presented.is_basic();
+    if let (Some(id), Some(secret)) = (presented.claimed_id(), presented.secret()) {
+        match cx.secrets.verify_unknown(&id, secret, cx.source).await {
+            e @ (SecretError::Throttled(_) | SecretError::Busy) => return secret_refusal(e, basic),
+            SecretError::Mismatch | SecretError::BadHash => {}
+        }
+    }
+    invalid_client(message, basic)
+}
+
+fn secret_refusal(e: SecretError, basic: bool) -> OAuthError {
+    match e {
+        SecretError::Throttled(retry_after) => OAuthError::SlowDown { retry_after, basic },
+        SecretError::Busy => OAuthError::TemporarilyUnavailable,
+        SecretError::BadHash => {
+            tracing::error!("a stored client secret hash could not be checked");
+            invalid_client("client authentication failed", basic)
+        }
+        SecretError::Mismatch => invalid_client("client authentication failed", basic),
     }
 }
 
@@ -270,26 +328,42 @@ async fn check_assertion(
         return Err(fail("too large"));
     }
     let compact = jws::split(jwt).map_err(|_| fail("malformed"))?;
-    let hmac_algs: Vec<Algorithm>;
     let allowed: &[Algorithm] = match key {
-        // RFC 7518 § 3.2: the key must be at least as long as the hash output.
-        AssertionKey::Hmac(_, secret_len) => {
-            hmac_algs = HMAC_ALGS
-                .iter()
-                .copied()
-                .filter(|a| secret_len >= hmac_min_key(*a))
-                .collect();
-            &hmac_algs
-        }
+        AssertionKey::Hmac(..) => &HMAC_ALGS,
         AssertionKey::Public(_) => &cx.realm.algorithms,
     };
     let header = jws::assertion_header(compact.header, allowed).map_err(|e| fail(e.reason()))?;
     match key {
-        AssertionKey::Hmac(k, _) => {
+        AssertionKey::Hmac(k, secret_len) => {
             let ok = jsonwebtoken::crypto::verify(compact.signature, compact.signing_input.as_bytes(), k, header.alg)
                 .unwrap_or(false);
             if !ok {
                 return Err(fail("bad signature"));
+            }
+            // RFC 7518 § 3.2: "A key of the same size as the hash output ... or larger MUST
+            // be used with this algorithm." Said precisely, and only to whoever holds the
+            // secret (the signature is good), as the realm's metadata lists every HMAC alg.
+            let min = hmac_min_key(header.alg);
+            if secret_len < min {
+                let usable: Vec<&str> = HMAC_ALGS
+                    .iter()
+                    .filter(|a| secret_len >= hmac_min_key(**a))
+                    .map(|a| crate::jwks::alg_name(*a))
+                    .collect();
+                tracing::info!(
+                    client_id = client.client_id.as_str(),
+                    reason = "HMAC key shorter than the hash output",
+                    "client assertion refused"
+                );
+                return Err(invalid_client(
+                    &format!(
+                        "{} needs a client secret of at least {min} bytes (RFC 7518 § 3.2) and this \
+                         client's is shorter; sign with {}",
+                        crate::jwks::alg_name(header.alg),
+                        usable.join(" or ")
+                    ),
+                    false,
+                ));
             }
         }
         AssertionKey::Public(keys) => {

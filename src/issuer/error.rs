@@ -6,6 +6,10 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use thiserror::Error;
 
+/// Seconds a client is asked to wait when every secret-check turn is taken: the queue
+/// drains within about that.
+pub const BUSY_RETRY_AFTER: u64 = 1;
+
 /// An OAuth error answer. The message is the `error_description`; it never contains a
 /// secret, an assertion or a token.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -34,9 +38,19 @@ pub enum OAuthError {
     /// No resource server fits `resource` / `resourceServer` / the realm default.
     #[error("invalid_target: {0}")]
     InvalidTarget(String),
-    /// Too many failed authentications for this client; try later.
-    #[error("slow_down")]
-    SlowDown,
+    /// Too many failed authentications for this client from this source: refused without
+    /// checking until the failure window ends (`retry_after` seconds), answered as
+    /// `invalid_client` with `Retry-After`.
+    #[error("invalid_client: throttled for {retry_after} s")]
+    SlowDown {
+        /// Seconds until the source may try again.
+        retry_after: u64,
+        /// Whether HTTP Basic was used.
+        basic: bool,
+    },
+    /// Too many client authentications are being checked at once: 503 with `Retry-After`.
+    #[error("temporarily_unavailable")]
+    TemporarilyUnavailable,
     /// Something on our side (e.g. signing failed).
     #[error("server_error")]
     ServerError,
@@ -52,16 +66,18 @@ impl OAuthError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
-            Self::SlowDown => "invalid_client",
+            Self::SlowDown { .. } => "invalid_client",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
         }
     }
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidClient { basic: true, .. } | Self::SlowDown => StatusCode::UNAUTHORIZED,
+            Self::InvalidClient { basic: true, .. } | Self::SlowDown { .. } => StatusCode::UNAUTHORIZED,
             // RFC 6749 § 5.2 allows 400 when the client did not use an Authorization header.
             Self::InvalidClient { basic: false, .. } => StatusCode::UNAUTHORIZED,
+            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -74,7 +90,8 @@ impl OAuthError {
             }
             Self::InvalidClient { message, .. } => message.clone(),
             Self::UnsupportedGrantType => "only client_credentials is supported".into(),
-            Self::SlowDown => "too many failed authentications; try again later".into(),
+            Self::SlowDown { .. } => "too many failed authentications; try again later".into(),
+            Self::TemporarilyUnavailable => "too many client authentications at once; try again shortly".into(),
             Self::ServerError => "the token could not be issued".into(),
         }
     }
@@ -88,13 +105,23 @@ impl OAuthError {
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-        if matches!(self, Self::InvalidClient { basic: true, .. } | Self::SlowDown)
-            && let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\""))
+        // RFC 6749 § 5.2: a failed Basic authentication answers 401 with a challenge for the
+        // scheme the client used; the error code rides along as an auth-param (RFC 9110
+        // § 11.2), as clients read it from the challenge before the body.
+        if matches!(
+            self,
+            Self::InvalidClient { basic: true, .. } | Self::SlowDown { basic: true, .. }
+        ) && let Ok(v) = HeaderValue::from_str(&format!(r#"Basic realm="{realm}", error="invalid_client""#))
         {
             h.insert(WWW_AUTHENTICATE, v);
         }
-        if matches!(self, Self::SlowDown) {
-            h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));
+        let retry_after = match self {
+            Self::SlowDown { retry_after, .. } => Some(*retry_after),
+            Self::TemporarilyUnavailable => Some(BUSY_RETRY_AFTER),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

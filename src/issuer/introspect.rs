@@ -1,49 +1,76 @@
-//! RFC 7662 introspection and RFC 7009 revocation, authenticated with a resource server's
-//! own credentials.
+//! RFC 7662 introspection, authenticated with a resource server's own credentials, and
+//! RFC 7009 revocation, by a resource server for tokens of its audience or by the client a
+//! token was issued to.
 
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::OAuthError;
-use super::client_auth::{self, Presented};
+use super::client_auth::{self, AuthContext};
 use super::form::Form;
-use super::secrets::SecretChecker;
 use crate::snapshot::Snapshot;
 use crate::token::{self, Claims, RevocationKey};
 use crate::verifier::Verifier;
 
-/// Authenticates the calling resource server of `realm` (`client_secret_basic` or
-/// `client_secret_post` with its own credentials); returns its index.
-pub async fn authenticate_rs(
-    secrets: &SecretChecker,
+/// Who called introspection or revocation, authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// A resource server (its index), with its own credentials.
+    ResourceServer(usize),
+    /// A client of the realm (its index), with its registered authentication method.
+    Client(usize),
+}
+
+/// Authenticates the caller at introspection (`clients_too` false: resource servers only,
+/// `client_secret_basic` or `client_secret_post` with their own credentials) or revocation
+/// (`clients_too` true: also the realm's clients, each with its registered method, RFC 7009
+/// § 2.1). Resource-server and client ids never collide (the configuration refuses it).
+pub async fn authenticate_caller(
+    cx: &AuthContext<'_>,
     snap: &Snapshot,
     realm: usize,
     headers: &HeaderMap,
     form: &Form,
-) -> Result<usize, OAuthError> {
+    clients_too: bool,
+) -> Result<Caller, OAuthError> {
     let presented = client_auth::presented(headers, form)?;
     let basic = presented.is_basic();
+    let message = if clients_too {
+        "client authentication failed"
+    } else {
+        "resource server authentication failed"
+    };
     let fail = || OAuthError::InvalidClient {
-        message: "resource server authentication failed".into(),
+        message: message.into(),
         basic,
     };
-    let (id, secret) = match &presented {
-        Presented::Basic { id, secret } | Presented::Post { id, secret } => (id, secret),
-        Presented::Assertion { .. } => return Err(fail()),
-    };
-    let (i, rs) = snap
+    let id = presented.claimed_id().ok_or_else(fail)?;
+    let rs = snap
         .resource_servers
         .iter()
         .enumerate()
-        .find(|(_, rs)| rs.realm == realm && rs.credentials.as_ref().is_some_and(|c| &c.client_id == id))
-        .ok_or_else(fail)?;
-    let hash = rs
-        .credentials
-        .as_ref()
-        .map(|c| c.secret_hash.as_str())
-        .ok_or_else(fail)?;
-    client_auth::check_secret(secrets, id, secret, hash, basic).await?;
-    Ok(i)
+        .find_map(|(i, rs)| match &rs.credentials {
+            Some(c) if rs.realm == realm && c.client_id == id => Some((i, c.secret_hash.as_str())),
+            _ => None,
+        });
+    if let Some((i, hash)) = rs {
+        let Some(secret) = presented.secret() else {
+            return Err(fail());
+        };
+        client_auth::check_secret(cx, &id, secret, hash, basic).await?;
+        return Ok(Caller::ResourceServer(i));
+    }
+    if clients_too && let Some((ci, client)) = snap.client(realm, &id) {
+        client_auth::authenticate(cx, &presented, client, snap.client_keys[ci].as_ref()).await?;
+        if !client.validity.in_force(cx.now) {
+            return Err(OAuthError::InvalidClient {
+                message: "the client is not active".into(),
+                basic,
+            });
+        }
+        return Ok(Caller::Client(ci));
+    }
+    Err(client_auth::refuse_unknown(cx, &presented, message).await)
 }
 
 /// Verifies `token` as a token of `realm` valid now and not revoked; `None` for anything
@@ -118,30 +145,83 @@ pub async fn introspect(
     Ok(Value::Object(out))
 }
 
-/// RFC 7009 § 2.1: revokes a token of this realm meant for the asking resource server. The
-/// answer is the same whether or not anything was revoked (§ 2.2).
+/// RFC 7009 § 2.1: "The authorization server first validates the client credentials ...
+/// and then verifies whether the token was issued to the client making the revocation
+/// request. If this validation fails, the request is refused and the client is informed of
+/// the error." A resource server may revoke the tokens for its audience, a client the tokens
+/// issued to it; a valid token of anyone else is refused (`unauthorized_client`). An invalid,
+/// expired or unknown token is answered as revoked (§ 2.2).
 pub async fn revoke(
     verifier: &Verifier,
     snap: &Snapshot,
     realm: usize,
-    asking: usize,
+    caller: Caller,
     form: &Form,
 ) -> Result<(), OAuthError> {
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
-    let rs = &snap.resource_servers[asking];
-    let r = &snap.realms[realm];
-    let outer = token::Outer::of(snap, asking);
-    if let Ok(claims) = token::verify(token, r, &snap.realm_keys[realm], verifier.cache(), outer).await
-        && claims.has_aud(rs.audience.as_str())
-    {
-        verifier.revoke(snap, realm, token, &claims);
-        tracing::info!(
-            resource_server = rs.id.as_str(),
-            client_id = claims.client_id().unwrap_or("-"),
-            "token revoked"
-        );
+    let Some(claims) = verify_any(verifier, snap, realm, caller, token).await else {
+        return Ok(());
+    };
+    let (may, who) = match caller {
+        Caller::ResourceServer(i) => {
+            let rs = &snap.resource_servers[i];
+            (claims.has_aud(rs.audience.as_str()), rs.id.as_str())
+        }
+        Caller::Client(ci) => {
+            let id = snap.clients[ci].client_id.as_str();
+            (claims.client_id() == Some(id), id)
+        }
+    };
+    if !may {
+        tracing::info!(caller = who, "revocation of another party's token refused");
+        return Err(OAuthError::UnauthorizedClient(match caller {
+            Caller::ResourceServer(_) => "the token is not for this resource server".into(),
+            Caller::Client(_) => "the token was not issued to this client".into(),
+        }));
     }
+    verifier.revoke(snap, realm, token, &claims);
+    tracing::info!(
+        caller = who,
+        client_id = claims.client_id().unwrap_or("-"),
+        "token revoked"
+    );
     Ok(())
+}
+
+/// Verifies a token of `realm` for revocation, whoever it was issued for: signed tokens as
+/// they are; encrypted ones with the caller's own decryption keys first, then those of every
+/// other resource server of the realm that encrypts (so a token meant for someone else is
+/// recognised and refused, not silently ignored).
+async fn verify_any(
+    verifier: &Verifier,
+    snap: &Snapshot,
+    realm: usize,
+    caller: Caller,
+    token: &str,
+) -> Option<std::sync::Arc<Claims>> {
+    let r = &snap.realms[realm];
+    let keys = &snap.realm_keys[realm];
+    // RFC 7516 § 7.1: five parts is a compact JWE.
+    if token.bytes().filter(|b| *b == b'.').count() != 4 {
+        return token::verify(token, r, keys, verifier.cache(), None).await.ok();
+    }
+    let own = match caller {
+        Caller::ResourceServer(i) => Some(i),
+        Caller::Client(_) => None,
+    };
+    let others = (0..snap.resource_servers.len()).filter(|i| Some(*i) != own);
+    for i in own.into_iter().chain(others) {
+        if snap.resource_servers[i].realm != realm {
+            continue;
+        }
+        let Some(outer) = token::Outer::of(snap, i) else {
+            continue;
+        };
+        if let Ok(claims) = token::verify(token, r, keys, verifier.cache(), Some(outer)).await {
+            return Some(claims);
+        }
+    }
+    None
 }

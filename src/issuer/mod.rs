@@ -5,11 +5,14 @@
 mod client_auth;
 mod error;
 mod form;
+mod gate;
 mod introspect;
 mod mint;
 mod secrets;
+mod throttle;
 mod token_endpoint;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -29,6 +32,7 @@ use crate::jwks::alg_name;
 use crate::model::IssuerEndpoint;
 use crate::snapshot::Snapshot;
 use crate::verifier::Verifier;
+use throttle::Source;
 
 /// Runtime state of the embedded issuers (all realms).
 #[derive(Debug)]
@@ -55,9 +59,10 @@ pub struct Outcome {
 impl Issuer {
     /// An issuer deciding with `verifier`'s snapshot, cache and revocation list.
     pub fn new(verifier: Arc<Verifier>) -> Self {
+        let secrets = SecretChecker::new(verifier.clock().clone());
         Self {
             verifier,
-            secrets: SecretChecker::new(),
+            secrets,
             seen: SeenAssertions::default(),
         }
     }
@@ -67,15 +72,17 @@ impl Issuer {
         self.secrets.forget();
     }
 
-    /// Answers a request for `endpoint` of `realm`, and says what came of it (for the access
-    /// log and metrics, which the server writes).
+    /// Answers a request for `endpoint` of `realm` from the peer at `remote`, and says what
+    /// came of it (for the access log and metrics, which the server writes).
     pub async fn handle(
         &self,
         snap: &Snapshot,
         realm: usize,
         endpoint: IssuerEndpoint,
         req: Request<Incoming>,
+        remote: SocketAddr,
     ) -> (Response<Full<Bytes>>, Outcome) {
+        let source = Source::of(remote.ip());
         let realm_name = snap.realms[realm].name.as_str().to_owned();
         let post_only = matches!(
             endpoint,
@@ -115,9 +122,9 @@ impl Issuer {
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
                 plain(Ok(resp))
             }
-            IssuerEndpoint::Token => self.token(snap, realm, req).await,
-            IssuerEndpoint::Introspect => plain(self.introspect(snap, realm, req).await),
-            IssuerEndpoint::Revoke => plain(self.revoke(snap, realm, req).await),
+            IssuerEndpoint::Token => self.token(snap, realm, req, source).await,
+            IssuerEndpoint::Introspect => plain(self.introspect(snap, realm, req, source).await),
+            IssuerEndpoint::Revoke => plain(self.revoke(snap, realm, req, source).await),
         };
         result.unwrap_or_else(|e| {
             let outcome = Outcome {
@@ -134,6 +141,7 @@ impl Issuer {
         snap: &'a Snapshot,
         realm: usize,
         audiences: &'a [String],
+        source: Source,
     ) -> client_auth::AuthContext<'a> {
         client_auth::AuthContext {
             realm: &snap.realms[realm],
@@ -141,6 +149,7 @@ impl Issuer {
             now: self.verifier.clock().now(),
             secrets: &self.secrets,
             seen: &self.seen,
+            source,
         }
     }
 
@@ -149,6 +158,7 @@ impl Issuer {
         snap: &Snapshot,
         realm: usize,
         req: Request<Incoming>,
+        source: Source,
     ) -> Result<(Response<Full<Bytes>>, Outcome), OAuthError> {
         let (parts, body) = req.into_parts();
         let form = form::read(&parts.headers, body).await?;
@@ -156,7 +166,7 @@ impl Issuer {
         // RFC 7523 § 3: the assertion's aud is the token endpoint URL; the issuer is also
         // accepted, as OIDC Core § 9 and most clients use one of the two.
         let audiences = [endpoint_url(&r.issuer, IssuerEndpoint::Token), r.issuer.clone()];
-        let cx = self.auth_context(snap, realm, &audiences);
+        let cx = self.auth_context(snap, realm, &audiences, source);
         let issued = token_endpoint::token(&cx, snap, realm, &parts.headers, &form).await?;
         // The access line (written by the server) names client and target, never the token.
         let outcome = Outcome {
@@ -180,10 +190,16 @@ impl Issuer {
         snap: &Snapshot,
         realm: usize,
         req: Request<Incoming>,
+        source: Source,
     ) -> Result<Response<Full<Bytes>>, OAuthError> {
         let (parts, body) = req.into_parts();
         let form = form::read(&parts.headers, body).await?;
-        let asking = introspect::authenticate_rs(&self.secrets, snap, realm, &parts.headers, &form).await?;
+        // Resource servers authenticate with secrets only; no assertion audience applies.
+        let cx = self.auth_context(snap, realm, &[], source);
+        let asking = match introspect::authenticate_caller(&cx, snap, realm, &parts.headers, &form, false).await? {
+            introspect::Caller::ResourceServer(i) => i,
+            introspect::Caller::Client(_) => return Err(OAuthError::ServerError),
+        };
         let answer = introspect::introspect(&self.verifier, snap, realm, asking, &form).await?;
         Ok(json_response(StatusCode::OK, &answer))
     }
@@ -193,11 +209,21 @@ impl Issuer {
         snap: &Snapshot,
         realm: usize,
         req: Request<Incoming>,
+        source: Source,
     ) -> Result<Response<Full<Bytes>>, OAuthError> {
         let (parts, body) = req.into_parts();
         let form = form::read(&parts.headers, body).await?;
-        let asking = introspect::authenticate_rs(&self.secrets, snap, realm, &parts.headers, &form).await?;
-        introspect::revoke(&self.verifier, snap, realm, asking, &form).await?;
+        let r = &snap.realms[realm];
+        // A client's assertion here names the revocation endpoint, the token endpoint (RFC
+        // 7523 § 3 names it, and clients reuse their assertion code) or the issuer.
+        let audiences = [
+            endpoint_url(&r.issuer, IssuerEndpoint::Revoke),
+            endpoint_url(&r.issuer, IssuerEndpoint::Token),
+            r.issuer.clone(),
+        ];
+        let cx = self.auth_context(snap, realm, &audiences, source);
+        let caller = introspect::authenticate_caller(&cx, snap, realm, &parts.headers, &form, true).await?;
+        introspect::revoke(&self.verifier, snap, realm, caller, &form).await?;
         let mut resp = Response::new(Full::new(Bytes::new()));
         resp.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -224,6 +250,12 @@ fn metadata(snap: &Snapshot, realm: usize) -> Value {
     let mut assertion_algs: Vec<&str> = r.algorithms.iter().map(|a| alg_name(*a)).collect();
     assertion_algs.extend(HMAC_ALGS.iter().map(|a| alg_name(*a)));
     let secret_methods = ["client_secret_basic", "client_secret_post"];
+    let client_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "client_secret_jwt",
+        "private_key_jwt",
+    ];
     json!({
         "issuer": r.issuer,
         "token_endpoint": endpoint_url(&r.issuer, IssuerEndpoint::Token),
@@ -232,10 +264,13 @@ fn metadata(snap: &Snapshot, realm: usize) -> Value {
         "revocation_endpoint": endpoint_url(&r.issuer, IssuerEndpoint::Revoke),
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"],
+        "token_endpoint_auth_methods_supported": client_methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": secret_methods,
-        "revocation_endpoint_auth_methods_supported": secret_methods,
+        // RFC 7009 § 2.1: clients revoke their own tokens with their registered method;
+        // resource servers theirs with their own credentials.
+        "revocation_endpoint_auth_methods_supported": client_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "scopes_supported": scopes,
     })
 }

@@ -4,7 +4,7 @@
 use http::HeaderMap;
 
 use super::OAuthError;
-use super::client_auth::{self, AuthContext, Presented};
+use super::client_auth::{self, AuthContext};
 use super::form::Form;
 use super::mint::{MintRequest, mint};
 use crate::model::{Client, ResourceServer, Scope, ScopeSource};
@@ -35,14 +35,13 @@ pub async fn token(
 ) -> Result<Issued, OAuthError> {
     let presented = client_auth::presented(headers, form)?;
     let basic = presented.is_basic();
-    let id = claimed_client_id(&presented).ok_or_else(|| OAuthError::InvalidClient {
+    let id = presented.claimed_id().ok_or_else(|| OAuthError::InvalidClient {
         message: "the client could not be identified".into(),
         basic,
     })?;
-    let (ci, client) = snap.client(realm, &id).ok_or_else(|| OAuthError::InvalidClient {
-        message: "client authentication failed".into(),
-        basic,
-    })?;
+    let Some((ci, client)) = snap.client(realm, &id) else {
+        return Err(client_auth::refuse_unknown(cx, &presented, "client authentication failed").await);
+    };
     client_auth::authenticate(cx, &presented, client, snap.client_keys[ci].as_ref()).await?;
     if !client.validity.in_force(cx.now) {
         return Err(OAuthError::InvalidClient {
@@ -91,6 +90,11 @@ pub async fn token(
             scope: &scope,
             now: cx.now,
             ttl,
+            // RFC 9068 § 2.2.1 ties `auth_time` to an end user's authentication; with
+            // client_credentials the subject is the client itself (`sub` = `client_id`), so the
+            // subject's authentication time is when the client proved its credentials here.
+            // Kept so that a protected resource's `max_age` bounds how long ago a machine
+            // client last authenticated, as it does for users.
             auth_time: cx.now,
         },
         key,
@@ -115,20 +119,6 @@ pub async fn token(
         client_id: client.client_id.as_str().to_owned(),
         resource_server: rs.id.as_str().to_owned(),
     })
-}
-
-/// The client id the request claims, before any check: from the credentials, or for an
-/// assertion without `client_id`, from its (not yet verified) `sub`.
-fn claimed_client_id(p: &Presented) -> Option<String> {
-    match p {
-        Presented::Basic { id, .. } | Presented::Post { id, .. } => Some(id.clone()),
-        Presented::Assertion { id: Some(id), .. } => Some(id.clone()),
-        Presented::Assertion { jwt, id: None } => {
-            let payload = jwt.split('.').nth(1)?;
-            let claims = crate::token::Claims::parse(&crate::token::jws::b64(payload).ok()?).ok()?;
-            claims.sub().map(str::to_owned)
-        }
-    }
 }
 
 /// The target: `resource` (RFC 8707, the audience URI), else `resourceServer` (its id, as

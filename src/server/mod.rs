@@ -253,7 +253,7 @@ async fn pipeline(
     let request_id = id.to_str().unwrap_or("-");
     // The embedded issuers' endpoints are exact paths and come before protected resources.
     if let Some((path, &(realm, endpoint))) = snap.issuer_routes.get_key_value(req.uri().path()) {
-        let (resp, outcome) = shared.issuer.handle(&snap, realm, endpoint, req).await;
+        let (resp, outcome) = shared.issuer.handle(&snap, realm, endpoint, req, remote).await;
         let resource_server = outcome
             .resource_server
             .as_deref()

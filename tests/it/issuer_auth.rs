@@ -1182,16 +1182,17 @@ async fn revoked_token_is_refused_at_once() {
     // Revoking garbage: 200, nothing happens.
     revoke(&h, API_BASIC, "garbage").await;
     revoke(&h, API_BASIC, "a.b.c").await;
-    // Another resource server revoking a token for api's audience: 200, but no effect.
-    revoke(&h, OTHER_BASIC, &t2).await;
+    // Another resource server revoking a token for api's audience: refused, no effect.
+    let a = call_rs(&h, REVOKE, OTHER_BASIC, Some(&t2)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     assert!(!is_revoked(&h, &t2));
     assert_eq!(h.get("/items/2", &t2).await.status, StatusCode::OK);
     assert_eq!(introspect(&h, API_BASIC, &t2).await["active"], true);
-    // Revocation needs the resource server's credentials, and a token.
+    // Revocation needs the caller's credentials, and a token.
     let a = call_rs(&h, REVOKE, Creds::Basic("api-rs", "wrong"), Some(&t2)).await;
     assert_invalid_client(&a, "wrong RS secret at revocation");
-    let a = call_rs(&h, REVOKE, Creds::Basic("basic-client", BASIC_SECRET), Some(&t2)).await;
-    assert_invalid_client(&a, "client credentials at revocation");
+    let a = call_rs(&h, REVOKE, Creds::Basic("basic-client", "wrong"), Some(&t2)).await;
+    assert_invalid_client(&a, "wrong client secret at revocation");
     let a = call_rs(&h, REVOKE, API_BASIC, None).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     assert_eq!(a.error(), "invalid_request");
@@ -1228,4 +1229,324 @@ async fn revocation_is_kept_only_while_the_token_could_be_accepted() {
     let a = h.get("/items/2", &t2).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
     assert!(a.challenge().contains(r#"error="invalid_token""#), "{}", a.challenge());
+}
+
+// ---------------------------------------------------------------------------------------
+// Who may revoke (RFC 7009 § 2.1)
+
+/// The revocation endpoint's URL: an assertion's `aud` there.
+const REVOKE_AUD: &str = "http://127.0.0.1/realms/t/revoke";
+
+/// A token request with `client_secret_post`.
+async fn post_token(h: &Harness, extra: &[(&str, &str)]) -> String {
+    let mut pairs = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", "post-client"),
+        ("client_secret", POST_SECRET),
+    ];
+    pairs.extend_from_slice(extra);
+    access_token(&post_form(h, TOKEN, None, &pairs).await)
+}
+
+#[track_caller]
+fn assert_revoked_ok(a: &Answer, why: &str) {
+    assert_eq!(a.status, StatusCode::OK, "{why}: {}", a.body);
+    assert!(a.body.is_empty(), "{why}: {}", a.body);
+}
+
+#[tokio::test]
+async fn a_client_may_revoke_its_own_token() {
+    let h = start_default().await;
+    let k = keys();
+    // client_secret_basic, with the usual hint.
+    let t1 = basic_token(&h, &[]).await;
+    assert_eq!(h.get("/items/1", &t1).await.status, StatusCode::OK);
+    let a = post_form(
+        &h,
+        REVOKE,
+        Some(&basic("basic-client", BASIC_SECRET)),
+        &[("token", &t1), ("token_type_hint", "access_token")],
+    )
+    .await;
+    assert_revoked_ok(&a, "basic");
+    assert_eq!(h.get("/items/1", &t1).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(introspect(&h, API_BASIC, &t1).await, json!({ "active": false }));
+    // client_secret_post.
+    let t2 = post_token(&h, &[]).await;
+    let a = post_form(
+        &h,
+        REVOKE,
+        None,
+        &[
+            ("token", &t2),
+            ("client_id", "post-client"),
+            ("client_secret", POST_SECRET),
+        ],
+    )
+    .await;
+    assert_revoked_ok(&a, "post");
+    assert_eq!(h.get("/items/2", &t2).await.status, StatusCode::UNAUTHORIZED);
+    // private_key_jwt, the assertion addressed to the revocation endpoint, then to the issuer.
+    for (i, aud) in [REVOKE_AUD, ISS].into_iter().enumerate() {
+        let jwt = assert_with(&k.client_es, &assertion_claims("jwt-es", &format!("rv-tok-{i}")));
+        let t3 = access_token(&token_assertion(&h, &jwt, &[]).await);
+        let mut claims = assertion_claims("jwt-es", &format!("rv-{i}"));
+        claims["aud"] = json!(aud);
+        let a = post_form(
+            &h,
+            REVOKE,
+            None,
+            &[
+                ("token", &t3),
+                ("client_assertion_type", portcullis::issuer::JWT_BEARER),
+                ("client_assertion", &assert_with(&k.client_es, &claims)),
+            ],
+        )
+        .await;
+        assert_revoked_ok(&a, aud);
+        assert_eq!(h.get("/items/3", &t3).await.status, StatusCode::UNAUTHORIZED, "{aud}");
+    }
+    // A token for the other resource server, revoked by the client it was issued to.
+    let t4 = basic_token(&h, &[("resource", OTHER_AUD)]).await;
+    assert_eq!(h.get("/other/x", &t4).await.status, StatusCode::OK);
+    let a = call_rs(&h, REVOKE, Creds::Basic("basic-client", BASIC_SECRET), Some(&t4)).await;
+    assert_revoked_ok(&a, "other audience");
+    assert_eq!(h.get("/other/x", &t4).await.status, StatusCode::UNAUTHORIZED);
+    // The client's other tokens are untouched, and it still gets new ones.
+    let t5 = basic_token(&h, &[]).await;
+    assert_eq!(h.get("/items/5", &t5).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn revoking_another_partys_token_is_refused() {
+    let h = start_default().await;
+    let api_token = basic_token(&h, &[]).await;
+    let refused = |a: &Answer, why: &str| {
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{why}: {}", a.body);
+        assert_eq!(a.error(), "unauthorized_client", "{why}: {}", a.body);
+    };
+    // Another resource server: the token is not for its audience.
+    refused(
+        &call_rs(&h, REVOKE, OTHER_BASIC, Some(&api_token)).await,
+        "other resource server",
+    );
+    // Another client: the token was not issued to it.
+    refused(
+        &call_rs(&h, REVOKE, Creds::Post("post-client", POST_SECRET), Some(&api_token)).await,
+        "another client",
+    );
+    let jwt = assert_with(&keys().client_es, &assertion_claims("jwt-es", "rv-x"));
+    let a = post_form(
+        &h,
+        REVOKE,
+        None,
+        &[
+            ("token", &api_token),
+            ("client_assertion_type", portcullis::issuer::JWT_BEARER),
+            ("client_assertion", &jwt),
+        ],
+    )
+    .await;
+    refused(&a, "another client with an assertion");
+    // Nothing was revoked.
+    assert_eq!(h.get("/items/1", &api_token).await.status, StatusCode::OK);
+    assert_eq!(introspect(&h, API_BASIC, &api_token).await["active"], true);
+    // Invalid tokens are answered as revoked whoever asks (RFC 7009 § 2.2).
+    for creds in [OTHER_BASIC, Creds::Post("post-client", POST_SECRET)] {
+        revoke(&h, creds, "garbage").await;
+    }
+    // The resource server the token is for may revoke it.
+    revoke(&h, API_BASIC, &api_token).await;
+    assert_eq!(h.get("/items/1", &api_token).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn oauth2_crate_client_revokes_its_own_token() {
+    let h = start_default().await;
+    let hc = client();
+    let http = move |req: oauth2::HttpRequest| oauth2_http(hc.clone(), req);
+    let revocation_url =
+        RevocationUrl::new(h.url(REVOKE).replacen("http://", "https://", 1)).unwrap_or_else(|e| panic!("{e}"));
+    for (id, secret, auth, token) in [
+        (
+            "basic-client",
+            BASIC_SECRET,
+            AuthType::BasicAuth,
+            basic_token(&h, &[]).await,
+        ),
+        (
+            "post-client",
+            POST_SECRET,
+            AuthType::RequestBody,
+            post_token(&h, &[]).await,
+        ),
+    ] {
+        assert_eq!(h.get("/items/1", &token).await.status, StatusCode::OK, "{id}");
+        let oc = BasicClient::new(ClientId::new(id.to_owned()))
+            .set_client_secret(ClientSecret::new(secret.to_owned()))
+            .set_auth_type(auth)
+            .set_revocation_url(revocation_url.clone());
+        oc.revoke_token(StandardRevocableToken::AccessToken(AccessToken::new(token.clone())))
+            .unwrap_or_else(|e| panic!("{id}: {e:?}"))
+            .request_async(&http)
+            .await
+            .unwrap_or_else(|e| panic!("{id}: revoke: {e:?}"));
+        assert_eq!(h.get("/items/1", &token).await.status, StatusCode::UNAUTHORIZED, "{id}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Error answers clients read
+
+#[tokio::test]
+async fn a_failed_basic_authentication_challenge_names_the_error() {
+    let h = start_default().await;
+    let token = basic_token(&h, &[]).await;
+    let want = r#"Basic realm="t", error="invalid_client""#;
+    let a = token_basic(&h, "basic-client", "wrong", &[]).await;
+    assert_invalid_client(&a, "token");
+    assert_eq!(a.challenge(), want);
+    for path in [INTROSPECT, REVOKE] {
+        let a = call_rs(&h, path, Creds::Basic("api-rs", "wrong"), Some(&token)).await;
+        assert_invalid_client(&a, path);
+        assert_eq!(a.challenge(), want, "{path}");
+    }
+    // Not Basic: no Basic challenge.
+    let a = call_rs(&h, INTROSPECT, Creds::Post("api-rs", "wrong"), Some(&token)).await;
+    assert_invalid_client(&a, "post");
+    assert!(a.headers.get("www-authenticate").is_none(), "{:?}", a.headers);
+}
+
+#[tokio::test]
+async fn a_body_client_id_must_name_the_basic_client() {
+    let h = start_default().await;
+    let auth = basic("basic-client", BASIC_SECRET);
+    // Another client's id beside the Basic credentials.
+    for other in ["post-client", "nobody"] {
+        let a = post_form(
+            &h,
+            TOKEN,
+            Some(&auth),
+            &[("grant_type", "client_credentials"), ("client_id", other)],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{other}: {}", a.body);
+        assert_eq!(a.error(), "invalid_request", "{other}");
+        assert!(a.json().get("access_token").is_none());
+    }
+    // The same id is fine.
+    access_token(
+        &post_form(
+            &h,
+            TOKEN,
+            Some(&auth),
+            &[("grant_type", "client_credentials"), ("client_id", "basic-client")],
+        )
+        .await,
+    );
+    // Also at introspection and revocation.
+    let token = basic_token(&h, &[]).await;
+    for path in [INTROSPECT, REVOKE] {
+        let a = post_form(
+            &h,
+            path,
+            Some(&basic("api-rs", API_RS_SECRET)),
+            &[("token", &token), ("client_id", "other-rs")],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}: {}", a.body);
+        assert_eq!(a.error(), "invalid_request", "{path}");
+    }
+    assert_eq!(h.get("/items/1", &token).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn client_secret_jwt_says_when_the_secret_is_too_short_for_the_alg() {
+    let Ok(secret) = std::env::var(HMAC_ENV) else {
+        rerun_with_env(
+            "client_secret_jwt_says_when_the_secret_is_too_short_for_the_alg",
+            HMAC_ENV,
+            HMAC_SECRET,
+        );
+        return;
+    };
+    let h = start(HMAC_CLIENT, "target").await;
+    assert_eq!(secret.len(), 40, "the test secret is long enough for HS256 only");
+    // The realm advertises every HMAC alg.
+    let meta = h
+        .send(Method::GET, "/.well-known/oauth-authorization-server/realms/t", &[], "")
+        .await
+        .json();
+    let algs = meta["token_endpoint_auth_signing_alg_values_supported"].to_string();
+    assert!(algs.contains("HS384") && algs.contains("HS512"), "{algs}");
+    for (alg, name, min) in [(Algorithm::HS384, "HS384", 48), (Algorithm::HS512, "HS512", 64)] {
+        // Signed with the right secret: refused, saying why.
+        let jwt = hmac_assertion(
+            secret.as_bytes(),
+            alg,
+            name,
+            &assertion_claims("hmac-client", &format!("short-{name}")),
+        );
+        let a = token_assertion(&h, &jwt, &[]).await;
+        assert_invalid_client(&a, name);
+        let why = a.json()["error_description"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            why.contains(name) && why.contains(&format!("at least {min} bytes")) && why.contains("HS256"),
+            "{name}: {why}"
+        );
+        // Signed with a wrong secret: the generic refusal, telling nothing of the secret.
+        let wrong = format!("{secret}-but-wrong-and-longer-than-sixty-four-bytes-0123456789");
+        let jwt = hmac_assertion(
+            wrong.as_bytes(),
+            alg,
+            name,
+            &assertion_claims("hmac-client", &format!("wrong-{name}")),
+        );
+        let a = token_assertion(&h, &jwt, &[]).await;
+        assert_invalid_client(&a, name);
+        assert_eq!(
+            a.json()["error_description"],
+            "the client assertion is invalid",
+            "{name}"
+        );
+    }
+    // The refusals used no jti: the same jti signed with HS256 works.
+    let jwt = hmac_assertion(
+        secret.as_bytes(),
+        Algorithm::HS256,
+        "HS256",
+        &assertion_claims("hmac-client", "short-HS512"),
+    );
+    access_token(&token_assertion(&h, &jwt, &[]).await);
+}
+
+#[tokio::test]
+async fn client_credentials_auth_time_is_when_the_client_authenticated() {
+    let fresh = r#"
+[[protected_resource]]
+id = "fresh"
+resource_server = "api"
+methods = ["GET"]
+paths = ["/fresh"]
+scopes = ["read"]
+max_age = "5m"
+"#;
+    let h = start(fresh, "target").await;
+    let token = basic_token(&h, &[]).await;
+    let c = payload(&token);
+    assert_eq!(c["auth_time"], c["iat"], "{c}");
+    assert_eq!(h.get("/fresh", &token).await.status, StatusCode::OK);
+    // Past max_age (the token itself still valid): the client must authenticate again.
+    h.clock.advance(301);
+    let a = h.get("/fresh", &token).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    assert!(
+        a.challenge().contains("insufficient_user_authentication"),
+        "{}",
+        a.challenge()
+    );
+    assert_eq!(h.get("/items/1", &token).await.status, StatusCode::OK);
+    let again = basic_token(&h, &[]).await;
+    assert_eq!(payload(&again)["auth_time"], NOW + 301);
+    assert_eq!(h.get("/fresh", &again).await.status, StatusCode::OK);
 }

@@ -449,7 +449,7 @@ async fn failed_client_authentication_is_invalid_client() {
     // Wrong secret over Basic: 401 with a Basic challenge.
     let a = token(&h, Auth::Basic("basic-client", "not-the-Secret-1"), &params).await;
     refused(&a, StatusCode::UNAUTHORIZED, "invalid_client");
-    assert_eq!(a.challenge(), r#"Basic realm="t""#);
+    assert_eq!(a.challenge(), r#"Basic realm="t", error="invalid_client""#);
     assert!(a.headers.get("retry-after").is_none());
     // Wrong secret in the body.
     let a = token(&h, Auth::Post("post-client", "not-the-Secret-2"), &params).await;
@@ -457,7 +457,7 @@ async fn failed_client_authentication_is_invalid_client() {
     // Unknown client, with a secret that is some other client's.
     let a = token(&h, Auth::Basic("nobody", secret("basic-client")), &params).await;
     refused(&a, StatusCode::UNAUTHORIZED, "invalid_client");
-    assert_eq!(a.challenge(), r#"Basic realm="t""#);
+    assert_eq!(a.challenge(), r#"Basic realm="t", error="invalid_client""#);
     let a = token(&h, Auth::Post("nobody", secret("post-client")), &params).await;
     refused(&a, StatusCode::UNAUTHORIZED, "invalid_client");
     // A client of realm n is unknown at realm t's endpoint.
@@ -466,7 +466,7 @@ async fn failed_client_authentication_is_invalid_client() {
     // The right secret with the wrong method: registered for post, presented over Basic...
     let a = token(&h, Auth::Basic("post-client", secret("post-client")), &params).await;
     refused(&a, StatusCode::UNAUTHORIZED, "invalid_client");
-    assert_eq!(a.challenge(), r#"Basic realm="t""#);
+    assert_eq!(a.challenge(), r#"Basic realm="t", error="invalid_client""#);
     // ...and registered for Basic, presented in the body.
     let a = token(&h, Auth::Post("basic-client", secret("basic-client")), &params).await;
     refused(&a, StatusCode::UNAUTHORIZED, "invalid_client");
@@ -960,7 +960,7 @@ async fn repeated_failures_throttle_that_client_only() {
     let a = token(&h, basic("thr-a"), &cc(&[])).await;
     refused(&a, StatusCode::UNAUTHORIZED, "invalid_client");
     assert!(a.headers.get("retry-after").is_some(), "{:?}", a.headers);
-    assert_eq!(a.challenge(), r#"Basic realm="t""#);
+    assert_eq!(a.challenge(), r#"Basic realm="t", error="invalid_client""#);
     // Another client is unaffected, even after four failures of its own.
     for i in 0..4 {
         let a = token(&h, Auth::Basic("thr-b", &format!("wrong-Secret-{i}")), &cc(&[])).await;

@@ -8,6 +8,7 @@ mod config;
 mod forwarding;
 mod gateway;
 mod issuer_auth;
+mod issuer_limits;
 mod issuer_token;
 mod jwe;
 mod jwks_remote;
