@@ -201,6 +201,10 @@ fn serve_until_stopped(config: PathBuf, workers: Option<NonZeroUsize>) -> ExitCo
         }
     };
     rt.block_on(async move {
+        // NB: before the gateway starts and says it listens: a SIGHUP or SIGTERM sent the
+        // moment "listening" is logged must find its handler installed, not the default
+        // action (which ends the process).
+        let signals = Signals::install();
         let opts = portcullis::app::Options {
             workers: Some(workers),
             ..portcullis::app::Options::new(config)
@@ -216,37 +220,63 @@ fn serve_until_stopped(config: PathBuf, workers: Option<NonZeroUsize>) -> ExitCo
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_stop(&gateway).await;
+        signals.wait_for_stop(&gateway).await;
         tracing::info!("shutting down: draining in-flight requests");
         gateway.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-/// Waits for SIGINT or SIGTERM; SIGHUP reloads the configuration meanwhile.
-async fn wait_for_stop(gateway: &portcullis::app::Gateway) {
+/// The signals the gateway answers, installed once at start.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => return,
-                _ = term.recv() => return,
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading the configuration");
-                    // Errors are logged by the reloader; the running configuration stays.
-                    let _ = gateway.reload().await;
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    /// Installs the handlers for SIGINT, SIGTERM and SIGHUP.
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(int), Ok(term), Ok(hup)) => Some([int, term, hup]),
+                _ => None,
+            };
+            Self { streams }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Waits for SIGINT or SIGTERM; SIGHUP reloads the configuration meanwhile.
+    async fn wait_for_stop(self, gateway: &portcullis::app::Gateway) {
+        #[cfg(unix)]
+        {
+            let Some([mut int, mut term, mut hup]) = self.streams else {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = int.recv() => return,
+                    _ = term.recv() => return,
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        // Errors are logged by the reloader; the running configuration stays.
+                        let _ = gateway.reload().await;
+                    }
                 }
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = gateway;
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = gateway;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -103,6 +103,17 @@ async fn sighup_reloads_and_sigterm_drains_and_exits_zero() {
             break v["addr"].as_str().unwrap_or_else(|| panic!("no addr: {v}")).to_owned();
         }
     };
+    // By the time it says it listens, SIGHUP, SIGINT and SIGTERM are caught: a signal sent
+    // at once must not meet the default action, which ends the process.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let caught = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .unwrap_or(0);
+    // Bit n-1 for signal n: SIGHUP 1, SIGINT 2, SIGTERM 15.
+    let wanted = 1 | 1 << 1 | 1 << 14;
+    assert_eq!(caught & wanted, wanted, "signals not caught yet: SigCgt {caught:x}");
     let client = client();
     let write = key.sign(&live_claims("write"));
     let auth = format!("Bearer {write}");
