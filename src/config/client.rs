@@ -86,7 +86,12 @@ fn compile_client(
         }
         found
     });
-    let (auth, keys) = compile_auth(e, raw, cx, client_id, realm, realms)?;
+    let keys_label = format!(
+        "client:{}:{}",
+        realm.map_or("", |r| realms[r].name.as_str()),
+        client_id.unwrap_or("")
+    );
+    let (auth, keys) = compile_auth(e, raw, cx, &keys_label)?;
     // Allowed resource servers, all in the client's realm.
     let resource_servers = raw.resource_servers.as_ref().map(|ids| {
         let mut out = Vec::new();
@@ -144,34 +149,58 @@ fn compile_client(
     ))
 }
 
+/// `token_endpoint_auth_method` (RFC 7591 § 2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AuthMethod {
+    /// HTTP Basic with the client secret (the default).
+    #[default]
+    ClientSecretBasic,
+    /// The client secret in the form body.
+    ClientSecretPost,
+    /// A JWT assertion signed with the shared secret (HMAC).
+    ClientSecretJwt,
+    /// A JWT assertion signed with the client's private key.
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    /// The credential fields this method uses; the others must be absent.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            Self::ClientSecretBasic | Self::ClientSecretPost => &["client_secret_hash"],
+            Self::ClientSecretJwt => &["client_secret_env"],
+            Self::PrivateKeyJwt => &["jwks_file", "jwks_uri"],
+        }
+    }
+}
+
+/// The client's authentication method and its credentials.
 fn compile_auth(
     e: &mut Entity<'_, '_>,
     raw: &RawClient,
     cx: &CompileContext<'_>,
-    client_id: Option<&str>,
-    realm: Option<usize>,
-    realms: &[Realm],
+    keys_label: &str,
 ) -> Option<(ClientAuth, Option<Arc<RealmKeys>>)> {
-    let method = raw
-        .token_endpoint_auth_method
-        .as_deref()
-        .unwrap_or("client_secret_basic");
+    let method: AuthMethod = e.choice("token_endpoint_auth_method", &raw.token_endpoint_auth_method)?;
     // Credentials that do not belong to the method are errors: a half-migrated client must
     // not keep a second way in.
-    let stray = |e: &mut Entity<'_, '_>, field: &str, present: bool| {
-        if present {
-            e.err(
-                field,
-                format!("does not apply to token_endpoint_auth_method {method:?}"),
-            );
+    for (field, present) in [
+        ("client_secret_hash", raw.client_secret_hash.is_some()),
+        ("client_secret_env", raw.client_secret_env.is_some()),
+        ("jwks_file", raw.jwks_file.is_some()),
+        ("jwks_uri", raw.jwks_uri.is_some()),
+    ] {
+        if present && !method.fields().contains(&field) {
+            let name = raw
+                .token_endpoint_auth_method
+                .as_deref()
+                .unwrap_or("client_secret_basic");
+            e.err(field, format!("does not apply to token_endpoint_auth_method {name:?}"));
         }
-    };
-    let has_jwks = raw.jwks_file.is_some() || raw.jwks_uri.is_some();
+    }
     match method {
-        "client_secret_basic" | "client_secret_post" => {
-            stray(e, "client_secret_env", raw.client_secret_env.is_some());
-            stray(e, "jwks_file", raw.jwks_file.is_some());
-            stray(e, "jwks_uri", raw.jwks_uri.is_some());
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
             let hash = e.required("client_secret_hash", &raw.client_secret_hash)?;
             if let Err(why) = crate::issuer::check_phc(hash) {
                 e.err(
@@ -180,82 +209,68 @@ fn compile_auth(
                 );
             }
             let hash = hash.to_owned();
-            let auth = if method == "client_secret_basic" {
+            let auth = if method == AuthMethod::ClientSecretBasic {
                 ClientAuth::SecretBasic { hash }
             } else {
                 ClientAuth::SecretPost { hash }
             };
             Some((auth, None))
         }
-        "client_secret_jwt" => {
-            stray(e, "client_secret_hash", raw.client_secret_hash.is_some());
-            stray(e, "jwks_file", raw.jwks_file.is_some());
-            stray(e, "jwks_uri", raw.jwks_uri.is_some());
-            let var = e.required("client_secret_env", &raw.client_secret_env)?;
-            match (cx.env)(var) {
-                Some(secret) if secret.len() >= MIN_JWT_SECRET => Some((
-                    ClientAuth::SecretJwt {
-                        secret: secret.into_bytes(),
-                    },
-                    None,
-                )),
-                Some(_) => {
-                    e.err(
-                        "client_secret_env",
-                        format!("${var} holds fewer than {MIN_JWT_SECRET} bytes (RFC 7518 § 3.2)"),
-                    );
-                    None
-                }
-                None => {
-                    e.err("client_secret_env", format!("environment variable ${var} is not set"));
-                    None
-                }
-            }
+        AuthMethod::ClientSecretJwt => shared_secret(e, raw, cx).map(|secret| (ClientAuth::SecretJwt { secret }, None)),
+        AuthMethod::PrivateKeyJwt => {
+            private_key_jwt(e, raw, cx, keys_label).map(|keys| (ClientAuth::PrivateKeyJwt, Some(keys)))
         }
-        "private_key_jwt" => {
-            stray(e, "client_secret_hash", raw.client_secret_hash.is_some());
-            stray(e, "client_secret_env", raw.client_secret_env.is_some());
-            if !has_jwks {
-                e.err("jwks_file", "private_key_jwt needs jwks_file or jwks_uri");
-                return None;
-            }
-            let mut local = Vec::new();
-            if let Some(p) = &raw.jwks_file
-                && let Some(set) = {
-                    let path = e.resolve(p);
-                    read_jwks_file(e, &path)
-                }
-            {
-                local.extend(set.keys().iter().cloned());
-            }
-            let remote = raw
-                .jwks_uri
-                .as_deref()
-                .and_then(|text| remote_jwks(e, text, raw.danger_allow_http_jwks == Some(true), &JwksTuning::DEFAULT));
-            if raw.danger_allow_http_jwks.is_some() && raw.jwks_uri.is_none() {
-                e.err("danger_allow_http_jwks", "set without jwks_uri");
-            }
-            let label = format!(
-                "client:{}:{}",
-                realm.map_or("", |r| realms[r].name.as_str()),
-                client_id.unwrap_or("")
-            );
-            let keys = Arc::new(RealmKeys::new(
-                Name::new(&label),
-                KeySet::from_keys(local),
-                remote.map(|r| (r, cx.fetcher.clone())),
-                cx.clock.clone(),
-            ));
-            Some((ClientAuth::PrivateKeyJwt, Some(keys)))
-        }
-        other => {
+    }
+}
+
+/// The `client_secret_jwt` secret, from the environment variable `client_secret_env` names.
+fn shared_secret(e: &mut Entity<'_, '_>, raw: &RawClient, cx: &CompileContext<'_>) -> Option<Vec<u8>> {
+    let var = e.required("client_secret_env", &raw.client_secret_env)?;
+    match (cx.env)(var) {
+        Some(secret) if secret.len() >= MIN_JWT_SECRET => Some(secret.into_bytes()),
+        Some(_) => {
             e.err(
-                "token_endpoint_auth_method",
-                format!(
-                    "{other:?}: expected client_secret_basic, client_secret_post, client_secret_jwt or private_key_jwt"
-                ),
+                "client_secret_env",
+                format!("${var} holds fewer than {MIN_JWT_SECRET} bytes (RFC 7518 § 3.2)"),
             );
             None
         }
+        None => {
+            e.err("client_secret_env", format!("environment variable ${var} is not set"));
+            None
+        }
     }
+}
+
+/// The `private_key_jwt` verification keys: a local JWKS, a remote one, or both.
+fn private_key_jwt(
+    e: &mut Entity<'_, '_>,
+    raw: &RawClient,
+    cx: &CompileContext<'_>,
+    keys_label: &str,
+) -> Option<Arc<RealmKeys>> {
+    if raw.jwks_file.is_none() && raw.jwks_uri.is_none() {
+        e.err("jwks_file", "private_key_jwt needs jwks_file or jwks_uri");
+        return None;
+    }
+    let mut local = Vec::new();
+    if let Some(p) = &raw.jwks_file {
+        let path = e.resolve(p);
+        if let Some(set) = read_jwks_file(e, &path) {
+            local.extend(set.keys().iter().cloned());
+        }
+    }
+    let remote = raw
+        .jwks_uri
+        .as_deref()
+        .and_then(|text| remote_jwks(e, text, raw.danger_allow_http_jwks == Some(true), &JwksTuning::DEFAULT));
+    if raw.danger_allow_http_jwks.is_some() && raw.jwks_uri.is_none() {
+        e.err("danger_allow_http_jwks", "set without jwks_uri");
+    }
+    Some(Arc::new(RealmKeys::new(
+        Name::new(keys_label),
+        KeySet::from_keys(local),
+        remote.map(|r| (r, cx.fetcher.clone())),
+        cx.clock.clone(),
+    )))
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use http::{HeaderName, Uri};
 use jsonwebtoken::Algorithm;
 
+use super::encryption::RealmSide;
 use super::load::LoadedFile;
 use super::raw::RawResourceServer;
 use super::realm::Realms;
@@ -238,14 +239,13 @@ pub(super) fn compile_resource_servers(
                 continue;
             };
             let dec = &realms.decryption[rs.realm];
-            let (encryption, jwe) = super::encryption::resource_server_encryption(
-                &mut e,
-                raw,
-                &realms.realms[rs.realm],
-                dec.doc.as_deref(),
-                &dec.kids,
-                !realms.signing[rs.realm].is_empty(),
-            );
+            let side = RealmSide {
+                realm: &realms.realms[rs.realm],
+                doc: dec.doc.as_deref(),
+                kids: &dec.kids,
+                issues: !realms.signing[rs.realm].is_empty(),
+            };
+            let (encryption, jwe) = super::encryption::resource_server_encryption(&mut e, raw, &side);
             rs.encryption = encryption;
             // NB: as for realms, keep the first server's index.
             if !seen.insert(rs.id.as_str().to_owned()) {
