@@ -1,4 +1,4 @@
-//! Compiling token encryption (seed 001, issue 4): a realm's decryption keys and each
+//! Compiling token encryption: a realm's decryption keys and each
 //! resource server's `encryption`, `key_alg`, `content_alg` and keys.
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Configuration: raw TOML (serde) → compiled, validated [`Snapshot`](crate::snapshot::Snapshot).
 //!
 //! Two stages, as in ripgrep: `raw` mirrors the files and refuses unknown keys; `compile`
-//! checks every rule of PRODUCT.md and produces the immutable snapshot, or every error it
+//! checks every validation rule and produces the immutable snapshot, or every error it
 //! found, each naming file, entity and field. A bad configuration never replaces a good one.
 
 mod client;

@@ -1,5 +1,5 @@
 //! The token endpoint: `grant_type=client_credentials` (RFC 6749 § 4.4) with the target,
-//! scope and lifetime rules of PRODUCT.md "Token requests".
+//! scope and lifetime rules of the embedded issuer.
 
 use http::HeaderMap;
 
@@ -121,8 +121,8 @@ pub async fn token(
     })
 }
 
-/// The target: `resource` (RFC 8707, the audience URI), else `resourceServer` (its id, as
-/// in seed 001), else the realm's default resource server.
+/// The target: `resource` (RFC 8707, the audience URI), else `resourceServer` (its id,
+/// as other admin APIs name it), else the realm's default resource server.
 pub fn select_target(snap: &Snapshot, realm: usize, form: &Form) -> Result<usize, OAuthError> {
     let in_realm = |rs: &&ResourceServer| rs.realm == realm;
     let by_resource = match form.resources.as_slice() {

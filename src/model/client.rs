@@ -52,7 +52,7 @@ impl ClientAuth {
 /// A machine client of a realm's embedded issuer.
 #[derive(Debug, Clone)]
 pub struct Client {
-    /// `client_id`: printable ASCII 0x21–0x7E (seed 003's `oAuthClientId` alphabet).
+    /// `client_id`: printable ASCII 0x21–0x7E (RFC 6749 § A.1 `client-id` alphabet, no space).
     pub client_id: Name,
     /// Display name.
     pub name: String,

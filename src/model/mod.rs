@@ -18,8 +18,8 @@ use jsonwebtoken::Algorithm;
 
 /// A window of time in which an entity is in force.
 ///
-/// Seeds 002 and 003 give every record a `valid_from` and a `disabled_on`; outside the
-/// window the entity neither gets nor accepts tokens.
+/// Every entity may have a `valid_from` and a `disabled_on`; outside the window it
+/// neither gets nor accepts tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Validity {
     /// First second (Unix time) at which the entity is in force. Defaults to always.
@@ -85,7 +85,7 @@ pub struct Realm {
     /// that swaps it in (0 until then). Verdicts in the token caches carry it, so one
     /// reached under an older configuration never answers under this one.
     pub cache_epoch: u64,
-    /// Default lifetime of tokens the embedded issuer mints (seed 004's client defaults).
+    /// Default lifetime of tokens the embedded issuer mints (the realm's client default).
     /// Defaults to 1 h; a resource server's `access_token_ttl` overrides it.
     pub access_token_ttl: Duration,
     /// Where the embedded issuer takes grantable scopes from. Defaults to the target only.
@@ -143,7 +143,7 @@ pub enum Encryption {
     /// A signed JWT, not encrypted (the default).
     #[default]
     None,
-    /// Encrypted to the realm's key (seed 001's "Access Manager key").
+    /// Encrypted to the realm's key (its `decryption_keys`).
     Realm,
     /// Encrypted to the resource server's own key.
     ResourceServer,
@@ -153,10 +153,10 @@ pub enum Encryption {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeSource {
-    /// Only scopes the target resource server defines (PRODUCT.md's rule).
+    /// Only scopes the target resource server defines.
     #[default]
     Target,
-    /// Any scope some resource server of the realm defines, as seed 001 does; the token is
+    /// Any scope some resource server of the realm defines; the token is
     /// still built for the target.
     AnyResourceServer,
 }
@@ -184,7 +184,7 @@ pub struct ClaimHeader {
 /// An upstream API and an OAuth client of its realm.
 #[derive(Debug, Clone)]
 pub struct ResourceServer {
-    /// Stable identifier (seed 003's `resourceServerId`).
+    /// Stable identifier (`resourceServerId` in other products' admin APIs).
     pub id: Name,
     /// Human-readable name.
     pub name: String,
@@ -229,7 +229,7 @@ pub struct ResourceServer {
 /// A set of request URIs on a resource server and what a token needs to reach them.
 #[derive(Debug, Clone)]
 pub struct ProtectedResource {
-    /// Identifier (seed 002's `resourceId`).
+    /// Identifier (`resourceId` in other products' admin APIs).
     pub id: Name,
     /// Index of its resource server in [`Snapshot`](crate::snapshot::Snapshot)`::resource_servers`.
     pub resource_server: usize,
@@ -245,7 +245,7 @@ pub struct ProtectedResource {
     pub scope_match: ScopeMatch,
     /// Longest time since the end user's authentication (`auth_time`) it accepts (RFC 9470).
     pub max_age: Option<i64>,
-    /// Longest token lifetime (`exp - iat`) it accepts (seed 002's `maxPermissionDuration`).
+    /// Longest token lifetime (`exp - iat`) it accepts (`maxPermissionDuration` elsewhere).
     pub max_token_lifetime: Option<i64>,
     /// When it is in force.
     pub validity: Validity,

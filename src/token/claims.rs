@@ -1,5 +1,5 @@
 //! Access-token claims (RFC 7519 § 4.1, RFC 9068 § 2.2) and the checks on them, written as
-//! the steps of PRODUCT.md "Requests through the gateway", step 4.
+//! numbered steps of the gateway's authorize phase.
 //!
 //! Checks split in two: [`Claims::check_issuer`] depends only on the token and its realm,
 //! so a cached verified token need not repeat it; [`Claims::check_request`] depends on the
@@ -339,7 +339,7 @@ impl Claims {
         if !self.has_aud(audience) {
             return Err(TokenError::WrongAudience);
         }
-        // 5. token lifetime cap (seed 002's maxPermissionDuration).
+        // 5. token lifetime cap (`max_token_lifetime`).
         if let Some(cap) = resource.max_token_lifetime {
             let iat = self.iat.ok_or(TokenError::MissingClaim("iat"))?;
             if exp.saturating_sub(iat) > cap {

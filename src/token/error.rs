@@ -37,7 +37,7 @@ pub enum TokenError {
     Malformed(&'static str),
     /// A five-part token that could not be decrypted to a signed JWT: refused algorithm,
     /// unknown `kid`, another resource server's key, tampered tag, unsigned content... All
-    /// look the same to the client (issue 4); the reason is for the log only.
+    /// look the same to the client (no decryption oracle); the reason is for the log only.
     #[error("encrypted token refused: {0}")]
     Decryption(&'static str),
     /// A plain JWS where the resource server requires encrypted tokens.

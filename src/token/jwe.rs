@@ -20,7 +20,8 @@ use serde::de::IgnoredAny;
 use super::TokenError;
 use super::jws::b64;
 
-/// Key-management algorithms we accept (issue 4's list).
+/// Key-management algorithms we accept: RSA-OAEP, ECDH-ES and AES key wrap families;
+/// never RSA1_5 (padding oracle) or PBES2 (password-derived).
 pub const KEY_ALGS: [&str; 8] = [
     "RSA-OAEP",
     "RSA-OAEP-256",

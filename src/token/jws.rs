@@ -120,7 +120,7 @@ fn checked_header(encoded: &str) -> Result<RawHeader, TokenError> {
     let bytes = b64(encoded)?;
     let raw: RawHeader =
         serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed("header is not a JOSE header"))?;
-    // RFC 8725 § 3.10 / PRODUCT.md: key material and key URLs in the header are never used.
+    // RFC 8725 § 3.10: key material and key URLs in the header are never used.
     for (present, name) in [
         (raw.jku.is_some(), "jku"),
         (raw.jwk.is_some(), "jwk"),
