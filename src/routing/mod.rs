@@ -44,8 +44,11 @@ pub enum PatternError {
     /// A `.` or `..` or empty segment, which a normalized path never has.
     #[error("pattern has an empty, '.' or '..' segment that no normalized path can match")]
     Unmatchable,
-    /// A character the normalizer refuses or rewrites in paths.
-    #[error("pattern segment {0:?} has a character paths are normalized away from (%, \\, ;, {{ or }})")]
+    /// A character the normalizer refuses or percent-encodes in paths (so no normalized path
+    /// could match it), or a `*` inside a segment.
+    #[error(
+        "pattern segment {0:?} has a character normalized paths never carry raw (%, \\, ;, {{, }}, non-ASCII, or any other outside RFC 3986 pchar) or a '*' inside a segment"
+    )]
     BadCharacter(String),
 }
 
@@ -257,9 +260,7 @@ fn parse_pattern(pattern: &str) -> Result<Vec<Segment>, PatternError> {
             "" if i == last => Segment::Literal(String::new()),
             "" | "." | ".." => return Err(PatternError::Unmatchable),
             s => {
-                if s.bytes()
-                    .any(|b| matches!(b, b'%' | b'\\' | b';' | b'{' | b'}' | b'*') || b <= 0x20 || b >= 0x7f)
-                {
+                if s.bytes().any(|b| b == b'*' || !path::is_raw_path_byte(b)) {
                     return Err(PatternError::BadCharacter(s.to_owned()));
                 }
                 Segment::Literal(s.to_owned())
@@ -407,6 +408,13 @@ mod tests {
             Router::check_pattern("/a*"),
             Err(PatternError::BadCharacter(_))
         ));
+        for bad in ["/a;b", "/café", "/a b", "/a|b", "/a\"b", "/a^b", "/a[0]", "/a\\b"] {
+            assert!(
+                matches!(Router::check_pattern(bad), Err(PatternError::BadCharacter(_))),
+                "{bad}"
+            );
+        }
+        assert!(Router::check_pattern("/a!$&'()+,=:@~-._b").is_ok());
         assert!(Router::check_pattern("/").is_ok());
         assert!(Router::check_pattern("/**").is_ok());
     }
