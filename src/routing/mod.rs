@@ -1,5 +1,6 @@
 //! Maps (host, method, path) to a protected resource. Pure: compiled once per snapshot,
-//! no per-request allocation beyond path normalization, no regex.
+//! no per-request allocation beyond path normalization, no regex. The host is validated by
+//! [`host`], the path normalized by [`path`], before either is matched.
 //!
 //! Patterns: exact (`/health`), one segment (`/orders/*` or `/orders/{id}`), any depth
 //! (`/orders/**`, as the last segment only; matches `/orders` too).
@@ -13,6 +14,7 @@
 //!
 //! Two resources that would tie on all three are a configuration error.
 
+pub mod host;
 pub mod path;
 
 use std::collections::HashMap;
@@ -20,6 +22,7 @@ use std::collections::HashMap;
 use http::Method;
 use thiserror::Error;
 
+pub use host::{HostError, RequestHost, request_host};
 pub use path::{NormalizedPath, PathError, normalize};
 
 /// One segment of a compiled pattern.
