@@ -10,7 +10,10 @@
 //!                          rescue (one RFC answer each)
 //! ```
 //!
-//! `route`..`authorize` are [`Verifier::check`](crate::verifier::Verifier::check); `forward`
+//! `route` starts here: the request's host is validated once
+//! ([`routing::request_host`](crate::routing::request_host)), for every request, the
+//! issuers' endpoints included; `route`..`authorize` are then
+//! [`Verifier::check`](crate::verifier::Verifier::check); `forward`
 //! is [`Forwarder::forward`](crate::proxy::Forwarder::forward); `rescue` is
 //! [`crate::rescue`]. The snapshot is loaded once per request, at the start. `log` (one
 //! access line and the request's metrics, at every way out, refusals included) is
