@@ -8,6 +8,7 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::proxy::UpstreamError;
+use crate::routing::HostError;
 use crate::snapshot::Snapshot;
 use crate::token::{Answer, TokenError};
 use crate::verifier::Denied;
@@ -90,7 +91,21 @@ fn token_refusal(error: &TokenError, resource: usize, snap: &Snapshot) -> Respon
     resp
 }
 
-/// The answer to an upstream failure: `504` when it was too slow, `502` otherwise.
+/// The answer to a request without one well-formed host (RFC 9112 § 3.2: "A server MUST
+/// respond with a 400 (Bad Request) status code to any HTTP/1.1 request message that lacks a
+/// Host header field and to any request message that contains more than one Host header
+/// field line or a Host header field with an invalid field value"). The precise reason goes
+/// to the log.
+pub fn bad_host(_error: &HostError) -> Response<Full<Bytes>> {
+    json(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "the request's host is missing, repeated or malformed",
+    )
+}
+
+/// The answer to a failed forward: `504` when the upstream was too slow, `502` when it
+/// failed otherwise; `413` or `400` when the client's body was the cause.
 pub fn upstream_failure(error: &UpstreamError) -> Response<Full<Bytes>> {
     match error {
         UpstreamError::Timeout(_) | UpstreamError::ConnectTimeout => json(
@@ -100,7 +115,8 @@ pub fn upstream_failure(error: &UpstreamError) -> Response<Full<Bytes>> {
         ),
         // The client's fault, not the upstream's (pingora: the error's source picks the status).
         UpstreamError::BodyTooLarge => body_too_large(),
-        _ => json(
+        UpstreamError::BadRequestBody(_) | UpstreamError::ClientAborted(_) => bad_body(),
+        UpstreamError::Unreachable(_) | UpstreamError::Request(_) => json(
             StatusCode::BAD_GATEWAY,
             "upstream_unavailable",
             "the upstream could not be reached",
@@ -115,6 +131,20 @@ pub fn body_too_large() -> Response<Full<Bytes>> {
         StatusCode::PAYLOAD_TOO_LARGE,
         "request_too_large",
         "the request body is too large",
+    );
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// The answer to a request body that was malformed or ended early (RFC 9112 § 8, incomplete
+/// messages). The connection closes: its framing can no longer be trusted. A client that
+/// went away never reads it.
+fn bad_body() -> Response<Full<Bytes>> {
+    let mut resp = json(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "the request body is malformed or incomplete",
     );
     resp.headers_mut()
         .insert(http::header::CONNECTION, HeaderValue::from_static("close"));

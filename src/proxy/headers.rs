@@ -1,9 +1,77 @@
-//! Header rules for forwarding: hop-by-hop removal (RFC 9110 § 7.6.1), `X-Forwarded-*`,
-//! claim headers.
+//! Header rules for forwarding, in the order [`prepare_request`] applies them:
+//!
+//! 1. what the client sent that does not go on is removed: hop-by-hop headers and every
+//!    header `Connection` names (RFC 9110 § 7.6.1), every header whose name has a `_`, and
+//!    `Host`;
+//! 2. then the gateway's own are set: `X-Forwarded-*`, `X-Request-Id`, the claim headers;
+//!    being set last, none of them can be removed or forged by anything the client sent
+//!    (not even a `Connection` token naming it);
+//! 3. `Authorization` goes when the resource server does not keep it.
 
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::model::ResourceServer;
+
+/// `X-Request-Id`: the request's id, passed upstream and returned to the client.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the gateway itself vouches for about a request it forwards.
+#[derive(Debug)]
+pub struct Provenance<'a> {
+    /// The client's address: appended to `X-Forwarded-For`.
+    pub client: IpAddr,
+    /// The listener's scheme: `X-Forwarded-Proto`.
+    pub proto: &'static str,
+    /// The request's validated host, as sent (`Host` or the target's authority):
+    /// `X-Forwarded-Host`. `None` removes a client-sent one.
+    pub host: Option<HeaderValue>,
+    /// The request's id: `X-Request-Id`.
+    pub request_id: &'a HeaderValue,
+}
+
+/// Turns the client's headers into the upstream's: see the module's rules.
+pub fn prepare_request(
+    headers: &mut HeaderMap,
+    from: &Provenance<'_>,
+    rs: &ResourceServer,
+    claim_headers: &[(HeaderName, HeaderValue)],
+) {
+    strip_hop_by_hop(headers);
+    drop_underscored(headers);
+    // The client reaches the upstream by its own name; hyper sets Host from the URI.
+    headers.remove(header::HOST);
+    set_forwarded(headers, from.client, from.proto, from.host.as_ref());
+    headers.insert(X_REQUEST_ID, from.request_id.clone());
+    for ch in &rs.claim_headers {
+        headers.remove(&ch.header);
+    }
+    for (name, value) in claim_headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    if !rs.keep_authorization {
+        headers.remove(header::AUTHORIZATION);
+    }
+}
+
+/// Removes every header whose name has a `_` (as nginx does by default,
+/// `underscores_in_headers off`). CGI, WSGI and many frameworks map `-` and `_` alike to
+/// `_` (`HTTP_X_AUTH_SCOPE`), so `X_Auth_Scope` would pass as the claim header
+/// `X-Auth-Scope`, and `Transfer_Encoding` or `Content_Length` as framing.
+pub fn drop_underscored(headers: &mut HeaderMap) {
+    fn underscored(name: &HeaderName) -> bool {
+        name.as_str().as_bytes().contains(&b'_')
+    }
+    // The common case: one pass over the names, nothing allocated.
+    if !headers.keys().any(underscored) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers.keys().filter(|n| underscored(n)).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
 
 /// Hop-by-hop headers (RFC 9110 § 7.6.1, plus the legacy ones proxies still see).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -82,6 +150,19 @@ mod tests {
         assert!(h.get(header::TE).is_none());
         assert!(h.get(header::CONNECTION).is_none());
         assert!(h.get("x-kept").is_some());
+    }
+
+    #[test]
+    fn underscored_names_are_dropped() {
+        let mut h = HeaderMap::new();
+        for name in ["x_auth_scope", "transfer_encoding", "content_length", "_", "a_b_c"] {
+            h.append(name, HeaderValue::from_static("x"));
+            h.append(name, HeaderValue::from_static("y"));
+        }
+        h.insert("x-auth-scope", HeaderValue::from_static("read"));
+        drop_underscored(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h.get("x-auth-scope").map(|v| v.as_bytes()), Some(&b"read"[..]));
     }
 
     #[test]

@@ -1,14 +1,13 @@
 //! Forwarding an allowed request to its resource server: pooled HTTP/1.1 connections
 //! (TLS for `https://` upstreams), bodies streamed both ways, bounded waits.
 
+mod body;
 mod headers;
 mod tls;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{AUTHORIZATION, HOST};
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
@@ -18,7 +17,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use thiserror::Error;
 
-pub use headers::{set_forwarded, strip_hop_by_hop};
+pub use body::{ClientBodyError, UpstreamBody};
+pub use headers::{Provenance, X_REQUEST_ID, drop_underscored, set_forwarded, strip_hop_by_hop};
 
 use crate::snapshot::Snapshot;
 use crate::verifier::Allowed;
@@ -39,13 +39,23 @@ pub enum UpstreamError {
     #[error("cannot build upstream request: {0}")]
     Request(String),
     /// The request body grew past the resource server's `max_body_bytes` while it streamed
-    /// (a body without `Content-Length`); the upstream request was cut: `413`.
+    /// (a body without `Content-Length`); the upstream request was cut: `413`. The client's
+    /// fault.
     #[error("request body longer than max_body_bytes")]
     BodyTooLarge,
+    /// The client's body was malformed (bad chunked encoding); the upstream request was cut:
+    /// `400`. The client's fault.
+    #[error("{0}")]
+    BadRequestBody(String),
+    /// The client stopped sending mid-body (closed, reset, ended early); the upstream request
+    /// was cut: `400`, if the client still listens. The client's fault.
+    #[error("{0}")]
+    ClientAborted(String),
 }
 
 impl UpstreamError {
-    /// A short, stable label for logs and metrics.
+    /// A short, stable label for logs and metrics; for the client's faults, the request's
+    /// outcome.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Unreachable(_) => "unreachable",
@@ -53,13 +63,20 @@ impl UpstreamError {
             Self::Timeout(_) => "timeout",
             Self::Request(_) => "request",
             Self::BodyTooLarge => "body_too_large",
+            Self::BadRequestBody(_) => "bad_request_body",
+            Self::ClientAborted(_) => "client_aborted",
         }
     }
-}
 
-/// A forwarded request's body: the client's, streamed, cut at the resource server's
-/// `max_body_bytes` (`usize::MAX` without one).
-pub type UpstreamBody = http_body_util::Limited<Incoming>;
+    /// Whether the client, not the upstream, failed the request (pingora: the error's source
+    /// picks the status, 4xx for downstream faults).
+    pub fn is_clients(&self) -> bool {
+        matches!(
+            self,
+            Self::BodyTooLarge | Self::BadRequestBody(_) | Self::ClientAborted(_)
+        )
+    }
+}
 
 /// The pooled upstream client.
 #[derive(Clone, Debug)]
@@ -119,14 +136,14 @@ impl Forwarder {
     }
 
     /// Sends `req` (already allowed) to its resource server and returns the response head
-    /// with the body still streaming.
+    /// with the body still streaming. The headers the client sent are cleaned first, then
+    /// the gateway's own are set from `from` and `allowed` (see [`headers`]).
     pub async fn forward(
         &self,
         mut req: Request<UpstreamBody>,
         allowed: &Allowed,
         snap: &Snapshot,
-        client: SocketAddr,
-        proto: &'static str,
+        from: &Provenance<'_>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let rs = allowed.resource_server(snap);
         let up = &rs.upstream;
@@ -146,28 +163,9 @@ impl Forwarder {
             .path_and_query(pq)
             .build()
             .map_err(|e| UpstreamError::Request(e.to_string()))?;
-        // The same host the route was chosen by (RFC 9112 § 3.2.2: the target's authority first).
-        let host = req
-            .uri()
-            .authority()
-            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-            .or_else(|| req.headers().get(HOST).cloned());
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
-        let headers = req.headers_mut();
-        strip_hop_by_hop(headers);
-        // The client reaches the upstream by its own name; hyper sets Host from the URI.
-        headers.remove(HOST);
-        set_forwarded(headers, client.ip(), proto, host.as_ref());
-        for ch in &rs.claim_headers {
-            headers.remove(&ch.header);
-        }
-        for (name, value) in &allowed.claim_headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        if !rs.keep_authorization {
-            headers.remove(AUTHORIZATION);
-        }
+        headers::prepare_request(req.headers_mut(), from, rs, &allowed.claim_headers);
         let resp = match tokio::time::timeout(rs.response_timeout, self.client.request(req)).await {
             Err(_) => return Err(UpstreamError::Timeout(rs.response_timeout)),
             Ok(Err(e)) => return Err(classify(&e)),
@@ -179,22 +177,37 @@ impl Forwarder {
     }
 }
 
+/// Picks the error's source: the client's body (found in the chain before any I/O error of
+/// its own), a connect timeout, or the upstream.
 fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    let mut chain = e.to_string();
     while let Some(s) = src {
-        // The client's body, not the upstream, failed the request.
-        if s.is::<http_body_util::LengthLimitError>() {
-            return UpstreamError::BodyTooLarge;
+        // hyper reports a failed request body as the cause of the send error.
+        if let Some(body) = s.downcast_ref::<ClientBodyError>() {
+            return match body {
+                ClientBodyError::TooLarge => UpstreamError::BodyTooLarge,
+                ClientBodyError::Malformed(_) => UpstreamError::BadRequestBody(chain(body)),
+                ClientBodyError::Aborted(_) => UpstreamError::ClientAborted(chain(body)),
+            };
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::TimedOut
         {
             return UpstreamError::ConnectTimeout;
         }
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
         src = s.source();
     }
-    UpstreamError::Unreachable(chain)
+    UpstreamError::Unreachable(chain(e))
+}
+
+/// `e` and its sources, `: `-separated: the whole story for the access log's detail.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
 }

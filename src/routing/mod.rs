@@ -1,5 +1,6 @@
 //! Maps (host, method, path) to a protected resource. Pure: compiled once per snapshot,
-//! no per-request allocation beyond path normalization, no regex.
+//! no per-request allocation beyond path normalization, no regex. The host is validated by
+//! [`host`], the path normalized by [`path`], before either is matched.
 //!
 //! Patterns: exact (`/health`), one segment (`/orders/*` or `/orders/{id}`), any depth
 //! (`/orders/**`, as the last segment only; matches `/orders` too).
@@ -13,6 +14,7 @@
 //!
 //! Two resources that would tie on all three are a configuration error.
 
+pub mod host;
 pub mod path;
 
 use std::collections::HashMap;
@@ -20,6 +22,7 @@ use std::collections::HashMap;
 use http::Method;
 use thiserror::Error;
 
+pub use host::{HostError, RequestHost, request_host};
 pub use path::{NormalizedPath, PathError, normalize};
 
 /// One segment of a compiled pattern.
@@ -44,8 +47,11 @@ pub enum PatternError {
     /// A `.` or `..` or empty segment, which a normalized path never has.
     #[error("pattern has an empty, '.' or '..' segment that no normalized path can match")]
     Unmatchable,
-    /// A character the normalizer refuses or rewrites in paths.
-    #[error("pattern segment {0:?} has a character paths are normalized away from (%, \\, ;, {{ or }})")]
+    /// A character the normalizer refuses or percent-encodes in paths (so no normalized path
+    /// could match it), or a `*` inside a segment.
+    #[error(
+        "pattern segment {0:?} has a character normalized paths never carry raw (%, \\, ;, {{, }}, non-ASCII, or any other outside RFC 3986 pchar) or a '*' inside a segment"
+    )]
     BadCharacter(String),
 }
 
@@ -257,9 +263,7 @@ fn parse_pattern(pattern: &str) -> Result<Vec<Segment>, PatternError> {
             "" if i == last => Segment::Literal(String::new()),
             "" | "." | ".." => return Err(PatternError::Unmatchable),
             s => {
-                if s.bytes()
-                    .any(|b| matches!(b, b'%' | b'\\' | b';' | b'{' | b'}' | b'*') || b <= 0x20 || b >= 0x7f)
-                {
+                if s.bytes().any(|b| b == b'*' || !path::is_raw_path_byte(b)) {
                     return Err(PatternError::BadCharacter(s.to_owned()));
                 }
                 Segment::Literal(s.to_owned())
@@ -407,6 +411,13 @@ mod tests {
             Router::check_pattern("/a*"),
             Err(PatternError::BadCharacter(_))
         ));
+        for bad in ["/a;b", "/café", "/a b", "/a|b", "/a\"b", "/a^b", "/a[0]", "/a\\b"] {
+            assert!(
+                matches!(Router::check_pattern(bad), Err(PatternError::BadCharacter(_))),
+                "{bad}"
+            );
+        }
+        assert!(Router::check_pattern("/a!$&'()+,=:@~-._b").is_ok());
         assert!(Router::check_pattern("/").is_ok());
         assert!(Router::check_pattern("/**").is_ok());
     }

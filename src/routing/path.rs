@@ -6,10 +6,17 @@
 //! 1. the path must start with `/`;
 //! 2. percent-encoded unreserved characters are decoded (`%2e` → `.`, `%7E` → `~`), every
 //!    other escape is kept with uppercase hex;
-//! 3. an encoded `/` or `\` (`%2F`, `%5C`), an encoded control character, a raw `\`, a bad
-//!    escape, or a `;` (path parameters, which Tomcat-style servers strip) is refused;
-//! 4. empty segments (`//`) are merged and `.` segments removed;
-//! 5. `..` removes the previous segment; one that would climb above the root is refused.
+//! 3. a byte a path may not carry raw (RFC 3986 § 3.3: anything but `pchar` and `/`) is
+//!    percent-encoded once, uppercase: raw UTF-8 (`é` → `%C3%A9`), `"`, `{`, `|` and the
+//!    like; so a raw byte and its escape are one path;
+//! 4. an encoded `/` or `\` (`%2F`, `%5C`), a control character (raw or encoded), a raw
+//!    `\`, a bad escape, or a `;` raw or encoded (`%3B`: path parameters, which
+//!    Tomcat-style servers strip, after decoding or before) is refused;
+//! 5. empty segments (`//`) are merged and `.` segments removed;
+//! 6. `..` removes the previous segment; one that would climb above the root is refused.
+//!
+//! The result is a fixed point: normalizing a normalized path gives it back, so what the
+//! matcher saw is what the upstream gets.
 
 use thiserror::Error;
 
@@ -31,7 +38,8 @@ pub enum PathError {
     /// A raw backslash, which some servers treat as `/`.
     #[error("backslash in path")]
     Backslash,
-    /// A `;`, which some servers treat as the start of path parameters.
+    /// A `;` or `%3B`, which some servers treat as the start of path parameters (some after
+    /// decoding the path).
     #[error("semicolon in path")]
     Semicolon,
     /// A `..` segment that climbs above the root.
@@ -105,21 +113,28 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
                 if v < 0x20 || v == 0x7f {
                     return Err(PathError::ControlCharacter);
                 }
-                if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') {
+                // An upstream that decodes before it splits off path parameters sees `;`.
+                if v == b';' {
+                    return Err(PathError::Semicolon);
+                }
+                if is_unreserved(v) {
                     decoded.push(char::from(v));
                 } else {
-                    decoded.push('%');
-                    decoded.push(char::from(HEX[usize::from(hi)]));
-                    decoded.push(char::from(HEX[usize::from(lo)]));
+                    push_escape(&mut decoded, v);
                 }
                 i += 3;
             }
             b'\\' => return Err(PathError::Backslash),
             b';' => return Err(PathError::Semicolon),
             _ if b < 0x20 || b == 0x7f => return Err(PathError::ControlCharacter),
-            _ => {
-                // Non-ASCII never appears in a parsed URI; copy the byte's char as is.
+            _ if is_raw_path_byte(b) => {
                 decoded.push(char::from(b));
+                i += 1;
+            }
+            _ => {
+                // Raw UTF-8 (HTTP parsers pass it through) and ASCII outside `pchar`: encoded
+                // once, byte by byte, as their escapes would be kept.
+                push_escape(&mut decoded, b);
                 i += 1;
             }
         }
@@ -157,6 +172,28 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
     Ok(NormalizedPath { text, segments })
 }
 
+/// Whether a path may carry `b` raw after normalization: RFC 3986 § 3.3 `pchar` (unreserved,
+/// sub-delims, `:`, `@`) and `/`, but not `%` (escapes are rewritten) nor `;` (refused).
+/// Every other byte is percent-encoded, so a pattern literal holding one never matches.
+pub(crate) fn is_raw_path_byte(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':' | b'@' | b'/'
+        )
+}
+
+/// RFC 3986 § 2.3 `unreserved`: the characters whose escapes decode without changing meaning.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn push_escape(out: &mut String, b: u8) {
+    out.push('%');
+    out.push(char::from(HEX[usize::from(b >> 4)]));
+    out.push(char::from(HEX[usize::from(b & 0xf)]));
+}
+
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 fn hex(c: u8) -> Option<u8> {
@@ -191,6 +228,105 @@ mod tests {
         assert_eq!(n("/a/").as_deref(), Ok("/a/"));
         assert_eq!(n("/a/b/..").as_deref(), Ok("/a/"));
         assert_eq!(n("/a/.").as_deref(), Ok("/a/"));
+        // Bytes a path may not carry raw are encoded once, as their escapes are kept.
+        assert_eq!(n("/orders/café").as_deref(), Ok("/orders/caf%C3%A9"));
+        assert_eq!(n("/orders/caf%c3%a9").as_deref(), Ok("/orders/caf%C3%A9"));
+        assert_eq!(n("/日本").as_deref(), Ok("/%E6%97%A5%E6%9C%AC"));
+        assert_eq!(n("/a b").as_deref(), Ok("/a%20b"));
+        assert_eq!(
+            n("/{\"a\"}|^[]`<>").as_deref(),
+            Ok("/%7B%22a%22%7D%7C%5E%5B%5D%60%3C%3E")
+        );
+        assert_eq!(n("/!$&'()*+,=:@").as_deref(), Ok("/!$&'()*+,=:@"));
+    }
+
+    /// Spellings of `path` an upstream may take for the same one: escapes in either case,
+    /// each unreserved character escaped, `;` and its escape swapped, `.` and empty
+    /// segments inserted.
+    fn spellings(path: &str) -> Vec<String> {
+        let mut out = vec![path.to_owned(), path.to_ascii_lowercase(), path.to_ascii_uppercase()];
+        out.retain(|p| p.starts_with('/'));
+        out.push(path.replace(';', "%3B"));
+        out.push(path.replace(';', "%3b"));
+        out.push(path.replace("%3B", ";").replace("%3b", ";"));
+        out.push(path.replacen('/', "/./", 1));
+        out.push(path.replacen('/', "//", 1));
+        for (i, c) in path.char_indices() {
+            if c.is_ascii() && is_unreserved(c as u8) {
+                out.push(format!("{}%{:02X}{}", &path[..i], c as u32, &path[i + 1..]));
+                out.push(format!("{}%{:02x}{}", &path[..i], c as u32, &path[i + 1..]));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_spelling_of_a_refused_path_is_refused() {
+        let refused = [
+            "/admin;x=1",
+            "/admin%3Bx=1/y",
+            "/items;/admin",
+            "/a%2fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a%00b",
+            "/a%7fb",
+            "/a%1Fb",
+            "/..",
+            "/a/../../b",
+            "/a%zz",
+        ];
+        for path in refused {
+            assert!(normalize(path).is_err(), "{path}");
+            for spelling in spellings(path) {
+                assert!(normalize(&spelling).is_err(), "{path} spelled {spelling:?} passed");
+            }
+        }
+        // Every byte: refused raw means refused escaped, in either case. (A raw `%` is a
+        // broken escape, not a spelling of `%`; `%25` is its spelling, and is kept.)
+        for b in 0u8..0x80 {
+            let raw = format!("/a{}b", char::from(b));
+            if b == b'%' || normalize(&raw).is_ok() {
+                continue;
+            }
+            for escaped in [format!("/a%{b:02X}b"), format!("/a%{b:02x}b")] {
+                assert!(normalize(&escaped).is_err(), "{raw:?} is refused but {escaped} passes");
+            }
+        }
+    }
+
+    #[test]
+    fn normalized_paths_are_fixed_points() {
+        let mut paths: Vec<String> = [
+            "/",
+            "/a/./b/../c//d/",
+            "/%7euser/%41%62",
+            "/orders/café/x",
+            "/caf%c3%a9",
+            "/a%20b%3ac",
+            "/{\"json\"}|^",
+            "/a/%2e%2E/b",
+            "/%25/%2525",
+        ]
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect();
+        paths.extend((0u8..0x80).map(|b| format!("/a{}b", char::from(b))));
+        paths.extend((0u8..=0xff).map(|b| format!("/a%{b:02x}b")));
+        for path in paths {
+            let Ok(once) = normalize(&path) else { continue };
+            let twice = normalize(once.as_str()).unwrap_or_else(|e| panic!("{path:?} → {once:?} → {e}"));
+            assert_eq!(once, twice, "{path:?}");
+            // Nothing the normalizer refuses survives into its output.
+            let text = once.as_str();
+            assert!(
+                text.is_ascii() && !text.contains(';') && !text.contains('\\'),
+                "{path:?} → {text}"
+            );
+            for bad in ["%2F", "%5C", "%3B", "%00"] {
+                assert!(!text.contains(bad), "{path:?} → {text}");
+            }
+        }
     }
 
     #[test]
@@ -204,6 +340,10 @@ mod tests {
         assert_eq!(n("/a%zz"), Err(PathError::BadEscape));
         assert_eq!(n("/a%2"), Err(PathError::BadEscape));
         assert_eq!(n("/admin;x=1"), Err(PathError::Semicolon));
+        assert_eq!(n("/admin%3Bx=1"), Err(PathError::Semicolon));
+        assert_eq!(n("/admin%3b/x"), Err(PathError::Semicolon));
+        assert_eq!(n("/%3B"), Err(PathError::Semicolon));
+        assert_eq!(n("/a\tb"), Err(PathError::ControlCharacter));
         assert_eq!(n("/.."), Err(PathError::AboveRoot));
         assert_eq!(n("/a/../../b"), Err(PathError::AboveRoot));
         assert_eq!(n("/%2e%2e/x"), Err(PathError::AboveRoot));

@@ -26,7 +26,8 @@ pub(super) struct Line<'a> {
     pub resource_server: Option<&'a Name>,
     /// For the embedded issuers' endpoints.
     pub issuer: Option<IssuerCall<'a>>,
-    /// `allowed`, a refusal reason, `upstream_error`, `body_too_large`; for the issuers
+    /// `allowed`, a refusal reason (`bad_host` among them), `upstream_error`, or a client
+    /// body fault (`body_too_large`, `bad_request_body`, `client_aborted`); for the issuers
     /// `issued`, `ok` or the RFC error code.
     pub outcome: &'static str,
     pub status: u16,

@@ -62,8 +62,3 @@ impl ConnectionLimit {
 pub(super) fn announces_more_than(body: &hyper::body::Incoming, max: u64) -> bool {
     body.size_hint().lower() > max
 }
-
-/// The streaming bound for a body: `max`, or no bound.
-pub(super) fn stream_limit(max: Option<u64>) -> usize {
-    max.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX))
-}

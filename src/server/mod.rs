@@ -10,7 +10,10 @@
 //!                          rescue (one RFC answer each)
 //! ```
 //!
-//! `route`..`authorize` are [`Verifier::check`](crate::verifier::Verifier::check); `forward`
+//! `route` starts here: the request's host is validated once
+//! ([`routing::request_host`](crate::routing::request_host)), for every request, the
+//! issuers' endpoints included; `route`..`authorize` are then
+//! [`Verifier::check`](crate::verifier::Verifier::check); `forward`
 //! is [`Forwarder::forward`](crate::proxy::Forwarder::forward); `rescue` is
 //! [`crate::rescue`]. The snapshot is loaded once per request, at the start. `log` (one
 //! access line and the request's metrics, at every way out, refusals included) is
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
-use http_body_util::{Either, Full, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -37,8 +40,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
 use crate::model::IssuerEndpoint;
-use crate::proxy::{self, Forwarder, UpstreamError};
+use crate::proxy::{Forwarder, Provenance, UpstreamBody};
 use crate::rescue;
+use crate::routing;
 use crate::verifier::{Denied, Verifier};
 use access::{IssuerCall, Line};
 
@@ -241,7 +245,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>, remote: SocketAddr, pro
 /// The phases; each way out writes the `log` phase's access line.
 async fn pipeline(
     shared: &Shared,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     remote: SocketAddr,
     proto: &'static str,
     id: &HeaderValue,
@@ -251,6 +255,24 @@ async fn pipeline(
     let method = req.method().clone();
     // Ids are ASCII by construction (`request_id::take`).
     let request_id = id.to_str().unwrap_or("-");
+    // The host, validated once for every request: routing and X-Forwarded-Host use this one.
+    let host = match routing::request_host(req.version(), req.uri(), req.headers()) {
+        Ok(host) => host,
+        Err(e) => {
+            let resp = rescue::bad_host(&e);
+            let detail = e.to_string();
+            access::finish(
+                &shared.metrics,
+                &Line {
+                    outcome: "bad_host",
+                    status: resp.status().as_u16(),
+                    detail: Some(&detail),
+                    ..Line::new(&method, req.uri().path(), request_id, remote, started)
+                },
+            );
+            return resp.map(Either::Right);
+        }
+    };
     // The embedded issuers' endpoints are exact paths and come before protected resources.
     if let Some((path, &(realm, endpoint))) = snap.issuer_routes.get_key_value(req.uri().path()) {
         let (resp, outcome) = shared.issuer.handle(&snap, realm, endpoint, req, remote).await;
@@ -282,16 +304,15 @@ async fn pipeline(
         );
         return resp.map(Either::Right);
     }
-    // RFC 9112 § 3.2.2: an absolute-form target's authority wins over Host; for HTTP/2 the
-    // URI carries :authority.
-    let host = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()));
     let decision = shared
         .verifier
-        .check(&snap, &method, host, req.uri().path(), req.headers())
+        .check(
+            &snap,
+            &method,
+            host.map(|h| h.as_str()),
+            req.uri().path(),
+            req.headers(),
+        )
         .await;
     let allowed = match decision {
         Ok(a) => a,
@@ -336,12 +357,15 @@ async fn pipeline(
         access::finish(&shared.metrics, &line);
         return resp.map(Either::Right);
     }
-    // Hop-by-hop headers go first, so a client's `Connection: x-request-id` cannot drop the id.
-    proxy::strip_hop_by_hop(req.headers_mut());
-    req.headers_mut().insert(request_id::HEADER, id.clone());
-    let req = req.map(|body| Limited::new(body, limits::stream_limit(rs.max_body_bytes)));
+    let from = Provenance {
+        client: remote.ip(),
+        proto,
+        host: host.and_then(|h| h.to_header_value()),
+        request_id: id,
+    };
+    let req = req.map(|body| UpstreamBody::new(body, rs.max_body_bytes));
     let upstream_started = Instant::now();
-    let forwarded = shared.forwarder.forward(req, &allowed, &snap, remote, proto).await;
+    let forwarded = shared.forwarder.forward(req, &allowed, &snap, &from).await;
     line.upstream = Some(upstream_started.elapsed());
     match forwarded {
         Ok(resp) => {
@@ -352,8 +376,8 @@ async fn pipeline(
         }
         Err(e) => {
             let resp = rescue::upstream_failure(&e);
-            if matches!(e, UpstreamError::BodyTooLarge) {
-                line.outcome = "body_too_large";
+            if e.is_clients() {
+                line.outcome = e.kind();
             } else {
                 line.outcome = "upstream_error";
                 shared.metrics.upstream_error(&rs.id, e.kind());

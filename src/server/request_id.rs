@@ -5,7 +5,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// `X-Request-Id`.
-pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+pub const HEADER: HeaderName = crate::proxy::X_REQUEST_ID;
 
 /// Longest client-sent id kept; longer ones are replaced (ids go into every log line).
 pub const MAX_LEN: usize = 128;

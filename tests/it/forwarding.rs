@@ -99,24 +99,42 @@ async fn raw_get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Ra
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
+    raw_send(addr, req.as_bytes(), End::Open).await
+}
+
+/// What the raw client does with its side of the connection once the request is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Keeps it open and reads the answer to EOF.
+    Open,
+    /// Shuts down its writing half (the body ends early) and reads the answer to EOF.
+    HalfClose,
+}
+
+/// Writes `request` exactly as given and reads the answer to EOF. An empty answer (the
+/// gateway closed without one) has status 0.
+async fn raw_send(addr: SocketAddr, request: &[u8], end: End) -> RawAnswer {
     let mut stream = TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream
-        .write_all(req.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("write: {e}"));
+    stream.write_all(request).await.unwrap_or_else(|e| panic!("write: {e}"));
+    if end == End::HalfClose {
+        stream.shutdown().await.unwrap_or_else(|e| panic!("shutdown: {e}"));
+    }
     let mut buf = Vec::new();
-    within(
-        &format!("reading the answer to GET {target}"),
-        stream.read_to_end(&mut buf),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("read: {e}"));
+    // A reset after (or instead of) the answer ends it too.
+    let _ = within("reading the answer", stream.read_to_end(&mut buf)).await;
     let text = String::from_utf8_lossy(&buf).into_owned();
+    if text.is_empty() {
+        return RawAnswer {
+            status: 0,
+            headers: Vec::new(),
+            body: String::new(),
+        };
+    }
     let (head, body) = text
         .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in answer to {target}: {text:?}"));
+        .unwrap_or_else(|| panic!("no header end in answer: {text:?}"));
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let status = status_line
@@ -282,6 +300,82 @@ async fn response_headers_named_in_connection_are_removed() {
     assert!(a.headers.get("proxy-authenticate").is_none(), "{:?}", a.headers);
     assert!(a.headers.get("connection").is_none(), "{:?}", a.headers);
     assert_eq!(header(&a.headers, "x-end-to-end"), Some("kept"));
+}
+
+#[tokio::test]
+async fn underscored_header_names_never_reach_the_upstream() {
+    // CGI and WSGI servers turn `-` and `_` alike into `_` (`HTTP_X_AUTH_SCOPE`), so an
+    // underscore spelling of a claim or framing header would pass as the real one.
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let auth = bearer(&h.key.sign(&claims("read")));
+    let a = raw_get(
+        h.gateway.local_addr(),
+        "/items/7",
+        &[
+            ("Authorization", &auth),
+            ("X_Auth_Scope", "admin"),
+            ("X_Auth_Sub", "root"),
+            ("x_auth_sub", "root"),
+            ("X_Forwarded_Host", "admin.internal"),
+            ("X_Forwarded_For", "10.9.9.9"),
+            ("X_Request_Id", "forged"),
+            ("Transfer_Encoding", "chunked"),
+            ("Content_Length", "5"),
+            ("Some_Header", "x"),
+            ("X-Dashed-Header", "kept"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let seen = h.upstream.last().await;
+    for name in seen.headers.keys() {
+        assert!(
+            !name.as_str().contains('_'),
+            "{name} reached the upstream: {:?}",
+            seen.headers
+        );
+    }
+    assert_eq!(all_values(&seen.headers, "x-auth-scope"), vec!["read".to_owned()]);
+    assert_eq!(all_values(&seen.headers, "x-auth-sub"), vec!["client-1".to_owned()]);
+    assert_eq!(
+        all_values(&seen.headers, "x-forwarded-for"),
+        vec!["127.0.0.1".to_owned()]
+    );
+    assert_eq!(header(&seen.headers, "x-dashed-header"), Some("kept"));
+}
+
+#[tokio::test]
+async fn connection_cannot_name_away_what_the_gateway_sets() {
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let auth = bearer(&h.key.sign(&claims("read")));
+    let a = raw_get(
+        h.gateway.local_addr(),
+        "/items/7",
+        &[
+            ("Host", "api.example:8080"),
+            ("Authorization", &auth),
+            ("X-Request-Id", "req-8"),
+            (
+                "Connection",
+                "close, host, x-forwarded-host, x-forwarded-for, x-forwarded-proto, x-request-id, x-auth-sub, x-auth-scope",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.header("x-request-id"), Some("req-8"));
+    let seen = h.upstream.last().await;
+    assert_eq!(header(&seen.headers, "x-forwarded-host"), Some("api.example:8080"));
+    assert_eq!(header(&seen.headers, "x-forwarded-proto"), Some("http"));
+    assert_eq!(header(&seen.headers, "x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(header(&seen.headers, "x-request-id"), Some("req-8"));
+    assert_eq!(header(&seen.headers, "x-auth-sub"), Some("client-1"));
+    assert_eq!(header(&seen.headers, "x-auth-scope"), Some("read"));
+    assert_eq!(
+        header(&seen.headers, "host"),
+        Some(h.upstream.addr.to_string().as_str())
+    );
+    assert!(seen.headers.get("connection").is_none(), "{:?}", seen.headers);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -527,6 +621,82 @@ async fn chunked_request_body_arrives() {
     let seen = h.upstream.last().await;
     assert_eq!(&seen.body[..], chunks.concat().as_bytes());
     assert_eq!(seen.method, Method::POST);
+}
+
+/// The `portcullis_requests_total` samples for the `write` resource with `outcome`.
+fn write_outcomes(text: &str, outcome: &str) -> f64 {
+    sample(
+        text,
+        &format!("portcullis_requests_total{{resource_server=\"api\",resource=\"write\",outcome=\"{outcome}\",status=\"4xx\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn malformed_or_aborted_request_bodies_are_the_clients_fault() {
+    let config = format!("[server]\nadmin_listen = \"127.0.0.1:0\"\n{}", patient_config());
+    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let gw = h.gateway.local_addr();
+    let auth = bearer(&h.key.sign(&claims("write")));
+    let post = |framing: &str, body: &str| {
+        format!("POST /items HTTP/1.1\r\nHost: {gw}\r\nAuthorization: {auth}\r\n{framing}\r\n\r\n{body}").into_bytes()
+    };
+    let chunked = "Transfer-Encoding: chunked";
+    // Malformed: the gateway answers 400 and closes.
+    for (what, request) in [
+        (
+            "a chunk size that is not hex",
+            post(chunked, "5\r\nhello\r\nzz\r\n\r\n"),
+        ),
+        ("a chunk longer than its size", post(chunked, "3\r\nhello\r\n0\r\n\r\n")),
+        ("a chunk without its CRLF", post(chunked, "5\r\nhelloXY0\r\n\r\n")),
+        (
+            "a chunk size past u64",
+            post(chunked, "fffffffffffffffff\r\nx\r\n0\r\n\r\n"),
+        ),
+    ] {
+        let a = raw_send(gw, &request, End::Open).await;
+        assert_eq!(a.status, 400, "{what}: {a:?}");
+        assert!(a.body.contains("invalid_request"), "{what}: {a:?}");
+        assert_eq!(a.header("connection"), Some("close"), "{what}: {a:?}");
+    }
+    // Aborted: the body ends early and the client stops sending; it still reads the 400.
+    for (what, request) in [
+        ("shorter than its Content-Length", post("Content-Length: 100", "short")),
+        ("chunked without its last chunk", post(chunked, "5\r\nhello\r\n")),
+    ] {
+        let a = raw_send(gw, &request, End::HalfClose).await;
+        assert_eq!(a.status, 400, "{what}: {a:?}");
+        assert!(a.body.contains("invalid_request"), "{what}: {a:?}");
+    }
+    // Gone: the client closes mid-body without waiting.
+    {
+        let mut stream = TcpStream::connect(gw).await.unwrap_or_else(|e| panic!("{e}"));
+        stream
+            .write_all(&post("Content-Length: 100", "only part"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(stream);
+    }
+    // Every one is counted as the client's (4xx), none as the upstream's.
+    let counted = within("seven client body failures counted", async {
+        loop {
+            let (_, text) = scrape(&h).await;
+            let n = write_outcomes(&text, "bad_request_body") + write_outcomes(&text, "client_aborted");
+            if n >= 7.0 {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(write_outcomes(&counted, "bad_request_body"), 4.0, "{counted}");
+    assert_eq!(write_outcomes(&counted, "client_aborted"), 3.0, "{counted}");
+    assert!(
+        !counted.contains("portcullis_upstream_errors_total{"),
+        "counted as upstream errors:\n{counted}"
+    );
+    assert!(!counted.contains("status=\"5xx\""), "{counted}");
 }
 
 #[tokio::test]
@@ -809,6 +979,11 @@ async fn ambiguous_paths_are_400() {
         "/%2e%2e/items",
         "/items/%zz",
         "/items/%00",
+        "/items/admin%3B/y",
+        "/items/admin%3b/y",
+        "/items%3B/admin/y",
+        "/items/admin%3Bx=1/y",
+        "/items/%3b",
     ] {
         let a = raw_get(gw, path, &[("Authorization", &token)]).await;
         assert_eq!(a.status, 400, "{path}: {a:?}");
@@ -835,6 +1010,29 @@ async fn upstream_receives_the_normalized_path() {
         ("/elsewhere/./x/../y", "/elsewhere/y"),
     ] {
         let a = raw_get(gw, sent, &[("Authorization", &token)]).await;
+        assert_eq!(a.status, 200, "{sent}: {a:?}");
+        assert_eq!(h.upstream.last().await.uri, forwarded, "{sent}");
+    }
+}
+
+#[tokio::test]
+async fn raw_utf8_in_a_path_is_percent_encoded_once() {
+    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let gw = h.gateway.local_addr();
+    let token = bearer(&h.key.sign(&claims("read")));
+    // The raw bytes and their escapes (either case) are one path, matched and forwarded the
+    // same; so are the characters a path may not carry raw.
+    for (sent, forwarded) in [
+        ("/orders/café", "/orders/caf%C3%A9"),
+        ("/orders/caf%C3%A9", "/orders/caf%C3%A9"),
+        ("/orders/caf%c3%a9", "/orders/caf%C3%A9"),
+        ("/orders/café/../x", "/orders/x"),
+        ("/orders/日本?q=café", "/orders/%E6%97%A5%E6%9C%AC?q=café"),
+        ("/orders/{\"a\"}|^", "/orders/%7B%22a%22%7D%7C%5E"),
+    ] {
+        let request =
+            format!("GET {sent} HTTP/1.1\r\nHost: {gw}\r\nAuthorization: {token}\r\nConnection: close\r\n\r\n");
+        let a = raw_send(gw, request.as_bytes(), End::Open).await;
         assert_eq!(a.status, 200, "{sent}: {a:?}");
         assert_eq!(h.upstream.last().await.uri, forwarded, "{sent}");
     }
@@ -889,6 +1087,184 @@ scopes = ["admin"]
     let seen = h.upstream.last().await;
     assert_eq!(seen.uri, "/hosted/x");
     assert_eq!(header(&seen.headers, "x-forwarded-host"), Some("Admin.Test:8443"));
+}
+
+/// The patient configuration with a resource only `admin.internal` reaches; any other host
+/// falls through to the catch-all resource, which any token passes.
+fn internal_host_config() -> String {
+    patient_config()
+        + r#"
+[[protected_resource]]
+id = "internal"
+resource_server = "api"
+host = "admin.internal"
+paths = ["/hosted/**"]
+scopes = ["admin"]
+"#
+}
+
+#[tokio::test]
+async fn malformed_hosts_are_400_and_never_routed_or_forwarded() {
+    let h = Harness::start_with(&internal_host_config(), TestKey::es256("k1")).await;
+    let gw = h.gateway.local_addr();
+    let read = bearer(&h.key.sign(&claims("read")));
+    // Each would have missed the `admin.internal` rule, fallen through to the catch-all and
+    // reached an upstream that reads X-Forwarded-Host as a URL (or a list) as admin.internal.
+    for host in [
+        "evil.test@admin.internal",
+        "admin.internal@evil.test",
+        "evil.test/admin.internal",
+        "admin.internal/x",
+        "evil.test?admin.internal",
+        "evil.test#admin.internal",
+        "evil.test\\admin.internal",
+        "admin%2Einternal",
+        "admin.internal%00",
+        "evil.test,admin.internal",
+        "evil.test;admin.internal",
+        "evil.test admin.internal",
+        "\"admin.internal\"",
+        "admin.internal:80@evil.test",
+        "admin.internal:",
+        "admin.internal:http",
+        "admin.internal:99999",
+        "admin.internal:80:80",
+        "[::1",
+        "[::1]x",
+        "[::1]:x",
+        "[admin.internal]",
+        "[v1.admin]",
+        "[fe80::1%25eth0]",
+        "::1",
+    ] {
+        let a = raw_get(gw, "/hosted/x", &[("Host", host), ("Authorization", &read)]).await;
+        assert_eq!(a.status, 400, "Host {host:?}: {a:?}");
+        assert!(a.body.contains("invalid_request"), "Host {host:?}: {a:?}");
+    }
+    assert_eq!(h.upstream.hits(), 0, "a malformed Host reached the upstream");
+    // Well-formed spellings of the host reach its resource (which wants `admin`).
+    for host in [
+        "admin.internal",
+        "ADMIN.Internal",
+        "admin.internal:8443",
+        "admin.internal.",
+    ] {
+        let a = raw_get(gw, "/hosted/x", &[("Host", host), ("Authorization", &read)]).await;
+        assert_eq!(a.status, 403, "Host {host:?}: {a:?}");
+    }
+    // Other well-formed hosts fall through to the catch-all, and are forwarded as sent.
+    for host in [
+        "other.test",
+        "127.0.0.1",
+        "127.0.0.1:80",
+        "[::1]",
+        "[::1]:8080",
+        "[2001:db8::a:1]:443",
+        "under_score.test",
+        "xn--caf-dma.test",
+    ] {
+        let a = raw_get(gw, "/hosted/x", &[("Host", host), ("Authorization", &read)]).await;
+        assert_eq!(a.status, 200, "Host {host:?}: {a:?}");
+        let seen = h.upstream.last().await;
+        assert_eq!(header(&seen.headers, "x-forwarded-host"), Some(host), "{host}");
+    }
+}
+
+#[tokio::test]
+async fn http11_needs_exactly_one_host() {
+    let h = Harness::start_with(&internal_host_config(), TestKey::es256("k1")).await;
+    let gw = h.gateway.local_addr();
+    let read = bearer(&h.key.sign(&claims("read")));
+    let ask = |line: &str, hosts: &[&str]| {
+        let mut req = format!("{line}\r\nAuthorization: {read}\r\nConnection: close\r\n");
+        for host in hosts {
+            req.push_str(&format!("Host: {host}\r\n"));
+        }
+        req.push_str("\r\n");
+        req
+    };
+    // RFC 9112 § 3.2: no Host, or more than one, is a 400.
+    for (what, req) in [
+        ("no Host", ask("GET /items/7 HTTP/1.1", &[])),
+        (
+            "two equal Hosts",
+            ask("GET /items/7 HTTP/1.1", &["other.test", "other.test"]),
+        ),
+        (
+            "two Hosts",
+            ask("GET /hosted/x HTTP/1.1", &["other.test", "admin.internal"]),
+        ),
+        (
+            "no Host, absolute-form",
+            ask("GET http://other.test/items/7 HTTP/1.1", &[]),
+        ),
+        (
+            "a malformed Host, absolute-form",
+            ask("GET http://other.test/items/7 HTTP/1.1", &["admin.internal@x"]),
+        ),
+        (
+            "a malformed authority, absolute-form",
+            ask(
+                "GET http://evil.test@admin.internal/hosted/x HTTP/1.1",
+                &["admin.internal"],
+            ),
+        ),
+    ] {
+        let a = raw_send(gw, req.as_bytes(), End::Open).await;
+        assert_eq!(a.status, 400, "{what}: {a:?}");
+    }
+    assert_eq!(h.upstream.hits(), 0);
+    // RFC 9112 § 3.2.2: the absolute-form target's authority wins over Host.
+    let a = raw_send(
+        gw,
+        ask("GET http://admin.internal/hosted/x HTTP/1.1", &["other.test"]).as_bytes(),
+        End::Open,
+    )
+    .await;
+    assert_eq!(a.status, 403, "{a:?}");
+    // HTTP/1.0 may omit Host: routed on no host, and no X-Forwarded-Host is invented.
+    let a = raw_send(gw, ask("GET /hosted/x HTTP/1.0", &[]).as_bytes(), End::Open).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let seen = h.upstream.last().await;
+    assert!(seen.headers.get("x-forwarded-host").is_none(), "{:?}", seen.headers);
+}
+
+#[tokio::test]
+async fn h2_authority_is_validated_and_must_agree_with_host() {
+    let h = Harness::start_with(&internal_host_config(), TestKey::es256("k1")).await;
+    let gw = h.gateway.local_addr();
+    let read = bearer(&h.key.sign(&claims("read")));
+    let stream = TcpStream::connect(gw).await.unwrap_or_else(|e| panic!("{e}"));
+    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .unwrap_or_else(|e| panic!("h2 handshake: {e}"));
+    tokio::spawn(conn);
+    let mut ask = async |authority: &str, hosts: &[&str]| {
+        let mut req = Request::get(format!("http://{authority}/hosted/x")).header("authorization", &read);
+        for host in hosts {
+            req = req.header("host", *host);
+        }
+        let req = req.body(Full::new(Bytes::new())).unwrap_or_else(|e| panic!("{e}"));
+        let resp = within("an h2 answer", send.send_request(req))
+            .await
+            .unwrap_or_else(|e| panic!("h2 request: {e}"));
+        resp.status()
+    };
+    assert_eq!(ask("admin.internal", &[]).await, StatusCode::FORBIDDEN);
+    assert_eq!(ask("other.test", &[]).await, StatusCode::OK);
+    assert_eq!(ask("other.test", &["OTHER.test"]).await, StatusCode::OK);
+    let seen = h.upstream.last().await;
+    assert_eq!(header(&seen.headers, "x-forwarded-host"), Some("other.test"));
+    let hits = h.upstream.hits();
+    // RFC 9113 § 8.3.1: a Host naming another entity than :authority is malformed.
+    assert_eq!(ask("other.test", &["admin.internal"]).await, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        ask("other.test", &["other.test", "other.test"]).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(ask("evil.test@admin.internal", &[]).await, StatusCode::BAD_REQUEST);
+    assert_eq!(ask("admin.internal:99999", &[]).await, StatusCode::BAD_REQUEST);
+    assert_eq!(h.upstream.hits(), hits);
 }
 
 // ---------------------------------------------------------------------------------------
