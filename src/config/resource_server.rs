@@ -40,6 +40,9 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
+    // The gateway's own request id (`crate::proxy::X_REQUEST_ID`): a claim sent as it would
+    // overwrite the id the access log and the upstream correlate on.
+    "x-request-id",
 ];
 
 /// Compiles one `[[resource_server]]` (its encryption is compiled apart).

@@ -524,7 +524,14 @@ fn required_scope_the_resource_server_does_not_define_is_refused() {
 
 #[test]
 fn claim_header_the_proxy_owns_is_refused() {
-    for owned in ["authorization", "x-forwarded-for", "X-Forwarded-For", "Host", "cookie"] {
+    for owned in [
+        "authorization",
+        "x-forwarded-for",
+        "X-Forwarded-For",
+        "Host",
+        "cookie",
+        "x-request-id",
+    ] {
         refused(
             &edit(BASE, "sub = \"x-auth-sub\"", &format!("sub = \"{owned}\"")),
             RS,
