@@ -146,7 +146,7 @@ mod tests {
         let mut inputs = Inputs::default();
         assert!(inputs.read(&a).is_ok());
         assert!(inputs.read(&missing).is_err());
-        inputs.listed(dir.path(), &[a.clone()]);
+        inputs.listed(dir.path(), std::slice::from_ref(&a));
         assert!(inputs.unchanged());
         // Rewritten with the same bytes: unchanged.
         std::fs::write(&a, "x = 1").unwrap_or_else(|e| panic!("{e}"));
