@@ -802,7 +802,7 @@ fn run_all(o: &Opts) -> Result<(), BoxError> {
     // resource server's encryption key.
     let snap =
         portcullis::app::load_snapshot(&config_on, portcullis::time::system(), None).map_err(|e| format!("{e}"))?;
-    let keys = snap.signing_keys.first().ok_or("no signing keys")?;
+    let keys = &snap.realms.iter().next().ok_or("no realm")?.signing;
     let key = |kid: &str| {
         keys.keys()
             .iter()
@@ -812,13 +812,8 @@ fn run_all(o: &Opts) -> Result<(), BoxError> {
     };
     let rs256 = key("k-rs256")?;
     let es256 = key("k-es256")?;
-    let (enc_idx, _) = snap.resource_server("enc").ok_or("no resource server enc")?;
-    let jwe_keys = snap
-        .rs_jwe
-        .get(enc_idx)
-        .and_then(Option::as_ref)
-        .ok_or("enc has no JWE keys")?
-        .clone();
+    let (_, enc) = snap.resource_server("enc").ok_or("no resource server enc")?;
+    let jwe_keys = enc.jwe.clone().ok_or("enc has no JWE keys")?;
     let now = portcullis::time::SystemClock.now();
     let es_token = mint_one(&es256, API_AUD, now)?;
     let rs_token = mint_one(&rs256, API_AUD, now)?;

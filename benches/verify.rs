@@ -19,6 +19,7 @@ use josekit::jwk::Jwk;
 use josekit::jwk::alg::ec::EcCurve;
 use josekit::jwk::alg::ed::EdCurve;
 use portcullis::Verifier;
+use portcullis::model::{EntityRef, RealmRef, ResourceServerRef};
 use portcullis::routing::{Route, Router, normalize};
 use portcullis::time::ManualClock;
 
@@ -102,8 +103,13 @@ fn bench_verify(c: &mut Criterion) {
     for alg in ALGS {
         let t = token(&cold, alg);
         g.bench_with_input(BenchmarkId::from_parameter(alg), &t, |b, t| {
-            b.to_async(&rt)
-                .iter(|| async { black_box(cold.verify_for(&snap, 0, t).await.unwrap_or_else(|e| panic!("{e}"))) })
+            b.to_async(&rt).iter(|| async {
+                black_box(
+                    cold.verify_for(&snap, ResourceServerRef::at(0), t)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}")),
+                )
+            })
         });
     }
     g.finish();
@@ -111,10 +117,19 @@ fn bench_verify(c: &mut Criterion) {
     let warm = verifier(&fx, true);
     let snap = warm.snapshot();
     let t = token(&warm, "ES256");
-    rt.block_on(async { warm.verify_for(&snap, 0, &t).await.unwrap_or_else(|e| panic!("{e}")) });
+    rt.block_on(async {
+        warm.verify_for(&snap, ResourceServerRef::at(0), &t)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
     c.bench_function("verify_cached/ES256", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(warm.verify_for(&snap, 0, &t).await.unwrap_or_else(|e| panic!("{e}"))) })
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                warm.verify_for(&snap, ResourceServerRef::at(0), &t)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+        })
     });
 
     let mut headers = HeaderMap::new();
@@ -139,7 +154,7 @@ fn bench_signature(c: &mut Criterion) {
     let fx = fixture();
     let v = verifier(&fx, false);
     let snap = v.snapshot();
-    let keys = snap.realm_keys[0].view();
+    let keys = snap.realms[RealmRef::at(0)].keys.view();
     let mut g = c.benchmark_group("signature");
     for alg in ALGS {
         let t = token(&v, alg);
@@ -253,12 +268,17 @@ fn bench_jwe(c: &mut Criterion) {
     snap.settings.token_cache_capacity = 0;
     let v = Verifier::new(snap, clock);
     let snap = v.snapshot();
-    let key = snap.signing_keys[0].first().unwrap_or_else(|| panic!("no key"));
+    let key = snap.realms[RealmRef::at(0)]
+        .signing
+        .first()
+        .unwrap_or_else(|| panic!("no key"));
     let mut g = c.benchmark_group("jwe_decrypt_verify_cold");
     for (i, alg) in JWE_ALGS.iter().enumerate() {
+        let i = ResourceServerRef::at(i);
         let rs = &snap.resource_servers[i];
         let jws = common::mint_for(key, rs.audience.as_str(), "");
-        let jwe = snap.rs_jwe[i]
+        let jwe = rs
+            .jwe
             .as_ref()
             .unwrap_or_else(|| panic!("no jwe"))
             .encrypt(&jws)

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (A token to try with; in real life the client brings it.)
     let snap = verifier.snapshot();
     let (_, rs) = snap.resource_server("orders").ok_or("no resource server 'orders'")?;
-    let key = snap.signing_keys[rs.realm].first().ok_or("no signing key")?;
+    let key = snap.realms[rs.realm].signing.first().ok_or("no signing key")?;
     let token = mint(
         &MintRequest {
             issuer: &snap.realms[rs.realm].issuer,

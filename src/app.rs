@@ -92,9 +92,10 @@ pub async fn start_keys(snap: &Snapshot) {
     let mut set = tokio::task::JoinSet::new();
     // Keys carried over from the previous snapshot are already live: no refetch storm.
     for keys in snap
-        .realm_keys
+        .realms
         .iter()
-        .chain(snap.client_keys.iter().flatten())
+        .map(|r| &r.keys)
+        .chain(snap.clients.iter().filter_map(|c| c.keys.as_ref()))
         .filter(|k| !k.is_started())
     {
         let keys = keys.clone();

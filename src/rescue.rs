@@ -7,6 +7,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::model::ResourceRef;
 use crate::proxy::UpstreamError;
 use crate::routing::HostError;
 use crate::snapshot::Snapshot;
@@ -35,7 +36,7 @@ pub fn refusal(denied: &Denied, snap: &Snapshot) -> Response<Full<Bytes>> {
     }
 }
 
-fn token_refusal(error: &TokenError, resource: usize, snap: &Snapshot) -> Response<Full<Bytes>> {
+fn token_refusal(error: &TokenError, resource: ResourceRef, snap: &Snapshot) -> Response<Full<Bytes>> {
     let pr = &snap.resources[resource];
     let rs = &snap.resource_servers[pr.resource_server];
     let realm = snap.realms[rs.realm].name.as_str();

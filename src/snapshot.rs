@@ -11,7 +11,10 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::jwks::{RealmKeys, SigningKeys};
-use crate::model::{Client, IssuerEndpoint, ProtectedResource, Realm, ResourceServer, defaults};
+use crate::model::{
+    Client, ClientRef, IssuerEndpoint, ProtectedResource, Realm, RealmRef, ResourceRef, ResourceServer,
+    ResourceServerRef, Table, defaults,
+};
 use crate::routing::Router;
 use crate::token::jwe::JweKeys;
 
@@ -60,31 +63,80 @@ impl Default for Settings {
     }
 }
 
+/// A realm with its live key stores: one entry, read through to the [`Realm`].
+#[derive(Debug)]
+pub struct RealmEntry {
+    /// The realm.
+    pub realm: Realm,
+    /// Its verification keys.
+    pub keys: Arc<RealmKeys>,
+    /// Its private signing keys (empty when it runs no embedded issuer).
+    pub signing: Arc<SigningKeys>,
+}
+
+impl std::ops::Deref for RealmEntry {
+    type Target = Realm;
+
+    fn deref(&self) -> &Realm {
+        &self.realm
+    }
+}
+
+/// A resource server with its token encryption keys.
+#[derive(Debug)]
+pub struct ResourceServerEntry {
+    /// The resource server.
+    pub resource_server: ResourceServer,
+    /// Its JWE keys (`None` without encryption).
+    pub jwe: Option<Arc<JweKeys>>,
+}
+
+impl std::ops::Deref for ResourceServerEntry {
+    type Target = ResourceServer;
+
+    fn deref(&self) -> &ResourceServer {
+        &self.resource_server
+    }
+}
+
+/// A client of an embedded issuer with its assertion keys.
+#[derive(Debug)]
+pub struct ClientEntry {
+    /// The client.
+    pub client: Client,
+    /// Its assertion verification keys (`private_key_jwt` only).
+    pub keys: Option<Arc<RealmKeys>>,
+}
+
+impl std::ops::Deref for ClientEntry {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
 /// A complete, validated configuration.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// Its number, given by the verifier that swaps it in (0 until then). Verdicts in the
+    /// token caches carry it, so one reached under an older configuration never answers
+    /// under this one.
+    pub epoch: u64,
     /// Listener-wide settings.
     pub settings: Settings,
-    /// Realms.
-    pub realms: Vec<Realm>,
-    /// Verification keys, parallel to `realms`.
-    pub realm_keys: Vec<Arc<RealmKeys>>,
-    /// Private signing keys, parallel to `realms` (empty for realms without).
-    pub signing_keys: Vec<Arc<SigningKeys>>,
-    /// Resource servers.
-    pub resource_servers: Vec<ResourceServer>,
+    /// Realms, with their keys.
+    pub realms: Table<RealmRef, RealmEntry>,
+    /// Resource servers, with their encryption keys.
+    pub resource_servers: Table<ResourceServerRef, ResourceServerEntry>,
     /// Protected resources.
-    pub resources: Vec<ProtectedResource>,
+    pub resources: Table<ResourceRef, ProtectedResource>,
     /// The route table over `resources`.
     pub router: Router,
-    /// Token encryption keys, parallel to `resource_servers` (`None` without encryption).
-    pub rs_jwe: Vec<Option<Arc<JweKeys>>>,
-    /// Clients of the embedded issuers.
-    pub clients: Vec<Client>,
-    /// Assertion verification keys, parallel to `clients` (`private_key_jwt` only).
-    pub client_keys: Vec<Option<Arc<RealmKeys>>>,
-    /// Embedded issuer endpoints by exact path: (realm index, endpoint).
-    pub issuer_routes: HashMap<String, (usize, IssuerEndpoint)>,
+    /// Clients of the embedded issuers, with their assertion keys.
+    pub clients: Table<ClientRef, ClientEntry>,
+    /// Embedded issuer endpoints by exact path.
+    pub issuer_routes: HashMap<String, (RealmRef, IssuerEndpoint)>,
     /// The configuration files this snapshot was compiled from.
     pub sources: Vec<PathBuf>,
     /// Every file read to compile it (configuration files and the files they name), with
@@ -100,28 +152,41 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// A resource server by id.
-    pub fn resource_server(&self, id: &str) -> Option<(usize, &ResourceServer)> {
-        self.resource_servers
-            .iter()
-            .enumerate()
-            .find(|(_, rs)| rs.id.as_str() == id)
+    pub fn resource_server(&self, id: &str) -> Option<(ResourceServerRef, &ResourceServerEntry)> {
+        self.resource_servers.find(|rs| rs.id.as_str() == id)
     }
 
     /// A realm by name.
-    pub fn realm(&self, name: &str) -> Option<(usize, &Realm)> {
-        self.realms.iter().enumerate().find(|(_, r)| r.name.as_str() == name)
+    pub fn realm(&self, name: &str) -> Option<(RealmRef, &RealmEntry)> {
+        self.realms.find(|r| r.name.as_str() == name)
     }
 
     /// A client by id within a realm.
-    pub fn client(&self, realm: usize, client_id: &str) -> Option<(usize, &Client)> {
+    pub fn client(&self, realm: RealmRef, client_id: &str) -> Option<(ClientRef, &ClientEntry)> {
         self.clients
-            .iter()
-            .enumerate()
-            .find(|(_, c)| c.realm == realm && c.client_id.as_str() == client_id)
+            .find(|c| c.realm == realm && c.client_id.as_str() == client_id)
+    }
+
+    /// The outer (JWE) layer resource server `rs`'s tokens have, if it encrypts them.
+    pub fn outer(&self, rs: ResourceServerRef) -> Option<crate::token::Outer<'_>> {
+        let keys = self.resource_servers.get(rs)?.jwe.as_deref()?;
+        Some(crate::token::Outer { keys })
+    }
+
+    /// What a token for resource server `rs` is judged under: its realm, keys, this
+    /// snapshot's number and the resource server's outer layer.
+    pub fn judge(&self, rs: ResourceServerRef) -> Option<crate::token::Judge<'_>> {
+        let realm = &self.realms[self.resource_servers.get(rs)?.realm];
+        Some(crate::token::Judge {
+            realm: &realm.realm,
+            keys: &realm.keys,
+            epoch: self.epoch,
+            outer: self.outer(rs),
+        })
     }
 
     /// Whether every realm has usable keys (readiness).
     pub fn ready(&self) -> bool {
-        self.realm_keys.iter().all(|k| k.health().usable)
+        self.realms.iter().all(|r| r.keys.health().usable)
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use crate::model::{ProtectedResource, ResourceServer};
+use crate::model::{EntityRef, ProtectedResource, RealmRef, ResourceRef, ResourceServer, ResourceServerRef};
 use crate::routing::{NormalizedPath, PathError, normalize};
 use crate::snapshot::Snapshot;
 use crate::time::SharedClock;
@@ -20,10 +20,10 @@ use crate::token::{self, Claims, RequestContext, RevocationKey, Revocations, Tok
 /// A request that may go through.
 #[derive(Debug, Clone)]
 pub struct Allowed {
-    /// Index of the matched protected resource in the snapshot.
-    pub resource: usize,
-    /// Index of its resource server.
-    pub resource_server: usize,
+    /// The matched protected resource.
+    pub resource: ResourceRef,
+    /// Its resource server.
+    pub resource_server: ResourceServerRef,
     /// The verified claims.
     pub claims: Arc<Claims>,
     /// The normalized path: what was matched, and what the upstream must receive.
@@ -40,7 +40,7 @@ impl Allowed {
 
     /// The resource server the request goes to.
     pub fn resource_server<'s>(&self, snapshot: &'s Snapshot) -> &'s ResourceServer {
-        &snapshot.resource_servers[self.resource_server]
+        &snapshot.resource_servers[self.resource_server].resource_server
     }
 }
 
@@ -54,12 +54,12 @@ pub enum Denied {
     /// The matched resource (or its resource server) is outside its validity window: `404`.
     NotInForce {
         /// The protected resource.
-        resource: usize,
+        resource: ResourceRef,
     },
     /// The token is missing or does not grant access.
     Token {
         /// The protected resource.
-        resource: usize,
+        resource: ResourceRef,
         /// Why.
         error: TokenError,
     },
@@ -80,7 +80,7 @@ impl Denied {
 /// Decides requests against the current snapshot.
 pub struct Verifier {
     snapshot: ArcSwap<Snapshot>,
-    /// The last snapshot number handed out ([`crate::model::Realm::cache_epoch`]).
+    /// The last snapshot number handed out ([`Snapshot::epoch`]).
     epochs: AtomicU64,
     cache: TokenCache,
     revocations: Revocations,
@@ -102,7 +102,7 @@ impl Verifier {
     /// A verifier over `snapshot`, with a token cache sized by its settings.
     pub fn new(mut snapshot: Snapshot, clock: SharedClock) -> Self {
         let cache = TokenCache::new(snapshot.settings.token_cache_capacity, clock.clone());
-        number(&mut snapshot, 1);
+        snapshot.epoch = 1;
         Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             epochs: AtomicU64::new(1),
@@ -124,7 +124,7 @@ impl Verifier {
     /// Verdicts are also tagged with the snapshot's number, so one that a request still on
     /// the old snapshot stores after the swap never answers under the new one.
     pub fn replace(&self, mut snapshot: Snapshot) {
-        number(&mut snapshot, self.epochs.fetch_add(1, Ordering::Relaxed) + 1);
+        snapshot.epoch = self.epochs.fetch_add(1, Ordering::Relaxed) + 1;
         self.snapshot.store(Arc::new(snapshot));
         self.cache.clear();
     }
@@ -136,7 +136,7 @@ impl Verifier {
 
     /// Revokes a verified token of `realm` (RFC 7009): refused from now on, cache entry
     /// dropped, remembered until it would have expired anyway.
-    pub fn revoke(&self, snap: &Snapshot, realm: usize, token: &str, claims: &Claims) {
+    pub fn revoke(&self, snap: &Snapshot, realm: RealmRef, token: &str, claims: &Claims) {
         let r = &snap.realms[realm];
         let exp = claims.exp.unwrap_or_else(|| self.clock.now());
         self.revocations
@@ -170,7 +170,7 @@ impl Verifier {
             .router
             .find(host.as_deref(), method, &path)
             .ok_or(Denied::NoRoute)?;
-        let resource = found.resource;
+        let resource = ResourceRef::at(found.resource);
         let pr = &snap.resources[resource];
         let rs = &snap.resource_servers[pr.resource_server];
         let now = self.clock.now();
@@ -217,20 +217,13 @@ impl Verifier {
     pub async fn verify_for(
         &self,
         snap: &Snapshot,
-        resource_server: usize,
+        resource_server: ResourceServerRef,
         token: &str,
     ) -> Result<Arc<Claims>, TokenError> {
-        let rs = &snap.resource_servers[resource_server];
-        let realm = &snap.realms[rs.realm];
-        let keys = &snap.realm_keys[rs.realm];
-        token::verify(token, realm, keys, &self.cache, token::Outer::of(snap, resource_server)).await
-    }
-}
-
-/// Numbers `snap` for the token caches.
-fn number(snap: &mut Snapshot, epoch: u64) {
-    for realm in &mut snap.realms {
-        realm.cache_epoch = epoch;
+        let judge = snap
+            .judge(resource_server)
+            .ok_or(TokenError::ResourceServerNotInForce)?;
+        token::verify(token, &judge, &self.cache).await
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use portcullis::Snapshot;
 use portcullis::issuer::{MintRequest, mint};
 use portcullis::jwks::SigningKey;
+use portcullis::model::{EntityRef, RealmRef};
 
 /// The benches' fixed "now" (a `ManualClock`), so tokens never expire mid-run.
 pub const NOW: i64 = 1_780_272_000;
@@ -12,7 +13,8 @@ pub const NOW: i64 = 1_780_272_000;
 /// An access token of the bench realm (issuer `https://issuer.bench`, audience
 /// `https://api.bench`, scope `read`), signed with the realm's key `kid`.
 pub fn token(snap: &Snapshot, kid: &str) -> String {
-    let key = snap.signing_keys[0]
+    let key = snap.realms[RealmRef::at(0)]
+        .signing
         .keys()
         .iter()
         .find(|k| k.kid == kid)

@@ -46,12 +46,7 @@ struct Scrape {
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let snap = self.verifier.snapshot();
-        let health: Vec<_> = snap
-            .realms
-            .iter()
-            .zip(&snap.realm_keys)
-            .map(|(r, k)| (r.name.as_str(), k.health()))
-            .collect();
+        let health: Vec<_> = snap.realms.iter().map(|r| (r.name.as_str(), r.keys.health())).collect();
         {
             let mut m = encoder.encode_descriptor(
                 "jwks_fetches",

@@ -76,9 +76,8 @@ fn answer(verifier: &Verifier, registry: &Registry, req: &Request<Incoming>) -> 
             let realms: Vec<Value> = snap
                 .realms
                 .iter()
-                .zip(&snap.realm_keys)
-                .map(|(r, k)| {
-                    let h = k.health();
+                .map(|r| {
+                    let h = r.keys.health();
                     json!({
                         "realm": r.name.as_str(),
                         "usable": h.usable,

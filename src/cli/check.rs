@@ -35,9 +35,8 @@ pub fn run(config: &Path) -> ExitCode {
     if let Some(ca) = &snap.upstream_ca {
         println!("upstream_ca {}", ca.file.display());
     }
-    for (i, realm) in snap.realms.iter().enumerate() {
-        let keys = &snap.realm_keys[i];
-        let health = keys.health();
+    for (i, realm) in snap.realms.entries() {
+        let health = realm.keys.health();
         let algs: Vec<&str> = realm.algorithms.iter().map(|a| alg_name(*a)).collect();
         println!(
             "realm {}  issuer {}  algorithms {}  local keys {}  signing keys {}{}",
@@ -45,7 +44,7 @@ pub fn run(config: &Path) -> ExitCode {
             realm.issuer,
             algs.join(","),
             health.local_keys,
-            snap.signing_keys[i].keys().len(),
+            realm.signing.keys().len(),
             realm
                 .jwks_remote
                 .as_ref()

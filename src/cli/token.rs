@@ -38,7 +38,7 @@ fn mint_token(p: &Params) -> Result<String, (u8, String)> {
         )
     })?;
     let realm = &snap.realms[rs.realm];
-    let signing = &snap.signing_keys[rs.realm];
+    let signing = &snap.realms[rs.realm].signing;
     let key = match rs.signing_alg {
         Some(alg) => signing.active(alg),
         None => signing.first(),

@@ -9,31 +9,29 @@ use super::load::LoadedFile;
 use super::raw::RawClient;
 use super::report::{Ctx, Entity, is_client_id, label};
 use crate::jwks::{KeySet, RealmKeys};
-use crate::model::{Client, ClientAuth, Name, Realm, ResourceServer, ScopeSet};
+use crate::model::{Client, ClientAuth, ClientRef, Name, RealmRef, ResourceServerRef, ScopeSet, Table};
+use crate::snapshot::{ClientEntry, RealmEntry, ResourceServerEntry};
 
 /// Shortest shared secret for `client_secret_jwt`: RFC 7518 § 3.2 wants a key at least as
 /// long as the hash output, and we allow HS256 and up.
 const MIN_JWT_SECRET: usize = 32;
 
-/// Compiles every client; returns them with their assertion keys (for `private_key_jwt`).
+/// Compiles every client, with its assertion keys (for `private_key_jwt`).
 pub(super) fn compile_clients(
     c: &mut Ctx<'_>,
     files: &[LoadedFile],
     cx: &CompileContext<'_>,
-    realm_index: &HashMap<String, usize>,
-    realms: &[Realm],
-    signing_present: &[bool],
-    servers: &[ResourceServer],
-) -> (Vec<Client>, Vec<Option<Arc<RealmKeys>>>) {
-    let mut clients = Vec::new();
-    let mut keys = Vec::new();
+    realm_index: &HashMap<String, RealmRef>,
+    realms: &Table<RealmRef, RealmEntry>,
+    servers: &Table<ResourceServerRef, ResourceServerEntry>,
+) -> Table<ClientRef, ClientEntry> {
+    let mut clients = Table::default();
     let mut seen: HashMap<String, std::path::PathBuf> = HashMap::new();
     for f in files {
         for (i, raw) in f.raw.client.iter().enumerate() {
             let label = label("client", &raw.client_id, i);
             let mut e = c.entity(&f.path, &f.dir, &label);
-            let Some((client, k)) = compile_client(&mut e, raw, cx, realm_index, realms, signing_present, servers)
-            else {
+            let Some((client, keys)) = compile_client(&mut e, raw, cx, realm_index, realms, servers) else {
                 continue;
             };
             let id = client.client_id.as_str().to_owned();
@@ -52,21 +50,19 @@ pub(super) fn compile_clients(
                 continue;
             }
             seen.insert(id, f.path.clone());
-            clients.push(client);
-            keys.push(k);
+            clients.push(ClientEntry { client, keys });
         }
     }
-    (clients, keys)
+    clients
 }
 
 fn compile_client(
     e: &mut Entity<'_, '_>,
     raw: &RawClient,
     cx: &CompileContext<'_>,
-    realm_index: &HashMap<String, usize>,
-    realms: &[Realm],
-    signing_present: &[bool],
-    servers: &[ResourceServer],
+    realm_index: &HashMap<String, RealmRef>,
+    realms: &Table<RealmRef, RealmEntry>,
+    servers: &Table<ResourceServerRef, ResourceServerEntry>,
 ) -> Option<(Client, Option<Arc<RealmKeys>>)> {
     let client_id = e.required("client_id", &raw.client_id);
     if let Some(id) = client_id
@@ -78,7 +74,7 @@ fn compile_client(
         let found = realm_index.get(r).copied();
         match found {
             None => e.err("realm", format!("no realm is named {r:?}")),
-            Some(ri) if !signing_present[ri] => e.err(
+            Some(ri) if realms[ri].signing.is_empty() => e.err(
                 "realm",
                 format!("realm {r:?} has no signing_keys, so it issues no tokens"),
             ),
@@ -96,8 +92,8 @@ fn compile_client(
     let resource_servers = raw.resource_servers.as_ref().map(|ids| {
         let mut out = Vec::new();
         for id in ids {
-            match servers.iter().position(|rs| rs.id.as_str() == id) {
-                Some(i) if Some(servers[i].realm) == realm => out.push(i),
+            match servers.find(|rs| rs.id.as_str() == id) {
+                Some((i, rs)) if Some(rs.realm) == realm => out.push(i),
                 Some(_) => e.err("resource_servers", format!("{id:?} is in another realm")),
                 None => e.err("resource_servers", format!("no resource server has id {id:?}")),
             }

@@ -12,8 +12,8 @@ use super::realm::Realms;
 use super::report::Ctx;
 use crate::inputs::Inputs;
 use crate::jwks::Fetcher;
-use crate::model::IssuerEndpoint;
-use crate::snapshot::Snapshot;
+use crate::model::{IssuerEndpoint, RealmRef, Table};
+use crate::snapshot::{RealmEntry, Snapshot};
 use crate::time::SharedClock;
 
 /// What compiling needs besides the files.
@@ -47,26 +47,15 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>, inputs: &mut Input
     let settings = super::settings::compile_settings(&mut c, files);
     let tls = super::tls::compile(&mut c, files, cx);
     let compiled = super::realm::compile_realms(&mut c, files, cx);
-    let (resource_servers, rs_jwe) = super::resource_server::compile_resource_servers(&mut c, files, &compiled);
+    let resource_servers = super::resource_server::compile_resource_servers(&mut c, files, &compiled);
     let Realms {
-        mut realms,
-        keys: realm_keys,
-        signing: signing_keys,
+        entries: mut realms,
         index: realm_index,
         ..
     } = compiled;
     super::realm::collect_forwarded_claims(&mut realms, &resource_servers);
-    let signing_present: Vec<bool> = signing_keys.iter().map(|s| !s.is_empty()).collect();
-    let (clients, client_keys) = super::client::compile_clients(
-        &mut c,
-        files,
-        cx,
-        &realm_index,
-        &realms,
-        &signing_present,
-        &resource_servers,
-    );
-    let issuer_routes = issuer_routes(&mut c, &realms, &signing_present);
+    let clients = super::client::compile_clients(&mut c, files, cx, &realm_index, &realms, &resource_servers);
+    let issuer_routes = issuer_routes(&mut c, &realms);
     let (resources, router) = super::resource::compile_resources(&mut c, files, &resource_servers);
     if realms.is_empty() && c.clean() {
         let file = files.first().map_or_else(PathBuf::new, |f| f.path.clone());
@@ -76,16 +65,13 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>, inputs: &mut Input
         return Err(errors);
     }
     Ok(Snapshot {
+        epoch: 0,
         settings,
         realms,
-        realm_keys,
-        signing_keys,
         resource_servers,
         resources,
         router,
-        rs_jwe,
         clients,
-        client_keys,
         issuer_routes,
         sources: files.iter().map(|f| f.path.clone()).collect(),
         inputs: Inputs::default(),
@@ -95,14 +81,10 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>, inputs: &mut Input
 }
 
 /// The embedded issuers' endpoints by exact path; two realms may not share one.
-fn issuer_routes(
-    c: &mut Ctx<'_>,
-    realms: &[crate::model::Realm],
-    signing_present: &[bool],
-) -> HashMap<String, (usize, IssuerEndpoint)> {
-    let mut routes: HashMap<String, (usize, IssuerEndpoint)> = HashMap::new();
-    for (ri, realm) in realms.iter().enumerate() {
-        if !signing_present[ri] {
+fn issuer_routes(c: &mut Ctx<'_>, realms: &Table<RealmRef, RealmEntry>) -> HashMap<String, (RealmRef, IssuerEndpoint)> {
+    let mut routes: HashMap<String, (RealmRef, IssuerEndpoint)> = HashMap::new();
+    for (ri, realm) in realms.entries() {
+        if realm.signing.is_empty() {
             continue;
         }
         let p = &realm.issuer_path;

@@ -15,7 +15,8 @@ use super::load::LoadedFile;
 use super::raw::RawRealm;
 use super::report::{Ctx, Entity, is_simple_name, label};
 use crate::jwks::{KeySet, RealmKeys, SigningKeys, VerifyKey, parse_alg};
-use crate::model::{Name, Realm, RemoteJwks, ResourceServer, ScopeSource, defaults};
+use crate::model::{Name, Realm, RealmRef, RemoteJwks, ResourceServerRef, ScopeSource, Table, defaults};
+use crate::snapshot::{RealmEntry, ResourceServerEntry};
 
 /// Compiles one `[[realm]]`: its rules, its verification keys (local, signing, remote) and
 /// the embedded issuer's path when it has signing keys.
@@ -81,7 +82,6 @@ pub(super) fn compile_realm(
         require_at_jwt_typ: raw.require_at_jwt_typ.unwrap_or(false),
         // Filled in once the resource servers are compiled.
         forwarded_claims: Vec::new(),
-        cache_epoch: 0,
         access_token_ttl,
         scope_source,
         issuer_path,
@@ -226,23 +226,19 @@ fn reuse_keys(
     remote: Option<&RemoteJwks>,
 ) -> Option<Arc<RealmKeys>> {
     let prev = cx.previous?;
-    let (i, _) = prev.realm(name.as_str())?;
-    let keys = prev.realm_keys.get(i)?;
+    let (_, entry) = prev.realm(name.as_str())?;
+    let keys = &entry.keys;
     (keys.same_sources(remote) && keys.same_local(local)).then(|| keys.clone())
 }
 
-/// The compiled realms, parallel vectors by realm index, with what later phases need.
+/// The compiled realms, with what later phases need of them.
 pub(super) struct Realms {
-    /// The realms.
-    pub realms: Vec<Realm>,
-    /// Their verification keys.
-    pub keys: Vec<Arc<RealmKeys>>,
-    /// Their signing keys (empty without an embedded issuer).
-    pub signing: Vec<Arc<SigningKeys>>,
-    /// Realm index by name.
-    pub index: HashMap<String, usize>,
+    /// The realms with their keys.
+    pub entries: Table<RealmRef, RealmEntry>,
+    /// Realms by name.
+    pub index: HashMap<String, RealmRef>,
     /// Their decryption keys and the kids they use.
-    pub decryption: Vec<RealmDecryption>,
+    pub decryption: Table<RealmRef, RealmDecryption>,
 }
 
 /// A realm's decryption keys (for resource servers with `encryption = "realm"`) and every
@@ -257,11 +253,9 @@ pub(super) struct RealmDecryption {
 /// Compiles every `[[realm]]`; names must be unique.
 pub(super) fn compile_realms(c: &mut Ctx<'_>, files: &[LoadedFile], cx: &CompileContext<'_>) -> Realms {
     let mut out = Realms {
-        realms: Vec::new(),
-        keys: Vec::new(),
-        signing: Vec::new(),
+        entries: Table::default(),
         index: HashMap::new(),
-        decryption: Vec::new(),
+        decryption: Table::default(),
     };
     for f in files {
         for (i, raw) in f.raw.realm.iter().enumerate() {
@@ -270,19 +264,17 @@ pub(super) fn compile_realms(c: &mut Ctx<'_>, files: &[LoadedFile], cx: &Compile
             let Some((realm, keys, signing)) = compile_realm(&mut e, raw, cx) else {
                 continue;
             };
-            // NB: check before inserting, so the first realm's index is kept (the
-            // duplicate is never pushed, and an index past the end would panic later).
+            // NB: a duplicate is never added, so the first realm of a name keeps it.
             if out.index.contains_key(realm.name.as_str()) {
                 e.err("name", "another realm has this name");
                 continue;
             }
-            out.index.insert(realm.name.as_str().to_owned(), out.realms.len());
             let (doc, mut kids) = super::encryption::realm_decryption(&mut e, raw.decryption_keys.as_deref());
             kids.extend(keys.local_kids());
             out.decryption.push(RealmDecryption { doc, kids });
-            out.realms.push(realm);
-            out.keys.push(keys);
-            out.signing.push(signing);
+            let name = realm.name.as_str().to_owned();
+            let r = out.entries.push(RealmEntry { realm, keys, signing });
+            out.index.insert(name, r);
         }
     }
     out
@@ -290,16 +282,20 @@ pub(super) fn compile_realms(c: &mut Ctx<'_>, files: &[LoadedFile], cx: &Compile
 
 /// Gives each realm the sorted list of claims its resource servers forward as headers: what
 /// a verified token of the realm keeps beyond the registered claims.
-pub(super) fn collect_forwarded_claims(realms: &mut [Realm], servers: &[ResourceServer]) {
+pub(super) fn collect_forwarded_claims(
+    realms: &mut Table<RealmRef, RealmEntry>,
+    servers: &Table<ResourceServerRef, ResourceServerEntry>,
+) {
     for rs in servers {
-        if let Some(realm) = realms.get_mut(rs.realm) {
-            realm
+        if let Some(entry) = realms.get_mut(rs.realm) {
+            entry
+                .realm
                 .forwarded_claims
                 .extend(rs.claim_headers.iter().map(|ch| Box::from(ch.claim.as_str())));
         }
     }
-    for realm in realms {
-        realm.forwarded_claims.sort_unstable();
-        realm.forwarded_claims.dedup();
+    for entry in realms.iter_mut() {
+        entry.realm.forwarded_claims.sort_unstable();
+        entry.realm.forwarded_claims.dedup();
     }
 }

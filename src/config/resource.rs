@@ -8,14 +8,15 @@ use http::Method;
 use super::load::LoadedFile;
 use super::raw::RawProtectedResource;
 use super::report::{Ctx, Entity, label};
-use crate::model::{Name, ProtectedResource, ResourceServer, ScopeMatch};
+use crate::model::{EntityRef, Name, ProtectedResource, ResourceRef, ResourceServerRef, ScopeMatch, Table};
 use crate::routing::{InsertError, Route, Router};
+use crate::snapshot::ResourceServerEntry;
 
 pub(super) fn compile_resource(
     e: &mut Entity<'_, '_>,
     raw: &RawProtectedResource,
-    rs_index: &HashMap<&str, usize>,
-    servers: &[ResourceServer],
+    rs_index: &HashMap<&str, ResourceServerRef>,
+    servers: &Table<ResourceServerRef, ResourceServerEntry>,
 ) -> Option<ProtectedResource> {
     let id = e.required("id", &raw.id);
     let rs = e.required("resource_server", &raw.resource_server).and_then(|r| {
@@ -100,10 +101,10 @@ pub(super) fn compile_resource(
 pub(super) fn compile_resources(
     c: &mut Ctx<'_>,
     files: &[LoadedFile],
-    servers: &[ResourceServer],
-) -> (Vec<ProtectedResource>, Router) {
-    let rs_index: HashMap<&str, usize> = servers.iter().enumerate().map(|(i, rs)| (rs.id.as_str(), i)).collect();
-    let mut resources: Vec<ProtectedResource> = Vec::new();
+    servers: &Table<ResourceServerRef, ResourceServerEntry>,
+) -> (Table<ResourceRef, ProtectedResource>, Router) {
+    let rs_index: HashMap<&str, ResourceServerRef> = servers.entries().map(|(r, rs)| (rs.id.as_str(), r)).collect();
+    let mut resources: Table<ResourceRef, ProtectedResource> = Table::default();
     let mut router = Router::new();
     let mut seen_ids = HashSet::new();
     for f in files {
@@ -130,7 +131,7 @@ fn add_routes(
     router: &mut Router,
     pr: &ProtectedResource,
     index: usize,
-    resources: &[ProtectedResource],
+    resources: &Table<ResourceRef, ProtectedResource>,
 ) {
     for pattern in &pr.paths {
         let route = Route {
@@ -143,7 +144,7 @@ fn add_routes(
             Ok(()) => {}
             Err(InsertError::Pattern(why)) => e.err("paths", format!("{pattern:?}: {why}")),
             Err(InsertError::Overlap(o)) => {
-                let other = &resources[o.first];
+                let other = &resources[ResourceRef::at(o.first)];
                 e.err(
                     "paths",
                     format!(

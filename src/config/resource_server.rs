@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use http::{HeaderName, Uri};
 use jsonwebtoken::Algorithm;
@@ -15,9 +14,10 @@ use super::realm::Realms;
 use super::report::{Ctx, Entity, is_client_id, is_simple_name, label};
 use crate::jwks::{SigningKeys, parse_alg};
 use crate::model::{
-    Audience, ClaimHeader, Encryption, Name, Realm, ResourceServer, ResourceServerCredentials, Upstream, defaults,
+    Audience, ClaimHeader, Encryption, Name, Realm, ResourceServer, ResourceServerCredentials, ResourceServerRef,
+    Table, Upstream, defaults,
 };
-use crate::token::jwe::JweKeys;
+use crate::snapshot::ResourceServerEntry;
 
 /// Headers a claim may never be passed as: hop-by-hop, framing, routing and forwarding
 /// headers the proxy itself owns.
@@ -52,8 +52,7 @@ pub(super) fn compile_resource_server(
     realms: &Realms,
 ) -> Option<ResourceServer> {
     let Realms {
-        realms,
-        signing,
+        entries: realms,
         index: realm_index,
         ..
     } = realms;
@@ -103,7 +102,7 @@ pub(super) fn compile_resource_server(
         alg
     });
     if let (Some(alg), Some(ri)) = (signing_alg, realm) {
-        check_signing_alg(e, alg, &realms[ri], &signing[ri]);
+        check_signing_alg(e, alg, &realms[ri], &realms[ri].signing);
     }
     let claim_headers = claim_headers(e, raw);
     let response_timeout = e.duration("response_timeout", &raw.response_timeout, defaults::RESPONSE_TIMEOUT);
@@ -225,14 +224,13 @@ fn parse_upstream(text: &str) -> Result<Upstream, String> {
 }
 
 /// Compiles every `[[resource_server]]` with its encryption settings; ids are unique and a
-/// realm has at most one default resource server. Returns them with their JWE keys.
+/// realm has at most one default resource server.
 pub(super) fn compile_resource_servers(
     c: &mut Ctx<'_>,
     files: &[LoadedFile],
     realms: &Realms,
-) -> (Vec<ResourceServer>, Vec<Option<Arc<JweKeys>>>) {
-    let mut servers: Vec<ResourceServer> = Vec::new();
-    let mut jwes = Vec::new();
+) -> Table<ResourceServerRef, ResourceServerEntry> {
+    let mut servers: Table<ResourceServerRef, ResourceServerEntry> = Table::default();
     let mut seen: HashSet<String> = HashSet::new();
     for f in files {
         for (i, raw) in f.raw.resource_server.iter().enumerate() {
@@ -241,16 +239,17 @@ pub(super) fn compile_resource_servers(
             let Some(mut rs) = compile_resource_server(&mut e, raw, realms) else {
                 continue;
             };
+            let realm = &realms.entries[rs.realm];
             let dec = &realms.decryption[rs.realm];
             let side = RealmSide {
-                realm: &realms.realms[rs.realm],
+                realm,
                 doc: dec.doc.as_deref(),
                 kids: &dec.kids,
-                issues: !realms.signing[rs.realm].is_empty(),
+                issues: !realm.signing.is_empty(),
             };
             let (encryption, jwe) = super::encryption::resource_server_encryption(&mut e, raw, &side);
             rs.encryption = encryption;
-            // NB: as for realms, keep the first server's index.
+            // NB: a duplicate is never added, so the first resource server of an id keeps it.
             if !seen.insert(rs.id.as_str().to_owned()) {
                 e.err("id", "another resource server has this id");
                 continue;
@@ -260,14 +259,16 @@ pub(super) fn compile_resource_servers(
             {
                 let msg = format!(
                     "realm {:?} already has a default resource server ({:?})",
-                    realms.realms[rs.realm].name.as_str(),
+                    realm.name.as_str(),
                     other.id.as_str()
                 );
                 e.err("default", msg);
             }
-            servers.push(rs);
-            jwes.push(jwe);
+            servers.push(ResourceServerEntry {
+                resource_server: rs,
+                jwe,
+            });
         }
     }
-    (servers, jwes)
+    servers
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use super::OAuthError;
 use super::client_auth::{self, AuthContext};
 use super::form::Form;
+use crate::model::{ClientRef, RealmRef, ResourceServerRef};
 use crate::snapshot::Snapshot;
 use crate::token::{self, Claims, RevocationKey};
 use crate::verifier::Verifier;
@@ -16,9 +17,9 @@ use crate::verifier::Verifier;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caller {
     /// A resource server (its index), with its own credentials.
-    ResourceServer(usize),
+    ResourceServer(ResourceServerRef),
     /// A client of the realm (its index), with its registered authentication method.
-    Client(usize),
+    Client(ClientRef),
 }
 
 /// Authenticates the caller at introspection (`clients_too` false: resource servers only,
@@ -28,7 +29,7 @@ pub enum Caller {
 pub async fn authenticate_caller(
     cx: &AuthContext<'_>,
     snap: &Snapshot,
-    realm: usize,
+    realm: RealmRef,
     headers: &HeaderMap,
     form: &Form,
     clients_too: bool,
@@ -47,8 +48,7 @@ pub async fn authenticate_caller(
     let id = presented.claimed_id().ok_or_else(fail)?;
     let rs = snap
         .resource_servers
-        .iter()
-        .enumerate()
+        .entries()
         .find_map(|(i, rs)| match &rs.credentials {
             Some(c) if rs.realm == realm && c.client_id == id => Some((i, c.secret_hash.as_str())),
             _ => None,
@@ -61,7 +61,7 @@ pub async fn authenticate_caller(
         return Ok(Caller::ResourceServer(i));
     }
     if clients_too && let Some((ci, client)) = snap.client(realm, &id) {
-        client_auth::authenticate(cx, &presented, client, snap.client_keys[ci].as_ref()).await?;
+        client_auth::authenticate(cx, &presented, client, snap.clients[ci].keys.as_ref()).await?;
         if !client.validity.in_force(cx.now) {
             return Err(OAuthError::InvalidClient {
                 message: "the client is not active".into(),
@@ -78,13 +78,13 @@ pub async fn authenticate_caller(
 async fn active_claims(
     verifier: &Verifier,
     snap: &Snapshot,
-    realm: usize,
-    asking: usize,
+    realm: RealmRef,
+    asking: ResourceServerRef,
     token: &str,
 ) -> Option<std::sync::Arc<Claims>> {
     let r = &snap.realms[realm];
-    let outer = token::Outer::of(snap, asking);
-    let claims = match token::verify(token, r, &snap.realm_keys[realm], verifier.cache(), outer).await {
+    let judge = snap.judge(asking)?;
+    let claims = match token::verify(token, &judge, verifier.cache()).await {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(reason = e.reason(), "introspected token is not valid");
@@ -107,8 +107,8 @@ async fn active_claims(
 pub async fn introspect(
     verifier: &Verifier,
     snap: &Snapshot,
-    realm: usize,
-    asking: usize,
+    realm: RealmRef,
+    asking: ResourceServerRef,
     form: &Form,
 ) -> Result<Value, OAuthError> {
     let token = form
@@ -154,7 +154,7 @@ pub async fn introspect(
 pub async fn revoke(
     verifier: &Verifier,
     snap: &Snapshot,
-    realm: usize,
+    realm: RealmRef,
     caller: Caller,
     form: &Form,
 ) -> Result<(), OAuthError> {
@@ -197,29 +197,42 @@ pub async fn revoke(
 async fn verify_any(
     verifier: &Verifier,
     snap: &Snapshot,
-    realm: usize,
+    realm: RealmRef,
     caller: Caller,
     token: &str,
 ) -> Option<std::sync::Arc<Claims>> {
-    let r = &snap.realms[realm];
-    let keys = &snap.realm_keys[realm];
+    let entry = &snap.realms[realm];
+    let plain = token::Judge {
+        realm: &entry.realm,
+        keys: &entry.keys,
+        epoch: snap.epoch,
+        outer: None,
+    };
     // RFC 7516 § 7.1: five parts is a compact JWE.
     if token.bytes().filter(|b| *b == b'.').count() != 4 {
-        return token::verify(token, r, keys, verifier.cache(), None).await.ok();
+        return token::verify(token, &plain, verifier.cache()).await.ok();
     }
     let own = match caller {
         Caller::ResourceServer(i) => Some(i),
         Caller::Client(_) => None,
     };
-    let others = (0..snap.resource_servers.len()).filter(|i| Some(*i) != own);
+    let others = snap
+        .resource_servers
+        .entries()
+        .map(|(i, _)| i)
+        .filter(|i| Some(*i) != own);
     for i in own.into_iter().chain(others) {
         if snap.resource_servers[i].realm != realm {
             continue;
         }
-        let Some(outer) = token::Outer::of(snap, i) else {
+        let Some(outer) = snap.outer(i) else {
             continue;
         };
-        if let Ok(claims) = token::verify(token, r, keys, verifier.cache(), Some(outer)).await {
+        let judge = token::Judge {
+            outer: Some(outer),
+            ..plain
+        };
+        if let Ok(claims) = token::verify(token, &judge, verifier.cache()).await {
             return Some(claims);
         }
     }

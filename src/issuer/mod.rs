@@ -29,7 +29,7 @@ pub use secrets::{SecretChecker, SecretError, check_phc, hash_secret};
 pub use token_endpoint::Issued;
 
 use crate::jwks::alg_name;
-use crate::model::IssuerEndpoint;
+use crate::model::{IssuerEndpoint, RealmRef};
 use crate::snapshot::Snapshot;
 use crate::verifier::Verifier;
 use throttle::Source;
@@ -77,7 +77,7 @@ impl Issuer {
     pub async fn handle(
         &self,
         snap: &Snapshot,
-        realm: usize,
+        realm: RealmRef,
         endpoint: IssuerEndpoint,
         req: Request<Incoming>,
         remote: SocketAddr,
@@ -114,7 +114,7 @@ impl Issuer {
             IssuerEndpoint::Metadata => plain(Ok(json_response(StatusCode::OK, &metadata(snap, realm)))),
             IssuerEndpoint::Jwks => {
                 let keys: Vec<&serde_json::Map<String, Value>> =
-                    snap.signing_keys[realm].keys().iter().map(|k| &k.public).collect();
+                    snap.realms[realm].signing.keys().iter().map(|k| &k.public).collect();
                 let mut resp = json_response(StatusCode::OK, &json!({ "keys": keys }));
                 resp.headers_mut()
                     .insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
@@ -139,7 +139,7 @@ impl Issuer {
     fn auth_context<'a>(
         &'a self,
         snap: &'a Snapshot,
-        realm: usize,
+        realm: RealmRef,
         audiences: &'a [String],
         source: Source,
     ) -> client_auth::AuthContext<'a> {
@@ -156,7 +156,7 @@ impl Issuer {
     async fn token(
         &self,
         snap: &Snapshot,
-        realm: usize,
+        realm: RealmRef,
         req: Request<Incoming>,
         source: Source,
     ) -> Result<(Response<Full<Bytes>>, Outcome), OAuthError> {
@@ -188,7 +188,7 @@ impl Issuer {
     async fn introspect(
         &self,
         snap: &Snapshot,
-        realm: usize,
+        realm: RealmRef,
         req: Request<Incoming>,
         source: Source,
     ) -> Result<Response<Full<Bytes>>, OAuthError> {
@@ -207,7 +207,7 @@ impl Issuer {
     async fn revoke(
         &self,
         snap: &Snapshot,
-        realm: usize,
+        realm: RealmRef,
         req: Request<Incoming>,
         source: Source,
     ) -> Result<Response<Full<Bytes>>, OAuthError> {
@@ -237,7 +237,7 @@ pub fn endpoint_url(issuer: &str, endpoint: IssuerEndpoint) -> String {
 }
 
 /// RFC 8414 § 2 metadata for a realm.
-fn metadata(snap: &Snapshot, realm: usize) -> Value {
+fn metadata(snap: &Snapshot, realm: RealmRef) -> Value {
     let r = &snap.realms[realm];
     let mut scopes: Vec<&str> = Vec::new();
     for rs in snap.resource_servers.iter().filter(|rs| rs.realm == realm) {

@@ -7,8 +7,8 @@ use super::OAuthError;
 use super::client_auth::{self, AuthContext};
 use super::form::Form;
 use super::mint::{MintRequest, mint};
-use crate::model::{Client, ResourceServer, Scope, ScopeSource};
-use crate::snapshot::Snapshot;
+use crate::model::{Client, RealmRef, ResourceServer, ResourceServerRef, Scope, ScopeSource};
+use crate::snapshot::{ResourceServerEntry, Snapshot};
 
 /// A successful token response's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct Issued {
 pub async fn token(
     cx: &AuthContext<'_>,
     snap: &Snapshot,
-    realm: usize,
+    realm: RealmRef,
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<Issued, OAuthError> {
@@ -42,7 +42,7 @@ pub async fn token(
     let Some((ci, client)) = snap.client(realm, &id) else {
         return Err(client_auth::refuse_unknown(cx, &presented, "client authentication failed").await);
     };
-    client_auth::authenticate(cx, &presented, client, snap.client_keys[ci].as_ref()).await?;
+    client_auth::authenticate(cx, &presented, client, snap.clients[ci].keys.as_ref()).await?;
     if !client.validity.in_force(cx.now) {
         return Err(OAuthError::InvalidClient {
             message: "the client is not active".into(),
@@ -73,7 +73,7 @@ pub async fn token(
     let ttl = client
         .access_token_ttl
         .map_or(rs.access_token_ttl, |t| t.min(rs.access_token_ttl));
-    let signing = &snap.signing_keys[realm];
+    let signing = &snap.realms[realm].signing;
     let key = match rs.signing_alg {
         Some(alg) => signing.active(alg),
         None => signing.first(),
@@ -105,7 +105,7 @@ pub async fn token(
     })?;
     // Per the target's `encryption`: sent as is, or nested in a compact JWE (RFC 7519 § 5.2)
     // to the realm's key or the resource server's own.
-    let access_token = match snap.rs_jwe.get(target).and_then(Option::as_deref) {
+    let access_token = match snap.resource_servers[target].jwe.as_deref() {
         None => access_token,
         Some(keys) => keys.encrypt(&access_token).map_err(|e| {
             tracing::error!(error = %e, "encrypting the token failed");
@@ -123,18 +123,17 @@ pub async fn token(
 
 /// The target: `resource` (RFC 8707, the audience URI), else `resourceServer` (its id,
 /// as other admin APIs name it), else the realm's default resource server.
-pub fn select_target(snap: &Snapshot, realm: usize, form: &Form) -> Result<usize, OAuthError> {
-    let in_realm = |rs: &&ResourceServer| rs.realm == realm;
+pub fn select_target(snap: &Snapshot, realm: RealmRef, form: &Form) -> Result<ResourceServerRef, OAuthError> {
+    let in_realm = |rs: &ResourceServerEntry| rs.realm == realm;
     let by_resource = match form.resources.as_slice() {
         [] => None,
         [first, rest @ ..] => {
             if rest.iter().any(|r| r != first) {
                 return Err(OAuthError::InvalidTarget("one resource per token request".into()));
             }
-            let i = snap
+            let (i, _) = snap
                 .resource_servers
-                .iter()
-                .position(|rs| in_realm(&rs) && rs.audience.as_str() == first)
+                .find(|rs| in_realm(rs) && rs.audience.as_str() == first)
                 .ok_or_else(|| OAuthError::InvalidTarget("unknown resource".into()))?;
             Some(i)
         }
@@ -143,8 +142,8 @@ pub fn select_target(snap: &Snapshot, realm: usize, form: &Form) -> Result<usize
         None => None,
         Some(id) => Some(
             snap.resource_servers
-                .iter()
-                .position(|rs| in_realm(&rs) && rs.id.as_str() == id)
+                .find(|rs| in_realm(rs) && rs.id.as_str() == id)
+                .map(|(i, _)| i)
                 .ok_or_else(|| OAuthError::InvalidTarget("unknown resourceServer".into()))?,
         ),
     };
@@ -153,8 +152,8 @@ pub fn select_target(snap: &Snapshot, realm: usize, form: &Form) -> Result<usize
         (Some(a), _) | (None, Some(a)) => Ok(a),
         (None, None) => snap
             .resource_servers
-            .iter()
-            .position(|rs| in_realm(&rs) && rs.default)
+            .find(|rs| in_realm(rs) && rs.default)
+            .map(|(i, _)| i)
             .ok_or_else(|| {
                 OAuthError::InvalidTarget("no resource given and the realm has no default resource server".into())
             }),
@@ -166,7 +165,7 @@ pub fn select_target(snap: &Snapshot, realm: usize, form: &Form) -> Result<usize
 /// default scopes the client may have. A requested scope that cannot be granted fails.
 pub fn grant_scopes(
     snap: &Snapshot,
-    realm: usize,
+    realm: RealmRef,
     client: &Client,
     rs: &ResourceServer,
     requested: Option<&str>,

@@ -56,14 +56,14 @@ pub struct Client {
     pub client_id: Name,
     /// Display name.
     pub name: String,
-    /// Index of its realm.
-    pub realm: usize,
+    /// Its realm.
+    pub realm: super::RealmRef,
     /// How it authenticates.
     pub auth: ClientAuth,
     /// Scopes it may be granted; `None` for any scope of its allowed resource servers.
     pub scopes: Option<ScopeSet>,
-    /// Resource servers (indices) it may get tokens for; `None` for all of its realm.
-    pub resource_servers: Option<Vec<usize>>,
+    /// Resource servers it may get tokens for; `None` for all of its realm.
+    pub resource_servers: Option<Vec<super::ResourceServerRef>>,
     /// Lifetime of its tokens, never above the target's `access_token_ttl`.
     pub access_token_ttl: Option<Duration>,
     /// When it is in force.

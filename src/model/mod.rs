@@ -5,10 +5,12 @@ mod client;
 pub mod defaults;
 mod ids;
 mod scope;
+mod table;
 
 pub use client::{Client, ClientAuth, ResourceServerCredentials};
 pub use ids::{Audience, Name};
 pub use scope::{Scope, ScopeMatch, ScopeSet};
+pub use table::{ClientRef, EntityRef, RealmRef, ResourceRef, ResourceServerRef, Table};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,10 +83,6 @@ pub struct Realm {
     /// Every claim its resource servers pass upstream (`claim_headers`), sorted: what a
     /// verified token keeps beyond the registered claims.
     pub forwarded_claims: Vec<Box<str>>,
-    /// The number of the snapshot this realm belongs to, set by the [`crate::Verifier`]
-    /// that swaps it in (0 until then). Verdicts in the token caches carry it, so one
-    /// reached under an older configuration never answers under this one.
-    pub cache_epoch: u64,
     /// Default lifetime of tokens the embedded issuer mints (the realm's client default).
     /// Defaults to 1 h; a resource server's `access_token_ttl` overrides it.
     pub access_token_ttl: Duration,
@@ -188,8 +186,8 @@ pub struct ResourceServer {
     pub id: Name,
     /// Human-readable name.
     pub name: String,
-    /// Index of its realm in [`Snapshot`](crate::snapshot::Snapshot)`::realms`.
-    pub realm: usize,
+    /// Its realm.
+    pub realm: RealmRef,
     /// The audience URI tokens for it carry in `aud` (RFC 8707 resource indicator).
     pub audience: Audience,
     /// Where allowed requests go.
@@ -210,7 +208,7 @@ pub struct ResourceServer {
     pub keep_authorization: bool,
     /// Its own credentials, for introspection and revocation.
     pub credentials: Option<ResourceServerCredentials>,
-    /// How its tokens are encrypted; the keys are in the snapshot's `rs_jwe`.
+    /// How its tokens are encrypted; the keys are beside it in its snapshot entry.
     pub encryption: Encryption,
     /// Bound on waiting for the upstream's response head. Defaults to 30 s.
     pub response_timeout: Duration,
@@ -231,8 +229,8 @@ pub struct ResourceServer {
 pub struct ProtectedResource {
     /// Identifier (`resourceId` in other products' admin APIs).
     pub id: Name,
-    /// Index of its resource server in [`Snapshot`](crate::snapshot::Snapshot)`::resource_servers`.
-    pub resource_server: usize,
+    /// Its resource server.
+    pub resource_server: ResourceServerRef,
     /// Host it applies to (lowercase, no port); `None` for any host.
     pub host: Option<String>,
     /// Methods it applies to; `None` for any method.

@@ -41,15 +41,15 @@ pub struct Judged<'a> {
     /// The realm.
     pub realm: &'a Name,
     /// The configuration snapshot, as the verifier numbers them
-    /// ([`crate::model::Realm::cache_epoch`]): a verification that started before a reload
+    /// ([`crate::snapshot::Snapshot::epoch`]): a verification that started before a reload
     /// and finished after it never answers under the new rules.
     pub epoch: u64,
     /// The realm's key generation: a key change ends every verdict made before it.
     pub generation: u64,
-    /// The decryption context: 0 for a plain JWS, else which resource server's JWE settings
-    /// decrypted it, so an encrypted token verified for one resource server is never a hit
-    /// for another whose outer-layer policy it has not passed.
-    pub outer: u32,
+    /// The decryption context: 0 for a plain JWS, else the identity of the JWE keys that
+    /// decrypted it ([`super::jwe::JweKeys::id`]), so an encrypted token verified for one
+    /// resource server is never a hit for another whose outer layer it has not passed.
+    pub outer: u64,
 }
 
 /// [`Judged`], as stored with a verdict.
@@ -58,7 +58,7 @@ struct Tag {
     realm: Name,
     epoch: u64,
     generation: u64,
-    outer: u32,
+    outer: u64,
 }
 
 impl Tag {
@@ -80,7 +80,6 @@ impl Tag {
 #[derive(Debug)]
 struct Refusal {
     tag: Tag,
-    keys_id: usize,
     error: super::TokenError,
 }
 
@@ -157,11 +156,10 @@ impl TokenCache {
         }
     }
 
-    /// The remembered refusal of `token` judged under `judged` and these decryption keys
-    /// (`keys_id`), if any.
-    pub fn refused(&self, token: &TokenKey, judged: &Judged<'_>, keys_id: usize) -> Option<super::TokenError> {
+    /// The remembered refusal of `token` judged under `judged`, if any.
+    pub fn refused(&self, token: &TokenKey, judged: &Judged<'_>) -> Option<super::TokenError> {
         let r = self.refused.as_ref()?.get(token)?;
-        let hit = r.tag.matches(judged) && r.keys_id == keys_id;
+        let hit = r.tag.matches(judged);
         if hit {
             self.refusal_hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -169,11 +167,10 @@ impl TokenCache {
     }
 
     /// Remembers a refusal for [`REFUSED_TTL`].
-    pub fn remember_refusal(&self, token: &TokenKey, judged: &Judged<'_>, keys_id: usize, error: &super::TokenError) {
+    pub fn remember_refusal(&self, token: &TokenKey, judged: &Judged<'_>, error: &super::TokenError) {
         if let Some(c) = &self.refused {
             let r = Refusal {
                 tag: Tag::of(judged),
-                keys_id,
                 error: error.clone(),
             };
             c.insert(*token, Arc::new(r));

@@ -115,7 +115,12 @@ pub struct JweKeys {
     pub content_alg: String,
     decrypters: Vec<(Option<String>, Box<dyn JweDecrypter>)>,
     encrypter: Option<(Option<String>, Box<dyn JweEncrypter>)>,
+    /// This key set's identity for the token caches, unique in the process (never 0).
+    id: u64,
 }
+
+/// The identities handed out to key sets so far.
+static KEY_SET_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl fmt::Debug for JweKeys {
     // NB: never print key material.
@@ -222,9 +227,17 @@ impl JweKeys {
                 content_alg: content_alg.to_owned(),
                 decrypters,
                 encrypter,
+                id: KEY_SET_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
             },
             kids,
         ))
+    }
+
+    /// This key set's identity, unique in the process and never 0: a verdict reached
+    /// through these keys is cached under it, so no other keys (another resource server's,
+    /// a reload's) ever answer from it.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Whether the gateway can decrypt with these keys.

@@ -23,25 +23,41 @@ pub use revocation::{RevocationKey, Revocations};
 use crate::jwks::RealmKeys;
 use crate::model::Realm;
 
-/// Verifies `token` for `realm`: size bound, shape, header policy, signature, `iss`.
+/// What a token is judged under: its realm and keys, the configuration snapshot's number
+/// and, for a resource server that encrypts, the outer layer. A cached verdict answers only
+/// a lookup under the same.
+#[derive(Debug, Clone, Copy)]
+pub struct Judge<'a> {
+    /// The realm (issuer, algorithms, bounds).
+    pub realm: &'a Realm,
+    /// Its verification keys.
+    pub keys: &'a RealmKeys,
+    /// The snapshot's number: a verification that started before a reload and finished
+    /// after it never answers under the new rules.
+    pub epoch: u64,
+    /// The resource server's JWE layer, if it encrypts.
+    pub outer: Option<Outer<'a>>,
+}
+
+/// Verifies `token` under `judge`: size bound, shape, header policy, signature, `iss`.
 /// Returns the claims, from the cache when this exact token was verified before under the
 /// same keys.
-pub async fn verify(
-    token: &str,
-    realm: &Realm,
-    keys: &RealmKeys,
-    cache: &TokenCache,
-    outer: Option<Outer<'_>>,
-) -> Result<Arc<Claims>, TokenError> {
+pub async fn verify(token: &str, judge: &Judge<'_>, cache: &TokenCache) -> Result<Arc<Claims>, TokenError> {
+    let Judge {
+        realm,
+        keys,
+        epoch,
+        outer,
+    } = *judge;
     if token.len() > realm.max_token_bytes {
         return Err(TokenError::TooLarge(realm.max_token_bytes));
     }
     let generation = keys.generation();
     let judged = Judged {
         realm: &realm.name,
-        epoch: realm.cache_epoch,
+        epoch,
         generation,
-        outer: outer.map_or(0, |o| o.tag),
+        outer: outer.map_or(0, |o| o.keys.id()),
     };
     let Some(key) = cache.is_enabled().then(|| TokenKey::of(token)) else {
         return verify_uncached(token, realm, keys, outer).await.map(Arc::new);
@@ -50,10 +66,7 @@ pub async fn verify(
         return Ok(claims);
     }
     // A token refused a moment ago under the same keys is refused again without crypto.
-    // NB: refusals also remember which decryption keys judged them (their address: the
-    // epoch changes with every snapshot, so an address is never reused within one).
-    let keys_id = outer.map_or(0, |o| std::ptr::from_ref(o.keys) as usize);
-    if let Some(error) = cache.refused(&key, &judged, keys_id) {
+    if let Some(error) = cache.refused(&key, &judged) {
         return Err(error);
     }
     match verify_uncached(token, realm, keys, outer).await {
@@ -68,7 +81,7 @@ pub async fn verify(
         }
         Err(error) => {
             if error.is_deterministic() && keys.generation() == generation {
-                cache.remember_refusal(&key, &judged, keys_id, &error);
+                cache.remember_refusal(&key, &judged, &error);
             }
             Err(error)
         }
@@ -104,22 +117,10 @@ async fn verify_uncached(
     Ok(claims)
 }
 
-/// The outer (JWE) layer a resource server's tokens have.
+/// The outer (JWE) layer a resource server's tokens have: its keys and algorithms, whose
+/// identity ([`jwe::JweKeys::id`]) is the decryption context cached verdicts carry.
 #[derive(Debug, Clone, Copy)]
 pub struct Outer<'a> {
     /// Its keys and algorithms.
     pub keys: &'a jwe::JweKeys,
-    /// A cache tag unique to the resource server (never 0).
-    pub tag: u32,
-}
-
-impl<'a> Outer<'a> {
-    /// The outer layer of resource server `index` in `snap`, if it encrypts.
-    pub fn of(snap: &'a crate::snapshot::Snapshot, index: usize) -> Option<Self> {
-        let keys = snap.rs_jwe.get(index)?.as_deref()?;
-        Some(Self {
-            keys,
-            tag: u32::try_from(index).unwrap_or(u32::MAX - 1).saturating_add(1),
-        })
-    }
 }

@@ -41,7 +41,7 @@ async fn a_realm_without_usable_keys_is_not_ready() {
     assert_eq!(a.json()["realms"][0]["usable"], false);
     // Recovery makes it ready.
     jwks.set(StatusCode::OK, public_jwks(&[&h.key])).await;
-    let keys = h.gateway.verifier().snapshot().realm_keys[0].clone();
+    let keys = h.gateway.verifier().snapshot().realms[RealmRef::at(0)].keys.clone();
     keys.refresh().await.unwrap_or_else(|e| panic!("{e}"));
     let a = send(&h.client, Method::GET, &format!("http://{admin}/readyz"), &[], "").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);

@@ -191,15 +191,15 @@ fn base_config_loads() {
     assert_eq!(snap.realms.len(), 1);
     assert_eq!(snap.resource_servers.len(), 1);
     assert_eq!(snap.resources.len(), 2);
-    assert_eq!(snap.realms[0].issuer, "https://issuer.test/realms/r");
-    let rs = &snap.resource_servers[0];
+    assert_eq!(snap.realms[RealmRef::at(0)].issuer, "https://issuer.test/realms/r");
+    let rs = &snap.resource_servers[ResourceServerRef::at(0)];
     assert_eq!(rs.audience.as_str(), "https://api.test");
     assert!(rs.default);
     assert_eq!(rs.access_token_ttl, std::time::Duration::from_secs(600));
-    assert_eq!(snap.resources[1].max_age, Some(300));
+    assert_eq!(snap.resources[ResourceRef::at(1)].max_age, Some(300));
     // Verification keys: the jwks_file key and the signing key's public half.
-    assert_eq!(snap.realm_keys[0].health().local_keys, 2);
-    assert_eq!(snap.signing_keys[0].keys().len(), 1);
+    assert_eq!(snap.realms[RealmRef::at(0)].keys.health().local_keys, 2);
+    assert_eq!(snap.realms[RealmRef::at(0)].signing.keys().len(), 1);
 }
 
 #[test]
@@ -419,7 +419,7 @@ fn plain_http_jwks_uri_needs_the_danger_flag() {
         "jwks_uri = ",
         "danger_allow_http_jwks = true\njwks_uri = ",
     ));
-    assert!(snap.realms[0].jwks_remote.is_some());
+    assert!(snap.realms[RealmRef::at(0)].jwks_remote.is_some());
     // https needs no flag.
     accepted(&edit(&remote, "http://127.0.0.1:9", "https://127.0.0.1:9"));
     // The flag without a jwks_uri is itself an error.
@@ -655,7 +655,7 @@ fn disabled_on_not_after_valid_from_is_refused() {
         "access_token_ttl = ",
         "valid_from = \"2026-06-01T00:00:00Z\"\ndisabled_on = 2026-06-02T00:00:00Z\naccess_token_ttl = ",
     ));
-    let v = snap.resource_servers[0].validity;
+    let v = snap.resource_servers[ResourceServerRef::at(0)].validity;
     assert_eq!(v.valid_from, Some(NOW));
     assert_eq!(v.disabled_on, Some(NOW + 86_400));
 }
@@ -720,10 +720,10 @@ fn a_directory_of_files_merges() {
     assert_eq!(snap.realms.len(), 1);
     assert_eq!(snap.resource_servers.len(), 1);
     assert_eq!(snap.resources.len(), 2);
-    assert_eq!(snap.resource_servers[0].realm, 0);
-    assert_eq!(snap.realms[0].source, realm);
-    assert_eq!(snap.resource_servers[0].source, apis);
-    assert_eq!(snap.resources[0].source, apis);
+    assert_eq!(snap.resource_servers[ResourceServerRef::at(0)].realm, RealmRef::at(0));
+    assert_eq!(snap.realms[RealmRef::at(0)].source, realm);
+    assert_eq!(snap.resource_servers[ResourceServerRef::at(0)].source, apis);
+    assert_eq!(snap.resources[ResourceRef::at(0)].source, apis);
     assert_eq!(snap.settings.listen.port(), 0);
 }
 

@@ -387,13 +387,12 @@ fn cached(h: &Harness, rs_id: &str, token: &str) -> Option<Arc<Claims>> {
     let v = h.gateway.verifier();
     let snap = v.snapshot();
     let (i, rs) = snap.resource_server(rs_id)?;
-    let tag = Outer::of(&snap, i).map_or(0, |o| o.tag);
-    let keys = &snap.realm_keys[rs.realm];
+    let tag = snap.outer(i).map_or(0, |o| o.keys.id());
     let realm = &snap.realms[rs.realm];
     let judged = portcullis::token::Judged {
         realm: &realm.name,
-        epoch: realm.cache_epoch,
-        generation: keys.generation(),
+        epoch: snap.epoch,
+        generation: realm.keys.generation(),
         outer: tag,
     };
     v.cache().get(&portcullis::token::TokenKey::of(token), &judged)
@@ -404,20 +403,16 @@ fn cached(h: &Harness, rs_id: &str, token: &str) -> Option<Arc<Claims>> {
 async fn verify_with(h: &Harness, rs_id: &str, token: &str, jwe: &JweKeys) -> Result<Arc<Claims>, TokenError> {
     let v = h.gateway.verifier();
     let snap = v.snapshot();
-    let (i, rs) = snap
+    let (i, _) = snap
         .resource_server(rs_id)
         .unwrap_or_else(|| panic!("no resource server {rs_id}"));
-    let tag = Outer::of(&snap, i)
-        .unwrap_or_else(|| panic!("{rs_id} does not encrypt"))
-        .tag;
-    portcullis::token::verify(
-        token,
-        &snap.realms[rs.realm],
-        &snap.realm_keys[rs.realm],
-        v.cache(),
-        Some(Outer { keys: jwe, tag }),
-    )
-    .await
+    let judge = snap.judge(i).unwrap_or_else(|| panic!("no judge for {rs_id}"));
+    assert!(judge.outer.is_some(), "{rs_id} does not encrypt");
+    let judge = portcullis::token::Judge {
+        outer: Some(Outer { keys: jwe }),
+        ..judge
+    };
+    portcullis::token::verify(token, &judge, v.cache()).await
 }
 
 fn jwe_keys(doc: &str, alg: &str, enc: &str) -> JweKeys {
@@ -521,12 +516,18 @@ async fn issuer_encrypts_and_gateway_decrypts_every_key_management_algorithm() {
             vec![format!("https://{id}.test")],
             "{what}"
         );
-        // ...and a cache hit costs no decryption: keys that cannot open the token still
-        // get the very same claims.
-        let again = verify_with(&h, id, &token, &decoy)
+        // ...and a cache hit costs no decryption: the very same claims come back (a fresh
+        // decryption would build new ones). Only these keys' verdicts answer: the decoy,
+        // another key set, is a miss and cannot open it.
+        let v = h.gateway.verifier();
+        let snap = v.snapshot();
+        let (i, _) = snap.resource_server(id).unwrap_or_else(|| panic!("no {id}"));
+        let again = v
+            .verify_for(&snap, i, &token)
             .await
             .unwrap_or_else(|e| panic!("{what}: not served from the cache: {e}"));
         assert!(Arc::ptr_eq(&entry, &again), "{what}");
+        assert!(verify_with(&h, id, &token, &decoy).await.is_err(), "{what}");
 
         // A second request is a cache hit: accepted, no new entry.
         let entries = h.gateway.verifier().cache().len();
@@ -952,7 +953,7 @@ decryption_keys = "realm-pub.json"
     let good_path = dir.path().join("good.toml");
     let snap = portcullis::app::load_snapshot(&good_path, portcullis::time::system(), None)
         .unwrap_or_else(|e| panic!("the control should load:\n{e}"));
-    assert!(snap.rs_jwe.iter().all(Option::is_some));
+    assert!(snap.resource_servers.iter().all(|rs| rs.jwe.is_some()));
 
     // (resource server, realm, its lines, the field at fault, words the message has)
     let bad: [(&str, &str, String, &[&str], &str); 11] = [

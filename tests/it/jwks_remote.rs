@@ -28,7 +28,7 @@ async fn start_remote(server: &JwksServer, extra: &str, key: &TestKey) -> Harnes
 
 /// The realm's key store as the running gateway sees it.
 fn realm_keys(h: &Harness) -> Arc<RealmKeys> {
-    h.gateway.verifier().snapshot().realm_keys[0].clone()
+    h.gateway.verifier().snapshot().realms[RealmRef::at(0)].keys.clone()
 }
 
 /// A valid `read` token signed by `key`; a distinct `jti` gives a distinct token text, so

@@ -597,7 +597,7 @@ fn limit_settings_have_defaults_and_are_checked_at_load() {
         (s.max_header_bytes, s.max_headers, s.idle_timeout, s.max_connections),
         (65536, 100, Duration::from_secs(60), None)
     );
-    assert_eq!(snap.resource_servers[0].max_body_bytes, None);
+    assert_eq!(snap.resource_servers[ResourceServerRef::at(0)].max_body_bytes, None);
 
     let snap = load_limits(
         "max_header_bytes = 8192\nmax_headers = 7\nidle_timeout = \"5m\"\nmax_connections = 3",
@@ -609,7 +609,7 @@ fn limit_settings_have_defaults_and_are_checked_at_load() {
         (s.max_header_bytes, s.max_headers, s.idle_timeout, s.max_connections),
         (8192, 7, Duration::from_secs(300), Some(3))
     );
-    assert_eq!(snap.resource_servers[0].max_body_bytes, Some(10));
+    assert_eq!(snap.resource_servers[ResourceServerRef::at(0)].max_body_bytes, Some(10));
 
     let errors = load_limits(
         "max_header_bytes = 8191\nmax_headers = 0\nidle_timeout = \"0s\"\nmax_connections = 0",

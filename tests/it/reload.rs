@@ -185,17 +185,11 @@ async fn a_verdict_reached_under_the_old_rules_never_answers_under_the_new() {
     write_config(&h, &default_config().replace("/realms/t\"", "/realms/t-next\""));
     h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
     // ...and the request, still on the old snapshot, stores its verdict after the swap.
-    let (i, rs) = old.resource_server("api").unwrap_or_else(|| panic!("no api"));
-    let outer = portcullis::token::Outer::of(&old, i);
-    portcullis::token::verify(
-        &token,
-        &old.realms[rs.realm],
-        &old.realm_keys[rs.realm],
-        v.cache(),
-        outer,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (i, _) = old.resource_server("api").unwrap_or_else(|| panic!("no api"));
+    let judge = old.judge(i).unwrap_or_else(|| panic!("no judge"));
+    portcullis::token::verify(&token, &judge, v.cache())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     // Under the new rules the token is refused, not answered from that verdict.
     let a = h.get("/items/1", &token).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
+// Typed references into a snapshot, for tests that look entities up by position.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -27,6 +28,7 @@ use josekit::jwk::alg::ed::EdCurve;
 use jsonwebtoken::Algorithm;
 use portcullis::app::{Gateway, Options};
 use portcullis::jwks::SigningKeys;
+pub use portcullis::model::{EntityRef, RealmRef, ResourceRef, ResourceServerRef};
 use portcullis::time::{Clock, ManualClock};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
