@@ -98,6 +98,19 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
     let mut decoded = String::with_capacity(raw.len());
     let mut i = 0;
     while i < bytes.len() {
+        // The common case: a run of bytes that stay as they are (ASCII, so the run's ends are
+        // char boundaries), copied at once.
+        let run = bytes[i..]
+            .iter()
+            .position(|&b| !is_raw_path_byte(b))
+            .unwrap_or(bytes.len() - i);
+        if run > 0
+            && let Some(s) = raw.get(i..i + run)
+        {
+            decoded.push_str(s);
+            i += run;
+            continue;
+        }
         let b = bytes[i];
         match b {
             b'%' => {
@@ -176,12 +189,39 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
 /// sub-delims, `:`, `@`) and `/`, but not `%` (escapes are rewritten) nor `;` (refused).
 /// Every other byte is percent-encoded, so a pattern literal holding one never matches.
 pub(crate) fn is_raw_path_byte(b: u8) -> bool {
-    is_unreserved(b)
-        || matches!(
-            b,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':' | b'@' | b'/'
-        )
+    RAW_PATH_BYTES[usize::from(b)]
 }
+
+/// [`is_raw_path_byte`] as a table: the normalizer asks once per byte.
+static RAW_PATH_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < t.len() {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+            );
+        i += 1;
+    }
+    t
+};
 
 /// RFC 3986 § 2.3 `unreserved`: the characters whose escapes decode without changing meaning.
 fn is_unreserved(b: u8) -> bool {
