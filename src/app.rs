@@ -147,9 +147,9 @@ impl Gateway {
         };
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         start_keys(&snap).await;
-        let forwarder = Forwarder::new(snap.settings.upstream_connect_timeout);
-        forwarder.set_upstream_ca(snap.upstream_ca.as_ref());
+        let connect_timeout = snap.settings.upstream_connect_timeout;
         let verifier = Arc::new(Verifier::new(snap, opts.clock.clone()));
+        let forwarder = Forwarder::new(connect_timeout, verifier.snapshots());
         let issuer = Arc::new(crate::issuer::Issuer::new(verifier.clone()));
         let metrics = Arc::new(Metrics::new());
         let shared = Arc::new(Shared {
@@ -346,7 +346,6 @@ impl Reloader {
                     tracing::warn!("max_connections changed; it takes effect on restart");
                 }
                 start_keys(&snap).await;
-                self.shared.forwarder.set_upstream_ca(snap.upstream_ca.as_ref());
                 self.shared.verifier.replace(snap);
                 self.shared.issuer.forget_secrets();
                 self.reloads.inc();

@@ -79,7 +79,9 @@ impl Denied {
 
 /// Decides requests against the current snapshot.
 pub struct Verifier {
-    snapshot: ArcSwap<Snapshot>,
+    /// Shared with whatever must follow the configuration between requests (upstream
+    /// trust), so a reload swaps this one thing.
+    snapshot: Arc<ArcSwap<Snapshot>>,
     /// The last snapshot number handed out ([`Snapshot::epoch`]).
     epochs: AtomicU64,
     cache: TokenCache,
@@ -104,12 +106,18 @@ impl Verifier {
         let cache = TokenCache::new(snapshot.settings.token_cache_capacity, clock.clone());
         snapshot.epoch = 1;
         Self {
-            snapshot: ArcSwap::from_pointee(snapshot),
+            snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
             epochs: AtomicU64::new(1),
             cache,
             revocations: Revocations::new(MAX_REVOCATIONS, clock.clone()),
             clock,
         }
+    }
+
+    /// The handle the current snapshot is swapped in, for parts that read it outside a
+    /// request (upstream TLS trust).
+    pub fn snapshots(&self) -> Arc<ArcSwap<Snapshot>> {
+        self.snapshot.clone()
     }
 
     /// The current snapshot. Load it once per request and use it to the end.

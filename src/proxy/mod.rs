@@ -8,6 +8,8 @@ mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
@@ -89,14 +91,16 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// A client with `TCP_NODELAY`, a connect bound and keep-alive pooling.
-    pub fn new(connect_timeout: Duration) -> Self {
-        Self::with_trust(connect_timeout, tls::UpstreamTrust::platform().map(Arc::new))
+    /// A client with `TCP_NODELAY`, a connect bound and keep-alive pooling, verifying
+    /// `https://` upstreams against the `upstream_ca` of the current snapshot of `snapshots`
+    /// (the platform's roots without one).
+    pub fn new(connect_timeout: Duration, snapshots: Arc<ArcSwap<Snapshot>>) -> Self {
+        Self::with_trust(connect_timeout, tls::UpstreamTrust::new(snapshots).map(Arc::new))
     }
 
-    /// A forwarder with its own connection pool and the same upstream trust as this one
-    /// (an `upstream_ca` set on either applies to both). Each server worker has one, so a
-    /// pooled connection is only ever used on the runtime that drives it.
+    /// A forwarder with its own connection pool and the same upstream trust as this one.
+    /// Each server worker has one, so a pooled connection is only ever used on the runtime
+    /// that drives it.
     pub fn sibling(&self) -> Self {
         Self::with_trust(self.connect_timeout, self.trust.clone())
     }
@@ -120,18 +124,6 @@ impl Forwarder {
             client,
             trust,
             connect_timeout,
-        }
-    }
-
-    /// Verifies new upstream connections against `ca` only (`[server] upstream_ca`), or
-    /// against the platform's roots when `None`. Called with every snapshot that is swapped in.
-    pub fn set_upstream_ca(&self, ca: Option<&crate::tls::UpstreamCa>) {
-        match &self.trust {
-            Some(t) => t.set(ca),
-            None if ca.is_some() => {
-                tracing::error!("upstream_ca cannot be applied: upstream TLS has no configurable verifier");
-            }
-            None => {}
         }
     }
 

@@ -3,8 +3,9 @@
 //! against that file's CAs only.
 //!
 //! The pooled client lives as long as the gateway, but trust follows the configuration: the
-//! connector's verifier delegates to the anchors of the latest snapshot, swapped on reload.
-//! Connections already open stay as they were verified; new ones use the new anchors.
+//! connector's verifier reads the anchors of the current snapshot at every handshake, so a
+//! reload swaps one thing, the snapshot. Connections already open stay as they were
+//! verified; new ones use the new anchors.
 
 use std::sync::Arc;
 
@@ -14,33 +15,39 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::snapshot::Snapshot;
 use crate::tls::{UpstreamCa, provider};
 
-/// The verifier every upstream handshake consults: the current snapshot's trust anchors.
-#[derive(Debug)]
+/// The verifier every upstream handshake consults: the current snapshot's `upstream_ca`, or
+/// the platform's roots.
 pub(super) struct UpstreamTrust {
-    current: ArcSwap<WebPkiServerVerifier>,
+    snapshots: Arc<ArcSwap<Snapshot>>,
     platform: Arc<WebPkiServerVerifier>,
 }
 
+impl std::fmt::Debug for UpstreamTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTrust").finish_non_exhaustive()
+    }
+}
+
 impl UpstreamTrust {
-    /// Trusts the platform's roots until [`UpstreamTrust::set`] says otherwise. `None` when
-    /// no verifier can be built at all (no roots anywhere).
-    pub(super) fn platform() -> Option<Self> {
+    /// Trusts what the current snapshot of `snapshots` says. `None` when no verifier can be
+    /// built at all (no roots anywhere).
+    pub(super) fn new(snapshots: Arc<ArcSwap<Snapshot>>) -> Option<Self> {
         let platform = WebPkiServerVerifier::builder_with_provider(Arc::new(platform_roots()), provider())
             .build()
             .map_err(|e| tracing::error!(error = %e, "no usable platform roots for upstream TLS"))
             .ok()?;
-        Some(Self {
-            current: ArcSwap::new(platform.clone()),
-            platform,
-        })
+        Some(Self { snapshots, platform })
     }
 
-    /// Trusts only `ca`'s anchors, or the platform's roots when `None`.
-    pub(super) fn set(&self, ca: Option<&UpstreamCa>) {
-        self.current
-            .store(ca.map_or_else(|| self.platform.clone(), |c| c.verifier.clone()));
+    /// The verifier of the current snapshot.
+    fn current(&self) -> Arc<WebPkiServerVerifier> {
+        let snap = self.snapshots.load();
+        snap.upstream_ca
+            .as_ref()
+            .map_or_else(|| self.platform.clone(), |c: &UpstreamCa| c.verifier.clone())
     }
 }
 
@@ -56,8 +63,7 @@ impl ServerCertVerifier for UpstreamTrust {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.current
-            .load()
+        self.current()
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
@@ -67,7 +73,7 @@ impl ServerCertVerifier for UpstreamTrust {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.current.load().verify_tls12_signature(message, cert, dss)
+        self.current().verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -76,11 +82,11 @@ impl ServerCertVerifier for UpstreamTrust {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.current.load().verify_tls13_signature(message, cert, dss)
+        self.current().verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.current.load().supported_verify_schemes()
+        self.current().supported_verify_schemes()
     }
 }
 
