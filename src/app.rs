@@ -53,6 +53,7 @@ impl Options {
 
 /// Why the gateway could not start.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// The configuration is invalid.
     #[error("invalid configuration:\n{0}")]

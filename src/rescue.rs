@@ -66,19 +66,13 @@ fn token_refusal(error: &TokenError, resource: ResourceRef, snap: &Snapshot) -> 
                 pr.scopes.to_space_separated()
             ),
         ),
-        Answer::InsufficientUserAuthentication => {
-            let max_age = match error {
-                TokenError::AuthenticationTooOld(a) => *a,
-                _ => 0,
-            };
-            (
-                StatusCode::UNAUTHORIZED,
-                "insufficient_user_authentication",
-                format!(
-                    "Bearer realm=\"{realm}\", error=\"insufficient_user_authentication\", error_description=\"{description}\", max_age={max_age}"
-                ),
-            )
-        }
+        Answer::InsufficientUserAuthentication { max_age } => (
+            StatusCode::UNAUTHORIZED,
+            "insufficient_user_authentication",
+            format!(
+                "Bearer realm=\"{realm}\", error=\"insufficient_user_authentication\", error_description=\"{description}\", max_age={max_age}"
+            ),
+        ),
         Answer::KeysUnavailable => {
             let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description);
             resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));

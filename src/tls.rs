@@ -85,6 +85,7 @@ pub struct UpstreamCa {
 
 /// Why TLS material could not be loaded. Messages name the file, never its contents.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// The file could not be read (missing, permissions).
     #[error("cannot read {path}: {source}")]

@@ -46,6 +46,7 @@ impl Allowed {
 
 /// A request that may not go through, and why. [`crate::rescue`] turns it into the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Denied {
     /// The path cannot be normalized safely: `400`.
     BadPath(PathError),

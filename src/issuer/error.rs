@@ -13,6 +13,7 @@ pub const BUSY_RETRY_AFTER: u64 = 1;
 /// An OAuth error answer. The message is the `error_description`; it never contains a
 /// secret, an assertion or a token.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum OAuthError {
     /// Missing or repeated parameter, unsupported content type, malformed request.
     #[error("invalid_request: {0}")]

@@ -13,6 +13,7 @@ pub const QUEUE_PER_PERMIT: usize = 32;
 
 /// Why the gate did not run the work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Refused {
     /// Every turn is taken and the queue is full.
     Busy,

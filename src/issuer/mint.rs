@@ -33,6 +33,7 @@ pub struct MintRequest<'a> {
 
 /// Why minting failed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum MintError {
     /// The signer refused the key.
     #[error("signing failed: {0}")]

@@ -38,6 +38,7 @@ pub const MAX_PHC_MEMORY_KIB: u32 = 256 * 1024;
 
 /// Why a secret check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SecretError {
     /// The secret does not match, or the client id is unknown.
     #[error("secret does not match")]

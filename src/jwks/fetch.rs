@@ -16,6 +16,7 @@ use super::keyset::KeySet;
 
 /// Why a fetch failed. The last good keys keep serving meanwhile.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum FetchError {
     /// Connection or protocol failure.
     #[error("request failed: {0}")]

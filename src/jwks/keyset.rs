@@ -109,6 +109,7 @@ pub struct KeySet {
 
 /// Why a key set document was refused as a whole.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum KeySetError {
     /// Not JSON, or no `keys` array.
     #[error("not a JWK set: {0}")]

@@ -31,6 +31,7 @@ impl UpstreamBody {
 /// Why the client's body stopped: the upstream request fails with this in its error chain,
 /// where [`super::UpstreamError`]'s classification finds it.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ClientBodyError {
     /// More than `max_body_bytes` streamed (a body without `Content-Length`).
     #[error("request body longer than max_body_bytes")]

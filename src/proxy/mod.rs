@@ -27,6 +27,7 @@ use crate::verifier::Allowed;
 
 /// Why forwarding failed. Each maps to one answer in [`crate::rescue`].
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum UpstreamError {
     /// Connection refused, reset, DNS failure, TLS failure: `502`.
     #[error("upstream unreachable: {0}")]

@@ -26,6 +26,7 @@ use thiserror::Error;
 
 /// Why a request's host was refused. Every variant is answered `400 Bad Request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum HostError {
     /// An HTTP/1.1 request without `Host`.
     #[error("no Host header")]

@@ -37,6 +37,7 @@ enum Segment {
 
 /// Why a path pattern was refused at load time.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PatternError {
     /// The pattern does not start with `/`.
     #[error("pattern must start with '/'")]
@@ -195,6 +196,7 @@ pub struct Match<'a> {
 
 /// Why a route could not be added.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum InsertError {
     /// The pattern is malformed.
     #[error(transparent)]

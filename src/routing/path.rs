@@ -22,6 +22,7 @@ use thiserror::Error;
 
 /// Why a request path was refused. Every variant is answered `400 Bad Request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PathError {
     /// The path does not start with `/` (e.g. `*` or an absolute-form leftover).
     #[error("path does not start with '/'")]

@@ -52,6 +52,7 @@ pub struct Accepted<IO> {
 
 /// Why a connection's handshake did not finish. Logged per connection; the server goes on.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The client did not finish the handshake in time (a slow or idle client holding a
     /// socket, the TLS form of slowloris).

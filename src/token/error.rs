@@ -5,6 +5,7 @@ use thiserror::Error;
 
 /// The answer class a [`TokenError`] gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Answer {
     /// `401` with a bare `Bearer` challenge (RFC 6750 § 3.1: no error code when no token).
     NoToken,
@@ -14,14 +15,19 @@ pub enum Answer {
     InvalidToken,
     /// `403` `insufficient_scope` (RFC 6750 § 3.1).
     InsufficientScope,
-    /// `401` `insufficient_user_authentication` with `max_age` (RFC 9470 § 3).
-    InsufficientUserAuthentication,
+    /// `401` `insufficient_user_authentication` with the `max_age` the resource requires
+    /// (RFC 9470 § 3).
+    InsufficientUserAuthentication {
+        /// Seconds, as the challenge's `max_age` parameter.
+        max_age: i64,
+    },
     /// `503`: the realm has no usable keys, so no token can be judged.
     KeysUnavailable,
 }
 
 /// Why a bearer token (or its absence) does not grant access.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// No bearer credentials in the request.
     #[error("no bearer token")]
@@ -121,7 +127,7 @@ impl TokenError {
             Self::InvalidRequest(_) => Answer::InvalidRequest,
             Self::NoUsableKeys => Answer::KeysUnavailable,
             Self::InsufficientScope => Answer::InsufficientScope,
-            Self::AuthenticationTooOld(_) => Answer::InsufficientUserAuthentication,
+            Self::AuthenticationTooOld(max_age) => Answer::InsufficientUserAuthentication { max_age: *max_age },
             _ => Answer::InvalidToken,
         }
     }
