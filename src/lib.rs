@@ -10,6 +10,32 @@
 //!
 //! Modules, in the direction data flows: [`server`] → [`routing`] → [`token`] → [`proxy`],
 //! with [`rescue`] answering refusals, over an immutable [`snapshot`] compiled by [`config`].
+//!
+//! # Module map
+//!
+//! One line per module: its job, and the modules of ours it may import. Arrows only point
+//! down this list's layers (composition → request path → state → leaves); none runs back up
+//! and there is no circle.
+//!
+//! | module | job | may import |
+//! |---|---|---|
+//! | `app` | composition root: snapshot, keys, listeners, watcher, reloads, shutdown | everything below |
+//! | `admin` | admin listener: health, readiness, metrics exposition | `metrics`, `verifier` |
+//! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `issuer`, `metrics`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
+//! | `issuer` | the embedded authorization server's endpoints and client authentication | `jwks`, `model`, `snapshot`, `time`, `token`, `verifier` |
+//! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `routing`, `snapshot`, `token`, `verifier` |
+//! | `proxy` | forwarding, header rules, upstream TLS trust | `model`, `snapshot`, `tls`, `verifier` |
+//! | `verifier` | route → extract → verify → authorize: the embeddable decision | `model`, `routing`, `snapshot`, `time`, `token` |
+//! | `config` | sources → one compiled snapshot (errors name file, entity, field); watching | `inputs`, `issuer` (PHC check), `jwks`, `model`, `routing`, `snapshot`, `time`, `tls`, `token` |
+//! | `snapshot` | the immutable configuration: one entry per entity, its epoch | `inputs`, `jwks`, `model`, `routing`, `tls`, `token` |
+//! | `token` | bearer extraction, JWS/JWE verification, claims checks, caches, revocations | `jwks`, `model`, `time` |
+//! | `jwks` | key sets, remote fetch and refresh, signing keys | `model`, `time` |
+//! | `metrics` | counters and histograms | `model` |
+//! | `routing` | path normalization, Host validation, the route table; pure | — |
+//! | `model` | validated domain types, typed references, defaults; pure | — |
+//! | `inputs` | the files a configuration was read from, with digests | — |
+//! | `tls` | PEM material → rustls configurations | — |
+//! | `time` | the injectable clock | — |
 
 pub mod admin;
 pub mod app;
