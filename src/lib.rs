@@ -26,7 +26,7 @@
 //! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `routing`, `snapshot`, `token`, `verifier` |
 //! | `proxy` | forwarding, header rules, upstream TLS trust | `model`, `snapshot`, `tls`, `verifier` |
 //! | `verifier` | route → extract → verify → authorize: the embeddable decision | `model`, `routing`, `snapshot`, `time`, `token` |
-//! | `config` | sources → one compiled snapshot (errors name file, entity, field); watching | `inputs`, `issuer` (PHC check), `jwks`, `model`, `routing`, `snapshot`, `time`, `tls`, `token` |
+//! | `config` | sources → one compiled snapshot (errors name file, entity, field); watching | `inputs`, `jwks`, `model`, `routing`, `snapshot`, `time`, `tls`, `token` |
 //! | `snapshot` | the immutable configuration: one entry per entity, its epoch | `inputs`, `jwks`, `model`, `routing`, `tls`, `token` |
 //! | `token` | bearer extraction, JWS/JWE verification, claims checks, caches, revocations | `jwks`, `model`, `time` |
 //! | `jwks` | key sets, remote fetch and refresh, signing keys | `model`, `time` |

@@ -198,7 +198,7 @@ fn compile_auth(
     match method {
         AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
             let hash = e.required("client_secret_hash", &raw.client_secret_hash)?;
-            if let Err(why) = crate::issuer::check_phc(hash) {
+            if let Err(why) = crate::model::secret::check_phc(hash) {
                 e.err(
                     "client_secret_hash",
                     format!("{why} (make one with `portcullis hash-secret`)"),

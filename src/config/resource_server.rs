@@ -164,7 +164,7 @@ fn claim_headers(e: &mut Entity<'_, '_>, raw: &RawResourceServer) -> Vec<ClaimHe
 fn credentials(e: &mut Entity<'_, '_>, raw: &RawResourceServer, id: Option<&str>) -> Option<ResourceServerCredentials> {
     match (&raw.client_secret_hash, &raw.client_id) {
         (Some(hash), client_id) => {
-            if let Err(why) = crate::issuer::check_phc(hash) {
+            if let Err(why) = crate::model::secret::check_phc(hash) {
                 e.err(
                     "client_secret_hash",
                     format!("{why} (make one with `portcullis hash-secret`)"),

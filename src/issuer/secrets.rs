@@ -18,6 +18,7 @@ use tokio::sync::OnceCell;
 
 use super::gate::{Gate, Refused};
 use super::throttle::{Source, Throttle};
+pub use crate::model::secret::check_phc;
 use crate::time::SharedClock;
 
 /// How long a successful check is remembered.
@@ -31,10 +32,6 @@ const DUMMY_PHC: &str =
 
 /// argon2 blocks (1 KiB each) a check with [`hash_secret`]'s parameters needs.
 const DEFAULT_BLOCKS: usize = Params::DEFAULT.block_count();
-
-/// The most argon2 memory a stored hash may ask for, in KiB (every check of it holds that
-/// much while it runs, once per core).
-pub const MAX_PHC_MEMORY_KIB: u32 = 256 * 1024;
 
 /// Why a secret check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -62,26 +59,6 @@ pub fn hash_secret(secret: &str) -> Result<String, String> {
         .hash_password(secret.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| e.to_string())
-}
-
-/// Whether `phc` is a PHC string argon2 can verify against, with a salt, a hash, valid
-/// parameters and at most [`MAX_PHC_MEMORY_KIB`] of memory.
-pub fn check_phc(phc: &str) -> Result<(), String> {
-    let parsed = PasswordHash::new(phc).map_err(|e| format!("not a PHC string: {e}"))?;
-    if Algorithm::try_from(parsed.algorithm.as_str()).is_err() {
-        return Err(format!("algorithm {} is not argon2", parsed.algorithm));
-    }
-    if parsed.salt.is_none() || parsed.hash.is_none() {
-        return Err("the PHC string has no salt or no hash".into());
-    }
-    let params = Params::try_from(&parsed).map_err(|e| format!("bad argon2 parameters: {e}"))?;
-    if params.m_cost() > MAX_PHC_MEMORY_KIB {
-        return Err(format!(
-            "argon2 memory cost m={} KiB is above {MAX_PHC_MEMORY_KIB} KiB (each check holds it while it runs)",
-            params.m_cost()
-        ));
-    }
-    Ok(())
 }
 
 /// Secret verification: throttled, gated, coalesced, with success memory.

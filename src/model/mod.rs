@@ -5,6 +5,7 @@ mod client;
 pub mod defaults;
 mod ids;
 mod scope;
+pub mod secret;
 mod table;
 
 pub use client::{Client, ClientAuth, ResourceServerCredentials};
