@@ -40,6 +40,8 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inputs;
 pub mod issuer;
 pub mod jwks;

@@ -92,13 +92,21 @@ fn locate(text: &str, offset: usize) -> (String, Option<usize>) {
     let mut current = "top level".to_owned();
     for l in before.lines() {
         let t = l.trim();
+        // A header without a name (`[`, `[[ ]]`) is the syntax error itself, not an entity:
+        // the error stays with the table before it.
         if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
             let name = name.trim().to_owned();
+            if name.is_empty() {
+                continue;
+            }
             let n = counts.entry(name.clone()).or_insert(0);
             *n += 1;
             current = format!("{name} #{n}");
         } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
             let name = name.trim();
+            if name.is_empty() {
+                continue;
+            }
             // A sub-table of an array entry (e.g. [resource_server.claim_headers]) stays in it.
             if !name.contains('.') {
                 current = name.to_owned();
@@ -121,5 +129,19 @@ mod tests {
         assert_eq!(e.entity, "realm #2");
         assert_eq!(e.field.as_deref(), Some("issur"));
         assert!(e.message.contains("line 6"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_header_without_a_name_leaves_the_error_in_the_table_before_it() {
+        for (text, entity) in [
+            ("[[realm]]\nname = \"r\"\n[\nname =\n", "realm #1"),
+            ("[\nname =\n", "top level"),
+            ("[server]\n[[ ]]\n", "server"),
+        ] {
+            let e = parse(Path::new("c.toml"), text)
+                .err()
+                .unwrap_or_else(|| panic!("{text:?} should fail"));
+            assert_eq!(e.entity, entity, "{text:?}: {e}");
+        }
     }
 }

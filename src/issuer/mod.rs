@@ -2,9 +2,9 @@
 //! the `client_credentials` token endpoint, RFC 7662 introspection and RFC 7009
 //! revocation, served on the gateway's listener under the realm's issuer URL path.
 
-mod client_auth;
+pub(crate) mod client_auth;
 mod error;
-mod form;
+pub(crate) mod form;
 mod gate;
 mod introspect;
 mod mint;

@@ -325,8 +325,11 @@ struct JweHeaderFacts {
 
 fn check_header(encoded: &str, key_alg: &str, content_alg: &str) -> Result<JweHeaderFacts, TokenError> {
     let bytes = b64(encoded).map_err(|_| TokenError::Decryption("bad header encoding"))?;
+    // RFC 7516 § 5.2 step 3: the header is UTF-8 JSON. NB: serde_json skips the members
+    // `RawJweHeader` ignores without checking their UTF-8, so the whole text is checked first.
+    let text = std::str::from_utf8(&bytes).map_err(|_| TokenError::Decryption("header is not UTF-8"))?;
     let raw: RawJweHeader =
-        serde_json::from_slice(&bytes).map_err(|_| TokenError::Decryption("header is not a JOSE header"))?;
+        serde_json::from_str(text).map_err(|_| TokenError::Decryption("header is not a JOSE header"))?;
     if raw.jku.is_some() || raw.jwk.is_some() || raw.x5u.is_some() || raw.x5c.is_some() {
         return Err(TokenError::Decryption("key header parameter"));
     }
@@ -425,5 +428,19 @@ mod tests {
             JweKeys::from_jwks(&doc(&[&public]), "RSA-OAEP", "A128CBC-HS256").unwrap_or_else(|e| panic!("{e}"));
         assert!(!pub_only.can_decrypt());
         assert!(pub_only.can_encrypt());
+    }
+
+    #[test]
+    fn a_header_that_is_not_utf8_is_refused_before_any_key() {
+        use base64::Engine;
+        let key = key_for("A128KW", "A128GCM", "k1");
+        let (keys, _) = JweKeys::from_jwks(&doc(&[&key]), "A128KW", "A128GCM").unwrap_or_else(|e| panic!("{e}"));
+        let mut json = br#"{"alg":"A128KW","enc":"A128GCM","x":""#.to_vec();
+        json.extend_from_slice(b"\xa1\"}");
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&json);
+        assert_eq!(
+            keys.decrypt(&format!("{header}.a.b.c.d")),
+            Err(TokenError::Decryption("header is not UTF-8"))
+        );
     }
 }

@@ -118,8 +118,11 @@ pub fn assertion_header(encoded: &str, allowed: &[Algorithm]) -> Result<Header, 
 /// no critical extensions.
 fn checked_header(encoded: &str) -> Result<RawHeader, TokenError> {
     let bytes = b64(encoded)?;
+    // RFC 7515 § 5.2 step 4: the header is UTF-8 JSON. NB: serde_json skips the members
+    // `RawHeader` ignores without checking their UTF-8, so the whole text is checked first.
+    let text = std::str::from_utf8(&bytes).map_err(|_| TokenError::Malformed("header is not UTF-8"))?;
     let raw: RawHeader =
-        serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed("header is not a JOSE header"))?;
+        serde_json::from_str(text).map_err(|_| TokenError::Malformed("header is not a JOSE header"))?;
     // RFC 8725 § 3.10: key material and key URLs in the header are never used.
     for (present, name) in [
         (raw.jku.is_some(), "jku"),
@@ -230,6 +233,22 @@ mod tests {
     fn duplicate_members_are_malformed() {
         let h = enc(r#"{"alg":"ES256","alg":"none"}"#);
         assert!(matches!(header(&h, ALL, false), Err(TokenError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_header_that_is_not_utf8_is_malformed() {
+        // Invalid UTF-8 in a member nobody reads: still not a JSON text (RFC 8259 § 8.1).
+        let mut json = br#"{"alg":"ES256","x":""#.to_vec();
+        json.extend_from_slice(b"\xa1\xff\"}");
+        let h = URL_SAFE_NO_PAD.encode(&json);
+        assert_eq!(
+            header(&h, ALL, false),
+            Err(TokenError::Malformed("header is not UTF-8"))
+        );
+        assert_eq!(
+            assertion_header(&h, ALL),
+            Err(TokenError::Malformed("header is not UTF-8"))
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod jwe;
 mod jwks_remote;
 mod lifecycle;
 mod ops;
+mod properties;
 mod refusals;
 mod reload;
 mod tls;
