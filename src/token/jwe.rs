@@ -59,6 +59,19 @@ pub fn content_key_len(enc: &str) -> Option<usize> {
     })
 }
 
+/// The initialization vector and authentication tag lengths of `enc`, in bytes
+/// (RFC 7518 § 5.2.3 to § 5.2.5: a 128-bit IV and a tag of half the MAC output; § 5.3: a
+/// 96-bit IV and a 128-bit tag).
+fn iv_and_tag_len(enc: &str) -> Option<(usize, usize)> {
+    Some(match enc {
+        "A128CBC-HS256" => (16, 16),
+        "A192CBC-HS384" => (16, 24),
+        "A256CBC-HS512" => (16, 32),
+        "A128GCM" | "A192GCM" | "A256GCM" => (12, 16),
+        _ => return None,
+    })
+}
+
 /// Why a key-management algorithm was refused at load.
 pub fn refused_key_alg(alg: &str) -> Option<&'static str> {
     if alg == "RSA1_5" {
@@ -280,6 +293,7 @@ impl JweKeys {
     pub fn decrypt_content(&self, token: &str) -> Result<Vec<u8>, TokenError> {
         let header_b64 = token.split('.').next().unwrap_or_default();
         let header = check_header(header_b64, &self.key_alg, &self.content_alg)?;
+        check_parts(token, &self.content_alg)?;
         let candidates = self.decrypters.iter().filter(|(kid, _)| match (&header.kid, kid) {
             (Some(want), Some(have)) => want == have,
             (Some(_), None) => false,
@@ -303,6 +317,25 @@ impl JweKeys {
             "decryption failed"
         }))
     }
+}
+
+/// RFC 7516 § 5.2 step 1 and RFC 7518 § 5: five parts, and an initialization vector and a
+/// tag of exactly the lengths `content_alg` uses. NB: checked before any key is tried, as
+/// the openssl crate under josekit panics on a CBC IV shorter than a block.
+fn check_parts(token: &str, content_alg: &str) -> Result<(), TokenError> {
+    let parts: Vec<&str> = token.split('.').collect();
+    let [_, _, iv, _, tag] = parts.as_slice() else {
+        return Err(TokenError::Decryption("not five parts"));
+    };
+    let (iv_len, tag_len) =
+        iv_and_tag_len(content_alg).ok_or(TokenError::Decryption("content-encryption algorithm refused"))?;
+    if b64(iv).map(|v| v.len()) != Ok(iv_len) {
+        return Err(TokenError::Decryption("bad initialization vector"));
+    }
+    if b64(tag).map(|t| t.len()) != Ok(tag_len) {
+        return Err(TokenError::Decryption("bad authentication tag"));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -428,6 +461,44 @@ mod tests {
             JweKeys::from_jwks(&doc(&[&public]), "RSA-OAEP", "A128CBC-HS256").unwrap_or_else(|e| panic!("{e}"));
         assert!(!pub_only.can_decrypt());
         assert!(pub_only.can_encrypt());
+    }
+
+    /// `token` with its compact part `i` replaced by the base64url of `bytes`.
+    fn with_part(token: &str, i: usize, bytes: &[u8]) -> String {
+        use base64::Engine;
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        parts[i] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        parts.join(".")
+    }
+
+    #[test]
+    fn an_iv_or_tag_of_the_wrong_length_is_refused_before_any_key() {
+        // A CBC IV shorter than a block used to panic inside the openssl crate (caught, but
+        // a panic per token); every content algorithm gets its exact lengths checked.
+        for (alg, enc, iv, tag) in [
+            ("ECDH-ES", "A128CBC-HS256", 16, 16),
+            ("RSA-OAEP", "A256CBC-HS512", 16, 32),
+            ("A128KW", "A128GCM", 12, 16),
+        ] {
+            let key = key_for(alg, enc, "k1");
+            let (keys, _) = JweKeys::from_jwks(&doc(&[&key]), alg, enc).unwrap_or_else(|e| panic!("{e}"));
+            let token = keys.encrypt("a.b.c").unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(keys.decrypt(&token).as_deref(), Ok("a.b.c"));
+            for len in [0, 6, iv - 1, iv + 1] {
+                assert_eq!(
+                    keys.decrypt(&with_part(&token, 2, &vec![7; len])),
+                    Err(TokenError::Decryption("bad initialization vector")),
+                    "{alg}/{enc}: IV of {len} bytes"
+                );
+            }
+            for len in [0, tag - 1, tag + 1] {
+                assert_eq!(
+                    keys.decrypt(&with_part(&token, 4, &vec![7; len])),
+                    Err(TokenError::Decryption("bad authentication tag")),
+                    "{alg}/{enc}: tag of {len} bytes"
+                );
+            }
+        }
     }
 
     #[test]
