@@ -3,14 +3,13 @@
 //! for `client_secret_jwt` / `private_key_jwt` (RFC 7523 § 2.2, § 3).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use jsonwebtoken::{Algorithm, DecodingKey};
-use moka::Expiry;
 use moka::sync::Cache;
 
 use super::OAuthError;
@@ -19,6 +18,7 @@ use super::secrets::{SecretChecker, SecretError};
 use super::throttle::Source;
 use crate::jwks::RealmKeys;
 use crate::model::{Client, ClientAuth, Realm};
+use crate::time::OwnTtl;
 use crate::token::{Claims, jws};
 
 /// RFC 7523 § 2.2 `client_assertion_type`.
@@ -176,14 +176,6 @@ fn form_decode(s: &str) -> String {
         .into_owned()
 }
 
-struct UntilExp;
-
-impl Expiry<Arc<str>, Duration> for UntilExp {
-    fn expire_after_create(&self, _key: &Arc<str>, ttl: &Duration, _created_at: Instant) -> Option<Duration> {
-        Some(*ttl)
-    }
-}
-
 /// Assertion `jti`s seen, each kept until its assertion expires (RFC 7523 § 3 item 7).
 #[derive(Clone)]
 pub struct SeenAssertions {
@@ -199,7 +191,7 @@ impl std::fmt::Debug for SeenAssertions {
 impl Default for SeenAssertions {
     fn default() -> Self {
         Self {
-            inner: Cache::builder().max_capacity(1_000_000).expire_after(UntilExp).build(),
+            inner: Cache::builder().max_capacity(1_000_000).expire_after(OwnTtl).build(),
         }
     }
 }
@@ -383,21 +375,12 @@ async fn check_assertion(
     if !claims.aud().any(|a| cx.audiences.iter().any(|x| x == a)) {
         return Err(fail("wrong aud"));
     }
-    // 4. exp is required and not passed; bounded so the replay memory stays bounded.
+    // 4-6. exp is required and not passed, nbf and iat not in the future; exp is bounded so
+    // the replay memory stays bounded.
     let leeway = cx.realm.leeway;
-    let exp = claims.exp.ok_or_else(|| fail("no exp"))?;
-    if cx.now >= exp.saturating_add(leeway) {
-        return Err(fail("expired"));
-    }
+    let exp = claims.check_lifetime(cx.now, leeway).map_err(|e| fail(e.reason()))?;
     if exp.saturating_sub(cx.now) > MAX_ASSERTION_LIFETIME {
         return Err(fail("exp too far in the future"));
-    }
-    // 5-6. nbf and iat, if present, not in the future.
-    if claims.nbf.is_some_and(|nbf| cx.now < nbf.saturating_sub(leeway)) {
-        return Err(fail("not yet valid"));
-    }
-    if claims.iat.is_some_and(|iat| iat > cx.now.saturating_add(leeway)) {
-        return Err(fail("issued in the future"));
     }
     // 7. jti: single use within the assertion's lifetime.
     let jti = claims.jti().ok_or_else(|| fail("no jti"))?;

@@ -35,7 +35,7 @@ pub(super) struct Line<'a> {
     pub client: Option<&'a str>,
     pub upstream: Option<Duration>,
     /// A failure in words (upstream errors, issuer refusals).
-    pub detail: Option<&'a str>,
+    pub detail: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A request to an embedded issuer's endpoint.
@@ -87,7 +87,7 @@ macro_rules! access_event {
             client = $line.client,
             duration_us = u64::try_from($duration.as_micros()).unwrap_or(u64::MAX),
             upstream_us = $line.upstream.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
-            detail = $line.detail,
+            detail = $line.detail.as_deref(),
             "request"
         )
     };
