@@ -40,7 +40,11 @@ pub fn process_env(name: &str) -> Option<String> {
 /// Compiles the declared entities into a snapshot.
 ///
 /// Every file read on the way is recorded in `inputs`.
-pub fn compile(declared: &Declared, cx: &CompileContext<'_>, inputs: &mut Inputs) -> Result<Snapshot, ConfigErrors> {
+pub(super) fn compile(
+    declared: &Declared,
+    cx: &CompileContext<'_>,
+    inputs: &mut Inputs,
+) -> Result<Snapshot, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let mut c = Ctx::new(&mut errors, inputs);
     let settings = super::settings::compile_settings(&mut c, declared);

@@ -13,7 +13,7 @@ use super::raw::{RawClient, RawFile, RawProtectedResource, RawRealm, RawResource
 /// Where a declaration came from: what its errors name, and what its relative paths
 /// resolve against.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+pub(super) struct Origin {
     /// The file (or, for a source that is not a file, its name).
     pub file: PathBuf,
     /// The directory relative paths in it resolve against.
@@ -22,7 +22,7 @@ pub struct Origin {
 
 impl Origin {
     /// The origin of declarations read from the file at `path`.
-    pub fn file(path: &Path) -> Self {
+    pub(super) fn file(path: &Path) -> Self {
         Self {
             file: path.to_path_buf(),
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -32,7 +32,7 @@ impl Origin {
 
 /// One declared entity, as written.
 #[derive(Debug)]
-pub struct Declaration<T> {
+pub(super) struct Declaration<T> {
     /// Where it was declared.
     pub origin: Arc<Origin>,
     /// Its position among the entities of its kind in its origin, from 0: what names it
@@ -44,7 +44,7 @@ pub struct Declaration<T> {
 
 /// Every entity of a configuration, in declaration order.
 #[derive(Debug, Default)]
-pub struct Declared {
+pub(super) struct Declared {
     /// The origins, in the order they were added.
     pub origins: Vec<Arc<Origin>>,
     /// `[server]` tables (at most one is allowed; the compiler says so).
@@ -61,7 +61,7 @@ pub struct Declared {
 
 impl Declared {
     /// Adds what one parsed source declares.
-    pub fn add(&mut self, origin: Origin, raw: RawFile) {
+    pub(super) fn add(&mut self, origin: Origin, raw: RawFile) {
         let origin = Arc::new(origin);
         self.origins.push(origin.clone());
         let RawFile {
@@ -79,7 +79,7 @@ impl Declared {
     }
 
     /// The first origin: what an error about the configuration as a whole names.
-    pub fn first_file(&self) -> PathBuf {
+    pub(super) fn first_file(&self) -> PathBuf {
         self.origins.first().map(|o| o.file.clone()).unwrap_or_default()
     }
 }

@@ -10,7 +10,7 @@ use crate::inputs::{Inputs, list_toml};
 
 /// Reads `path` (a file or a directory of `*.toml` files), recording what it read in
 /// `inputs`. Collects every error it can.
-pub fn read(path: &Path, inputs: &mut Inputs) -> Result<Declared, ConfigErrors> {
+pub(super) fn read(path: &Path, inputs: &mut Inputs) -> Result<Declared, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let files = if path.is_dir() {
         match list_toml(path) {

@@ -10,7 +10,7 @@ use crate::respond;
 
 /// Seconds a client is asked to wait when every secret-check turn is taken: the queue
 /// drains within about that.
-pub const BUSY_RETRY_AFTER: u64 = 1;
+pub(super) const BUSY_RETRY_AFTER: u64 = 1;
 
 /// An OAuth error answer. The message is the `error_description`; it never contains a
 /// secret, an assertion or a token.

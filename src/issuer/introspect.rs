@@ -14,7 +14,7 @@ use crate::verifier::Verifier;
 
 /// Who called introspection or revocation, authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
+pub(super) enum Caller {
     /// A resource server (its index), with its own credentials.
     ResourceServer(ResourceServerRef),
     /// A client of the realm (its index), with its registered authentication method.
@@ -25,7 +25,7 @@ pub enum Caller {
 /// `client_secret_basic` or `client_secret_post` with their own credentials) or revocation
 /// (`clients_too` true: also the realm's clients, each with its registered method, RFC 7009
 /// § 2.1). Resource-server and client ids never collide (the configuration refuses it).
-pub async fn authenticate_caller(
+pub(super) async fn authenticate_caller(
     cx: &AuthContext<'_>,
     snap: &Snapshot,
     realm: RealmRef,
@@ -75,7 +75,7 @@ pub async fn authenticate_caller(
 /// RFC 7662 § 2.2: `{"active": false}` for anything invalid, expired, revoked or meant for
 /// another audience; otherwise the token's claims, with `scope` cut to the asking resource
 /// server's scopes.
-pub async fn introspect(
+pub(super) async fn introspect(
     verifier: &Verifier,
     snap: &Snapshot,
     asking: ResourceServerRef,
@@ -122,7 +122,7 @@ pub async fn introspect(
 /// the error." A resource server may revoke the tokens for its audience, a client the tokens
 /// issued to it; a valid token of anyone else is refused (`unauthorized_client`). An invalid,
 /// expired or unknown token is answered as revoked (§ 2.2).
-pub async fn revoke(
+pub(super) async fn revoke(
     verifier: &Verifier,
     snap: &Snapshot,
     realm: RealmRef,

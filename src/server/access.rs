@@ -50,7 +50,13 @@ pub(super) struct IssuerCall<'a> {
 
 impl<'a> Line<'a> {
     /// A line for a request; the caller fills in what it learned.
-    pub fn new(method: &'a Method, path: &'a str, request_id: &'a str, remote: SocketAddr, started: Instant) -> Self {
+    pub(super) fn new(
+        method: &'a Method,
+        path: &'a str,
+        request_id: &'a str,
+        remote: SocketAddr,
+        started: Instant,
+    ) -> Self {
         Self {
             method,
             path,

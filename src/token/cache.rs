@@ -30,9 +30,9 @@ use crate::model::Name;
 use crate::time::{OwnTtl, SharedClock, Ttl};
 
 /// Capacity of the refusal cache.
-pub const REFUSED_CAPACITY: u64 = 10_000;
+pub(super) const REFUSED_CAPACITY: u64 = 10_000;
 /// How long a refusal is remembered.
-pub const REFUSED_TTL: Duration = Duration::from_secs(30);
+pub(super) const REFUSED_TTL: Duration = Duration::from_secs(30);
 
 /// What a token was judged under. A cached verdict answers only a lookup under the same.
 #[derive(Debug, Clone, Copy)]

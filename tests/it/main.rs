@@ -1,6 +1,9 @@
 //! One integration test binary (as ripgrep does): real sockets on loopback, real keys,
 //! real tokens, the real gateway.
 
+// `unreachable_pub` guards the library's API; a test binary's helpers have no API.
+#![allow(unreachable_pub)]
+
 mod support;
 
 mod admin;
