@@ -116,6 +116,29 @@ pub async fn verifier(path: &std::path::Path, clock: SharedClock) -> Result<Veri
     Ok(Verifier::new(snap, clock))
 }
 
+/// A listener bound to `addr`, and the address it got (port 0 picks one).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok((listener, bound))
+}
+
+/// What every connection shares, over `snap`: the verifier, upstream pool, issuer, metrics.
+fn shared_state(snap: Snapshot, clock: SharedClock) -> Shared {
+    let connect_timeout = snap.settings.upstream_connect_timeout;
+    let verifier = Arc::new(Verifier::new(snap, clock));
+    Shared {
+        forwarder: Forwarder::new(connect_timeout, verifier.snapshots()),
+        issuer: Arc::new(crate::issuer::Issuer::new(verifier.clone())),
+        metrics: Arc::new(Metrics::new()),
+        verifier,
+    }
+}
+
 /// A running gateway.
 #[derive(Debug)]
 pub struct Gateway {
@@ -131,34 +154,17 @@ impl Gateway {
     /// Loads the configuration, fetches keys, binds and starts serving.
     pub async fn start(opts: Options) -> Result<Self, StartError> {
         let snap = load_snapshot(&opts.config, opts.clock.clone(), None)?;
-        let addr = opts.listen.unwrap_or(snap.settings.listen);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr, source })?;
-        let admin = match snap.settings.admin_listen {
-            Some(a) => Some(
-                TcpListener::bind(a)
-                    .await
-                    .map_err(|source| StartError::Bind { addr: a, source })?,
-            ),
-            None => None,
+        let (listener, addr) = bind(opts.listen.unwrap_or(snap.settings.listen)).await?;
+        let (admin, admin_addr) = match snap.settings.admin_listen {
+            Some(a) => {
+                let (l, a) = bind(a).await?;
+                (Some(l), Some(a))
+            }
+            None => (None, None),
         };
-        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         start_keys(&snap).await;
-        let connect_timeout = snap.settings.upstream_connect_timeout;
-        let verifier = Arc::new(Verifier::new(snap, opts.clock.clone()));
-        let forwarder = Forwarder::new(connect_timeout, verifier.snapshots());
-        let issuer = Arc::new(crate::issuer::Issuer::new(verifier.clone()));
-        let metrics = Arc::new(Metrics::new());
-        let shared = Arc::new(Shared {
-            verifier: verifier.clone(),
-            forwarder,
-            issuer,
-            metrics: metrics.clone(),
-        });
+        let shared = Arc::new(shared_state(snap, opts.clock.clone()));
+        let (verifier, metrics) = (shared.verifier.clone(), shared.metrics.clone());
         let (stop, stopped) = watch::channel(false);
         let drain = opts.drain;
         let reloader = Arc::new(Reloader {

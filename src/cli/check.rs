@@ -4,7 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use portcullis::jwks::alg_name;
-use portcullis::model::ScopeMatch;
+use portcullis::model::{ProtectedResource, RealmRef, ScopeMatch};
+use portcullis::snapshot::{RealmEntry, Snapshot};
 
 pub(super) fn run(config: &Path) -> ExitCode {
     let clock = portcullis::time::system();
@@ -36,64 +37,70 @@ pub(super) fn run(config: &Path) -> ExitCode {
         println!("upstream_ca {}", ca.file.display());
     }
     for (i, realm) in snap.realms.entries() {
-        let health = realm.keys.health();
-        let algs: Vec<&str> = realm.algorithms.iter().map(|a| alg_name(*a)).collect();
-        println!(
-            "realm {}  issuer {}  algorithms {}  local keys {}  signing keys {}{}",
-            realm.name,
-            realm.issuer,
-            algs.join(","),
-            health.local_keys,
-            realm.signing.keys().len(),
-            realm
-                .jwks_remote
-                .as_ref()
-                .map(|r| format!("  jwks_uri {}", r.uri))
-                .unwrap_or_default()
-        );
-        for rs in snap.resource_servers.iter().filter(|rs| rs.realm == i) {
-            println!(
-                "  resource server {}{}  aud {}  → {}://{}{}",
-                rs.id,
-                if rs.default { " (default)" } else { "" },
-                rs.audience,
-                rs.upstream.scheme,
-                rs.upstream.authority,
-                rs.upstream.base_path
-            );
-            for pr in snap
-                .resources
-                .iter()
-                .filter(|pr| snap.resource_servers[pr.resource_server].id == rs.id)
-            {
-                let methods = pr
-                    .methods
-                    .as_ref()
-                    .map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","))
-                    .unwrap_or_else(|| "*".into());
-                let scopes = pr.scopes.to_space_separated();
-                let rule = match pr.scope_match {
-                    ScopeMatch::All => "all of",
-                    ScopeMatch::Any => "any of",
-                };
-                println!(
-                    "    {}  {} {}{}  needs {}{}{}",
-                    pr.id,
-                    methods,
-                    pr.host.as_deref().map(|h| format!("host {h} ")).unwrap_or_default(),
-                    pr.paths.join(" "),
-                    if scopes.is_empty() {
-                        "a valid token".to_owned()
-                    } else {
-                        format!("{rule} [{scopes}]")
-                    },
-                    pr.max_age.map(|a| format!("  max_age {a}s")).unwrap_or_default(),
-                    pr.max_token_lifetime
-                        .map(|a| format!("  max lifetime {a}s"))
-                        .unwrap_or_default(),
-                );
-            }
-        }
+        print_realm(&snap, i, realm);
     }
     ExitCode::SUCCESS
+}
+
+/// A realm and, indented below it, its resource servers and their protected resources.
+fn print_realm(snap: &Snapshot, i: RealmRef, realm: &RealmEntry) {
+    let health = realm.keys.health();
+    let algs: Vec<&str> = realm.algorithms.iter().map(|a| alg_name(*a)).collect();
+    println!(
+        "realm {}  issuer {}  algorithms {}  local keys {}  signing keys {}{}",
+        realm.name,
+        realm.issuer,
+        algs.join(","),
+        health.local_keys,
+        realm.signing.keys().len(),
+        realm
+            .jwks_remote
+            .as_ref()
+            .map(|r| format!("  jwks_uri {}", r.uri))
+            .unwrap_or_default()
+    );
+    for (ri, rs) in snap.resource_servers.entries().filter(|(_, rs)| rs.realm == i) {
+        println!(
+            "  resource server {}{}  aud {}  → {}://{}{}",
+            rs.id,
+            if rs.default { " (default)" } else { "" },
+            rs.audience,
+            rs.upstream.scheme,
+            rs.upstream.authority,
+            rs.upstream.base_path
+        );
+        for pr in snap.resources.iter().filter(|pr| pr.resource_server == ri) {
+            print_resource(pr);
+        }
+    }
+}
+
+/// One protected resource: what it matches and what a token needs to reach it.
+fn print_resource(pr: &ProtectedResource) {
+    let methods = pr
+        .methods
+        .as_ref()
+        .map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","))
+        .unwrap_or_else(|| "*".into());
+    let scopes = pr.scopes.to_space_separated();
+    let rule = match pr.scope_match {
+        ScopeMatch::All => "all of",
+        ScopeMatch::Any => "any of",
+    };
+    println!(
+        "    {}  {} {}{}  needs {}{}{}",
+        pr.id,
+        methods,
+        pr.host.as_deref().map(|h| format!("host {h} ")).unwrap_or_default(),
+        pr.paths.join(" "),
+        if scopes.is_empty() {
+            "a valid token".to_owned()
+        } else {
+            format!("{rule} [{scopes}]")
+        },
+        pr.max_age.map(|a| format!("  max_age {a}s")).unwrap_or_default(),
+        pr.max_token_lifetime
+            .map(|a| format!("  max lifetime {a}s"))
+            .unwrap_or_default(),
+    );
 }

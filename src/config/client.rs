@@ -71,51 +71,23 @@ fn compile_client(
     {
         e.err("client_id", "must be printable ASCII 0x21-0x7E, at most 255 bytes");
     }
-    let realm = e.required("realm", &raw.realm).and_then(|r| {
-        let found = realm_index.get(r).copied();
-        match found {
-            None => e.err("realm", format!("no realm is named {r:?}")),
-            Some(ri) if realms[ri].signing.is_empty() => e.err(
-                "realm",
-                format!("realm {r:?} has no signing_keys, so it issues no tokens"),
-            ),
-            Some(_) => {}
-        }
-        found
-    });
+    let realm = e
+        .required("realm", &raw.realm)
+        .and_then(|r| issuing_realm(e, r, realm_index, realms));
     let keys_label = format!(
         "client:{}:{}",
         realm.map_or("", |r| realms[r].name.as_str()),
         client_id.unwrap_or("")
     );
     let (auth, keys) = compile_auth(e, raw, cx, &keys_label)?;
-    // Allowed resource servers, all in the client's realm.
-    let resource_servers = raw.resource_servers.as_ref().map(|ids| {
-        let mut out = Vec::new();
-        for id in ids {
-            match servers.find(|rs| rs.id.as_str() == id) {
-                Some((i, rs)) if Some(rs.realm) == realm => out.push(i),
-                Some(_) => e.err("resource_servers", format!("{id:?} is in another realm")),
-                None => e.err("resource_servers", format!("no resource server has id {id:?}")),
-            }
-        }
-        out
-    });
-    // Allowed scopes: each must be defined by some resource server of the realm.
-    let scopes = raw.scopes.as_ref().map(|_| e.scopes("scopes", &raw.scopes));
-    if let (Some(scopes), Some(ri)) = (&scopes, realm) {
-        for s in scopes.iter() {
-            if !servers
-                .iter()
-                .any(|rs| rs.realm == ri && rs.scopes.contains(s.as_str()))
-            {
-                e.err(
-                    "scopes",
-                    format!("{s:?} is not a scope of any resource server of the realm"),
-                );
-            }
-        }
-    }
+    let resource_servers = raw
+        .resource_servers
+        .as_ref()
+        .map(|ids| allowed_resource_servers(e, ids, realm, servers));
+    let scopes = raw
+        .scopes
+        .as_ref()
+        .map(|_| allowed_scopes(e, &raw.scopes, realm, servers));
     let access_token_ttl = raw.access_token_ttl.as_ref().map(|_| {
         e.duration(
             "access_token_ttl",
@@ -134,7 +106,7 @@ fn compile_client(
             name: raw.name.clone().unwrap_or_else(|| client_id.to_owned()),
             realm: realm?,
             auth,
-            scopes: scopes.map(|s: ScopeSet| s),
+            scopes,
             resource_servers,
             access_token_ttl,
             validity,
@@ -144,6 +116,65 @@ fn compile_client(
         },
         keys,
     ))
+}
+
+/// The realm named `name`, which must issue tokens (have signing keys).
+fn issuing_realm(
+    e: &mut Entity<'_, '_>,
+    name: &str,
+    realm_index: &HashMap<String, RealmRef>,
+    realms: &Table<RealmRef, RealmEntry>,
+) -> Option<RealmRef> {
+    let found = super::realm::find_realm(e, realm_index, name)?;
+    if realms[found].signing.is_empty() {
+        e.err(
+            "realm",
+            format!("realm {name:?} has no signing_keys, so it issues no tokens"),
+        );
+    }
+    Some(found)
+}
+
+/// `resource_servers`: each must exist, in the client's realm.
+fn allowed_resource_servers(
+    e: &mut Entity<'_, '_>,
+    ids: &[String],
+    realm: Option<RealmRef>,
+    servers: &Table<ResourceServerRef, ResourceServerEntry>,
+) -> Vec<ResourceServerRef> {
+    let mut out = Vec::new();
+    for id in ids {
+        match servers.find(|rs| rs.id.as_str() == id) {
+            Some((i, rs)) if Some(rs.realm) == realm => out.push(i),
+            Some(_) => e.err("resource_servers", format!("{id:?} is in another realm")),
+            None => e.err("resource_servers", format!("no resource server has id {id:?}")),
+        }
+    }
+    out
+}
+
+/// `scopes`: each must be defined by some resource server of the client's realm.
+fn allowed_scopes(
+    e: &mut Entity<'_, '_>,
+    raw: &Option<Vec<String>>,
+    realm: Option<RealmRef>,
+    servers: &Table<ResourceServerRef, ResourceServerEntry>,
+) -> ScopeSet {
+    let scopes = e.scopes("scopes", raw);
+    if let Some(ri) = realm {
+        for s in scopes.iter() {
+            if !servers
+                .iter()
+                .any(|rs| rs.realm == ri && rs.scopes.contains(s.as_str()))
+            {
+                e.err(
+                    "scopes",
+                    format!("{s:?} is not a scope of any resource server of the realm"),
+                );
+            }
+        }
+    }
+    scopes
 }
 
 /// `token_endpoint_auth_method` (RFC 7591 § 2).

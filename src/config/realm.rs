@@ -250,6 +250,15 @@ pub(super) struct RealmDecryption {
     pub kids: Vec<String>,
 }
 
+/// The realm named `name` (for an entity's `realm` field), reported when there is none.
+pub(super) fn find_realm(e: &mut Entity<'_, '_>, index: &HashMap<String, RealmRef>, name: &str) -> Option<RealmRef> {
+    let found = index.get(name).copied();
+    if found.is_none() {
+        e.err("realm", format!("no realm is named {name:?}"));
+    }
+    found
+}
+
 /// Compiles every `[[realm]]`; names must be unique.
 pub(super) fn compile_realms(c: &mut Ctx<'_>, declared: &Declared, cx: &CompileContext<'_>) -> Realms {
     let mut out = Realms {

@@ -8,7 +8,7 @@ use http::Method;
 use super::declared::Declared;
 use super::raw::RawProtectedResource;
 use super::report::{Ctx, Entity, label};
-use crate::model::{EntityRef, Name, ProtectedResource, ResourceRef, ResourceServerRef, ScopeMatch, Table};
+use crate::model::{EntityRef, Name, ProtectedResource, ResourceRef, ResourceServerRef, ScopeMatch, ScopeSet, Table};
 use crate::routing::{InsertError, Route, Router};
 use crate::snapshot::ResourceServerEntry;
 
@@ -26,57 +26,10 @@ pub(super) fn compile_resource(
         }
         found
     });
-    let host = raw.host.as_ref().and_then(|h| {
-        let h = h.trim().to_ascii_lowercase();
-        let ok =
-            !h.is_empty() && !h.contains(':') && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-        if !ok {
-            e.err("host", format!("{h:?} is not a host name (no port, no scheme)"));
-        }
-        ok.then_some(h)
-    });
-    let methods = raw.methods.as_ref().map(|ms| {
-        let mut out = Vec::new();
-        if ms.is_empty() {
-            e.err(
-                "methods",
-                "must list at least one method, or be left out for any method",
-            );
-        }
-        for m in ms {
-            match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-                Ok(m) if !out.contains(&m) => out.push(m),
-                Ok(_) => {}
-                Err(_) => e.err("methods", format!("{m:?} is not a method")),
-            }
-        }
-        out
-    });
-    let paths = match &raw.paths {
-        None => {
-            e.err("paths", "is required");
-            Vec::new()
-        }
-        Some(p) if p.is_empty() => {
-            e.err("paths", "must list at least one path pattern");
-            Vec::new()
-        }
-        Some(p) => p.clone(),
-    };
-    let scopes = e.scopes("scopes", &raw.scopes);
-    if let Some(ri) = rs {
-        let server = &servers[ri];
-        if !server.scopes.is_empty() {
-            for s in scopes.iter() {
-                if !server.scopes.contains(s.as_str()) {
-                    e.err(
-                        "scopes",
-                        format!("{s:?} is not a scope of resource server {:?}", server.id.as_str()),
-                    );
-                }
-            }
-        }
-    }
+    let host = raw.host.as_deref().and_then(|h| host(e, h));
+    let methods = raw.methods.as_deref().map(|ms| methods(e, ms));
+    let paths = paths(e, raw.paths.as_deref());
+    let scopes = required_scopes(e, raw, rs.map(|ri| &servers[ri]));
     let scope_match: ScopeMatch = e.choice("scope_match", &raw.scope_match).unwrap_or_default();
     let max_age = e.seconds("max_age", &raw.max_age);
     let max_token_lifetime = e.seconds("max_token_lifetime", &raw.max_token_lifetime);
@@ -94,6 +47,73 @@ pub(super) fn compile_resource(
         validity,
         source: e.file().to_path_buf(),
     })
+}
+
+/// `host`: a lower-cased host name, without port or scheme.
+fn host(e: &mut Entity<'_, '_>, h: &str) -> Option<String> {
+    let h = h.trim().to_ascii_lowercase();
+    let ok =
+        !h.is_empty() && !h.contains(':') && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if !ok {
+        e.err("host", format!("{h:?} is not a host name (no port, no scheme)"));
+    }
+    ok.then_some(h)
+}
+
+/// `methods`: at least one, each an HTTP method token, without repeats.
+fn methods(e: &mut Entity<'_, '_>, ms: &[String]) -> Vec<Method> {
+    let mut out = Vec::new();
+    if ms.is_empty() {
+        e.err(
+            "methods",
+            "must list at least one method, or be left out for any method",
+        );
+    }
+    for m in ms {
+        match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+            Ok(m) if !out.contains(&m) => out.push(m),
+            Ok(_) => {}
+            Err(_) => e.err("methods", format!("{m:?} is not a method")),
+        }
+    }
+    out
+}
+
+/// `paths`: required, at least one pattern (the router checks each).
+fn paths(e: &mut Entity<'_, '_>, paths: Option<&[String]>) -> Vec<String> {
+    match paths {
+        None => {
+            e.err("paths", "is required");
+            Vec::new()
+        }
+        Some([]) => {
+            e.err("paths", "must list at least one path pattern");
+            Vec::new()
+        }
+        Some(p) => p.to_vec(),
+    }
+}
+
+/// `scopes`: each one of the resource server's, when it lists any.
+fn required_scopes(
+    e: &mut Entity<'_, '_>,
+    raw: &RawProtectedResource,
+    server: Option<&ResourceServerEntry>,
+) -> ScopeSet {
+    let scopes = e.scopes("scopes", &raw.scopes);
+    if let Some(server) = server
+        && !server.scopes.is_empty()
+    {
+        for s in scopes.iter() {
+            if !server.scopes.contains(s.as_str()) {
+                e.err(
+                    "scopes",
+                    format!("{s:?} is not a scope of resource server {:?}", server.id.as_str()),
+                );
+            }
+        }
+    }
+    scopes
 }
 
 /// Compiles every `[[protected_resource]]` and builds the route table over them: ids are

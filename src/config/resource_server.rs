@@ -15,9 +15,9 @@ use super::report::{Ctx, Entity, is_client_id, is_simple_name, label};
 use crate::jwks::{SigningKeys, parse_alg};
 use crate::model::{
     Audience, ClaimHeader, Encryption, Name, Realm, ResourceServer, ResourceServerCredentials, ResourceServerRef,
-    Table, Upstream, defaults,
+    ScopeSet, Table, Upstream, defaults,
 };
-use crate::snapshot::ResourceServerEntry;
+use crate::snapshot::{RealmEntry, ResourceServerEntry};
 
 /// Headers a claim may never be passed as: hop-by-hop, framing, routing and forwarding
 /// headers the proxy itself owns.
@@ -62,13 +62,9 @@ pub(super) fn compile_resource_server(
     {
         e.err("id", "must be printable ASCII without spaces, quotes or backslashes");
     }
-    let realm = e.required("realm", &raw.realm).and_then(|r| {
-        let found = realm_index.get(r).copied();
-        if found.is_none() {
-            e.err("realm", format!("no realm is named {r:?}"));
-        }
-        found
-    });
+    let realm = e
+        .required("realm", &raw.realm)
+        .and_then(|r| super::realm::find_realm(e, realm_index, r));
     let audience = e.required("audience", &raw.audience).map(Audience::new);
     let upstream = e
         .required("upstream", &raw.upstream)
@@ -79,31 +75,16 @@ pub(super) fn compile_resource_server(
                 None
             }
         });
-    let scopes = e.scopes("scopes", &raw.scopes);
-    let default_scopes = e.scopes("default_scopes", &raw.default_scopes);
-    for s in default_scopes.iter() {
-        if !scopes.contains(s.as_str()) {
-            e.err(
-                "default_scopes",
-                format!("{s:?} is not one of the resource server's scopes"),
-            );
-        }
-    }
+    let (scopes, default_scopes) = scope_sets(e, raw);
     let realm_ttl = realm.map_or(defaults::ACCESS_TOKEN_TTL, |ri| realms[ri].access_token_ttl);
     let access_token_ttl = e.duration("access_token_ttl", &raw.access_token_ttl, realm_ttl);
     if access_token_ttl.is_zero() {
         e.err("access_token_ttl", "must be positive");
     }
-    let signing_alg = raw.signing_alg.as_deref().and_then(|a| {
-        let alg = parse_alg(a);
-        if alg.is_none() {
-            e.err("signing_alg", format!("{a:?} is not an asymmetric JWS algorithm"));
-        }
-        alg
-    });
-    if let (Some(alg), Some(ri)) = (signing_alg, realm) {
-        check_signing_alg(e, alg, &realms[ri], &realms[ri].signing);
-    }
+    let signing_alg = raw
+        .signing_alg
+        .as_deref()
+        .and_then(|a| signing_alg(e, a, realm.map(|ri| &realms[ri])));
     let claim_headers = claim_headers(e, raw);
     let response_timeout = e.duration("response_timeout", &raw.response_timeout, defaults::RESPONSE_TIMEOUT);
     let max_body_bytes = super::limits::body(e, raw.max_body_bytes);
@@ -132,6 +113,33 @@ pub(super) fn compile_resource_server(
         metadata: raw.metadata.clone().unwrap_or_default(),
         source: e.file().to_path_buf(),
     })
+}
+
+/// `scopes` and `default_scopes`, a subset of them.
+fn scope_sets(e: &mut Entity<'_, '_>, raw: &RawResourceServer) -> (ScopeSet, ScopeSet) {
+    let scopes = e.scopes("scopes", &raw.scopes);
+    let default_scopes = e.scopes("default_scopes", &raw.default_scopes);
+    for s in default_scopes.iter() {
+        if !scopes.contains(s.as_str()) {
+            e.err(
+                "default_scopes",
+                format!("{s:?} is not one of the resource server's scopes"),
+            );
+        }
+    }
+    (scopes, default_scopes)
+}
+
+/// `signing_alg`: an asymmetric JWS algorithm the realm (when known) has a key for.
+fn signing_alg(e: &mut Entity<'_, '_>, text: &str, realm: Option<&RealmEntry>) -> Option<Algorithm> {
+    let Some(alg) = parse_alg(text) else {
+        e.err("signing_alg", format!("{text:?} is not an asymmetric JWS algorithm"));
+        return None;
+    };
+    if let Some(realm) = realm {
+        check_signing_alg(e, alg, realm, &realm.signing);
+    }
+    Some(alg)
 }
 
 /// The claims passed upstream as headers: never as a header the proxy owns, each header

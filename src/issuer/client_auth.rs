@@ -332,31 +332,7 @@ async fn check_assertion(
             if !ok {
                 return Err(fail("bad signature"));
             }
-            // RFC 7518 § 3.2: "A key of the same size as the hash output ... or larger MUST
-            // be used with this algorithm." Said precisely, and only to whoever holds the
-            // secret (the signature is good), as the realm's metadata lists every HMAC alg.
-            let min = hmac_min_key(header.alg);
-            if secret_len < min {
-                let usable: Vec<&str> = HMAC_ALGS
-                    .iter()
-                    .filter(|a| secret_len >= hmac_min_key(**a))
-                    .map(|a| crate::jwks::alg_name(*a))
-                    .collect();
-                tracing::info!(
-                    client_id = client.client_id.as_str(),
-                    reason = "HMAC key shorter than the hash output",
-                    "client assertion refused"
-                );
-                return Err(invalid_client(
-                    &format!(
-                        "{} needs a client secret of at least {min} bytes (RFC 7518 § 3.2) and this \
-                         client's is shorter; sign with {}",
-                        crate::jwks::alg_name(header.alg),
-                        usable.join(" or ")
-                    ),
-                    false,
-                ));
-            }
+            hmac_key_long_enough(client, header.alg, secret_len)?;
         }
         AssertionKey::Public(keys) => {
             jws::verify_signature(&compact, &header, keys)
@@ -394,4 +370,33 @@ async fn check_assertion(
         return Err(fail("jti replayed"));
     }
     Ok(())
+}
+
+/// RFC 7518 § 3.2: "A key of the same size as the hash output ... or larger MUST be used with
+/// this algorithm." Said precisely, and only to whoever holds the secret (the signature is
+/// good), as the realm's metadata lists every HMAC alg.
+fn hmac_key_long_enough(client: &Client, alg: Algorithm, secret_len: usize) -> Result<(), OAuthError> {
+    let min = hmac_min_key(alg);
+    if secret_len >= min {
+        return Ok(());
+    }
+    let usable: Vec<&str> = HMAC_ALGS
+        .iter()
+        .filter(|a| secret_len >= hmac_min_key(**a))
+        .map(|a| crate::jwks::alg_name(*a))
+        .collect();
+    tracing::info!(
+        client_id = client.client_id.as_str(),
+        reason = "HMAC key shorter than the hash output",
+        "client assertion refused"
+    );
+    Err(invalid_client(
+        &format!(
+            "{} needs a client secret of at least {min} bytes (RFC 7518 § 3.2) and this \
+             client's is shorter; sign with {}",
+            crate::jwks::alg_name(alg),
+            usable.join(" or ")
+        ),
+        false,
+    ))
 }

@@ -7,7 +7,7 @@ use super::OAuthError;
 use super::client_auth::{self, AuthContext};
 use super::form::Form;
 use super::mint::{MintRequest, mint};
-use crate::model::{Client, RealmRef, ResourceServer, ResourceServerRef, Scope, ScopeSource};
+use crate::model::{Client, ClientRef, RealmRef, ResourceServer, ResourceServerRef, Scope, ScopeSource};
 use crate::snapshot::{ResourceServerEntry, Snapshot};
 
 /// A successful token response's fields.
@@ -33,22 +33,8 @@ pub(super) async fn token(
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<Issued, OAuthError> {
-    let presented = client_auth::presented(headers, form)?;
-    let basic = presented.is_basic();
-    let id = presented.claimed_id().ok_or_else(|| OAuthError::InvalidClient {
-        message: "the client could not be identified".into(),
-        basic,
-    })?;
-    let Some((ci, client)) = snap.client(realm, &id) else {
-        return Err(client_auth::refuse_unknown(cx, &presented, "client authentication failed").await);
-    };
-    client_auth::authenticate(cx, &presented, client, snap.clients[ci].keys.as_ref()).await?;
-    if !client.validity.in_force(cx.now) {
-        return Err(OAuthError::InvalidClient {
-            message: "the client is not active".into(),
-            basic,
-        });
-    }
+    let ci = authenticate_client(cx, snap, realm, headers, form).await?;
+    let client = &snap.clients[ci].client;
     match form.get("grant_type") {
         None => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
         Some("client_credentials") => {}
@@ -69,33 +55,73 @@ pub(super) async fn token(
         ));
     }
     let scopes = grant_scopes(snap, realm, client, rs, form.get("scope"))?;
+    issue(snap, realm, ci, target, &scopes.join(" "), cx.now)
+}
+
+/// The client the request authenticates as, if it does and is active.
+async fn authenticate_client(
+    cx: &AuthContext<'_>,
+    snap: &Snapshot,
+    realm: RealmRef,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<ClientRef, OAuthError> {
+    let presented = client_auth::presented(headers, form)?;
+    let basic = presented.is_basic();
+    let id = presented.claimed_id().ok_or_else(|| OAuthError::InvalidClient {
+        message: "the client could not be identified".into(),
+        basic,
+    })?;
+    let Some((ci, client)) = snap.client(realm, &id) else {
+        return Err(client_auth::refuse_unknown(cx, &presented, "client authentication failed").await);
+    };
+    client_auth::authenticate(cx, &presented, client, snap.clients[ci].keys.as_ref()).await?;
+    if !client.validity.in_force(cx.now) {
+        return Err(OAuthError::InvalidClient {
+            message: "the client is not active".into(),
+            basic,
+        });
+    }
+    Ok(ci)
+}
+
+/// Mints the token of `client` for `target` with `scope` granted: signed with the target's
+/// `signing_alg`, then encrypted per its `encryption`.
+fn issue(
+    snap: &Snapshot,
+    realm: RealmRef,
+    client: ClientRef,
+    target: ResourceServerRef,
+    scope: &str,
+    now: i64,
+) -> Result<Issued, OAuthError> {
+    let client = &snap.clients[client].client;
+    let rs = &snap.resource_servers[target];
     // The client's TTL if set, never above the target's.
     let ttl = client
         .access_token_ttl
         .map_or(rs.access_token_ttl, |t| t.min(rs.access_token_ttl));
-    let signing = &snap.realms[realm].signing;
+    let r = &snap.realms[realm];
     let key = match rs.signing_alg {
-        Some(alg) => signing.active(alg),
-        None => signing.first(),
+        Some(alg) => r.signing.active(alg),
+        None => r.signing.first(),
     }
     .ok_or(OAuthError::ServerError)?;
-    let scope = scopes.join(" ");
-    let r = &snap.realms[realm];
     let access_token = mint(
         &MintRequest {
             issuer: &r.issuer,
             audience: rs.audience.as_str(),
             subject: client.client_id.as_str(),
             client_id: client.client_id.as_str(),
-            scope: &scope,
-            now: cx.now,
+            scope,
+            now,
             ttl,
             // RFC 9068 § 2.2.1 ties `auth_time` to an end user's authentication; with
             // client_credentials the subject is the client itself (`sub` = `client_id`), so the
             // subject's authentication time is when the client proved its credentials here.
             // Kept so that a protected resource's `max_age` bounds how long ago a machine
             // client last authenticated, as it does for users.
-            auth_time: cx.now,
+            auth_time: now,
         },
         key,
     )
@@ -105,7 +131,7 @@ pub(super) async fn token(
     })?;
     // Per the target's `encryption`: sent as is, or nested in a compact JWE (RFC 7519 § 5.2)
     // to the realm's key or the resource server's own.
-    let access_token = match snap.resource_servers[target].jwe.as_deref() {
+    let access_token = match rs.jwe.as_deref() {
         None => access_token,
         Some(keys) => keys.encrypt(&access_token).map_err(|e| {
             tracing::error!(error = %e, "encrypting the token failed");
@@ -115,7 +141,7 @@ pub(super) async fn token(
     Ok(Issued {
         access_token,
         expires_in: ttl.as_secs(),
-        scope,
+        scope: scope.to_owned(),
         client_id: client.client_id.as_str().to_owned(),
         resource_server: rs.id.as_str().to_owned(),
     })

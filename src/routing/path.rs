@@ -91,11 +91,17 @@ impl NormalizedPath {
 
 /// Normalizes `raw` (the path part of a request target, without query).
 pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
-    let bytes = raw.as_bytes();
-    if bytes.first() != Some(&b'/') {
+    if raw.as_bytes().first() != Some(&b'/') {
         return Err(PathError::NotAbsolute);
     }
-    // Stage 1: decode unreserved escapes into `decoded`, refusing the dangerous ones.
+    resolve_segments(&decode(raw)?)
+}
+
+/// Stage 1: decodes unreserved escapes, refusing the dangerous ones, and escapes what may not
+/// stay raw.
+#[inline]
+fn decode(raw: &str) -> Result<String, PathError> {
+    let bytes = raw.as_bytes();
     let mut decoded = String::with_capacity(raw.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -115,27 +121,7 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
         let b = bytes[i];
         match b {
             b'%' => {
-                let hi = bytes.get(i + 1).and_then(|c| hex(*c));
-                let lo = bytes.get(i + 2).and_then(|c| hex(*c));
-                let (Some(hi), Some(lo)) = (hi, lo) else {
-                    return Err(PathError::BadEscape);
-                };
-                let v = hi << 4 | lo;
-                if v == b'/' || v == b'\\' {
-                    return Err(PathError::EncodedSeparator);
-                }
-                if v < 0x20 || v == 0x7f {
-                    return Err(PathError::ControlCharacter);
-                }
-                // An upstream that decodes before it splits off path parameters sees `;`.
-                if v == b';' {
-                    return Err(PathError::Semicolon);
-                }
-                if is_unreserved(v) {
-                    decoded.push(char::from(v));
-                } else {
-                    push_escape(&mut decoded, v);
-                }
+                decode_escape(bytes.get(i + 1..i + 3), &mut decoded)?;
                 i += 3;
             }
             b'\\' => return Err(PathError::Backslash),
@@ -153,7 +139,38 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
             }
         }
     }
-    // Stage 2: segments, dropping empty and `.`, resolving `..`.
+    Ok(decoded)
+}
+
+/// One `%XX` escape (`hex` is the two bytes after `%`): unreserved characters are decoded,
+/// separators, controls and `;` refused, everything else kept escaped (upper-case).
+#[inline]
+fn decode_escape(hex_digits: Option<&[u8]>, decoded: &mut String) -> Result<(), PathError> {
+    let (Some(hi), Some(lo)) = (hex_digits.and_then(|h| hex(h[0])), hex_digits.and_then(|h| hex(h[1]))) else {
+        return Err(PathError::BadEscape);
+    };
+    let v = hi << 4 | lo;
+    if v == b'/' || v == b'\\' {
+        return Err(PathError::EncodedSeparator);
+    }
+    if v < 0x20 || v == 0x7f {
+        return Err(PathError::ControlCharacter);
+    }
+    // An upstream that decodes before it splits off path parameters sees `;`.
+    if v == b';' {
+        return Err(PathError::Semicolon);
+    }
+    if is_unreserved(v) {
+        decoded.push(char::from(v));
+    } else {
+        push_escape(decoded, v);
+    }
+    Ok(())
+}
+
+/// Stage 2: segments, dropping empty and `.`, resolving `..`.
+#[inline]
+fn resolve_segments(decoded: &str) -> Result<NormalizedPath, PathError> {
     let trailing_slash = decoded.len() > 1 && decoded.ends_with('/');
     let mut stack: Vec<&str> = Vec::new();
     for seg in decoded.split('/') {

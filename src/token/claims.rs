@@ -136,46 +136,10 @@ impl Claims {
     pub fn parse_forwarding(json: &[u8], forward: &[Box<str>]) -> Result<Self, TokenError> {
         let raw: Map<String, Value> =
             serde_json::from_slice(json).map_err(|_| TokenError::Malformed("claims are not a JSON object"))?;
-        let string = |name: &'static str| -> Result<Option<&str>, TokenError> {
-            match raw.get(name) {
-                None => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.as_str())),
-                Some(_) => Err(TokenError::BadClaim(name)),
-            }
-        };
-        let time = |name: &'static str| -> Result<Option<i64>, TokenError> {
-            match raw.get(name) {
-                None => Ok(None),
-                Some(Value::Number(n)) => n
-                    .as_i64()
-                    // RFC 7519 § 2: NumericDate may be non-integer.
-                    .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
-                    .map(Some)
-                    .ok_or(TokenError::BadClaim(name)),
-                Some(_) => Err(TokenError::BadClaim(name)),
-            }
-        };
-        fn strings<'v>(name: &'static str, items: &'v [Value]) -> Result<Vec<&'v str>, TokenError> {
-            items
-                .iter()
-                .map(|v| v.as_str().ok_or(TokenError::BadClaim(name)))
-                .collect()
-        }
-        let aud: Vec<&str> = match raw.get("aud") {
-            None => Vec::new(),
-            Some(Value::String(s)) => vec![s.as_str()],
-            Some(Value::Array(items)) => strings("aud", items)?,
-            Some(_) => return Err(TokenError::BadClaim("aud")),
-        };
-        let scopes: Vec<&str> = match (raw.get("scope"), raw.get("scp")) {
-            (Some(Value::String(s)), _) => s.split(' ').filter(|s| !s.is_empty()).collect(),
-            (Some(_), _) => return Err(TokenError::BadClaim("scope")),
-            (None, Some(Value::Array(items))) => strings("scp", items)?,
-            // Some issuers send `scp` as a space-separated string.
-            (None, Some(Value::String(s))) => s.split(' ').filter(|s| !s.is_empty()).collect(),
-            (None, Some(_)) => return Err(TokenError::BadClaim("scp")),
-            (None, None) => Vec::new(),
-        };
+        let string = |name| claim_str(&raw, name);
+        let time = |name| claim_time(&raw, name);
+        let aud = audiences(&raw)?;
+        let scopes = granted_scopes(&raw)?;
         let mut p = Packer::default();
         let iss = p.span(string("iss")?)?;
         let sub = p.span(string("sub")?)?;
@@ -392,6 +356,59 @@ fn render(v: &Value) -> Option<String> {
         Value::Null => return None,
         other => other.to_string(),
     })
+}
+
+/// A string claim, absent or a string.
+fn claim_str<'v>(raw: &'v Map<String, Value>, name: &'static str) -> Result<Option<&'v str>, TokenError> {
+    match raw.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(TokenError::BadClaim(name)),
+    }
+}
+
+/// A NumericDate claim (RFC 7519 § 2: seconds, possibly non-integer), absent or a number.
+fn claim_time(raw: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, TokenError> {
+    match raw.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+            .map(Some)
+            .ok_or(TokenError::BadClaim(name)),
+        Some(_) => Err(TokenError::BadClaim(name)),
+    }
+}
+
+/// An array claim whose items must all be strings.
+fn claim_strings<'v>(name: &'static str, items: &'v [Value]) -> Result<Vec<&'v str>, TokenError> {
+    items
+        .iter()
+        .map(|v| v.as_str().ok_or(TokenError::BadClaim(name)))
+        .collect()
+}
+
+/// `aud`: a string or an array of strings (RFC 7519 § 4.1.3).
+fn audiences(raw: &Map<String, Value>) -> Result<Vec<&str>, TokenError> {
+    match raw.get("aud") {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.as_str()]),
+        Some(Value::Array(items)) => claim_strings("aud", items),
+        Some(_) => Err(TokenError::BadClaim("aud")),
+    }
+}
+
+/// Granted scopes: `scope` (space-separated, RFC 8693 § 4.2), else `scp` (an array, or a
+/// space-separated string as some issuers send it).
+fn granted_scopes(raw: &Map<String, Value>) -> Result<Vec<&str>, TokenError> {
+    match (raw.get("scope"), raw.get("scp")) {
+        (Some(Value::String(s)), _) => Ok(s.split(' ').filter(|s| !s.is_empty()).collect()),
+        (Some(_), _) => Err(TokenError::BadClaim("scope")),
+        (None, Some(Value::Array(items))) => claim_strings("scp", items),
+        (None, Some(Value::String(s))) => Ok(s.split(' ').filter(|s| !s.is_empty()).collect()),
+        (None, Some(_)) => Err(TokenError::BadClaim("scp")),
+        (None, None) => Ok(Vec::new()),
+    }
 }
 
 #[cfg(test)]

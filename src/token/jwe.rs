@@ -10,6 +10,7 @@
 //! - the content must be a nested JWT (`cty` `JWT`, or `at+jwt` as some issuers send);
 //! - every failure is the same `invalid_token` to the client; the precise reason is logged.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use josekit::jwe::{self, JweDecrypter, JweEncrypter, JweHeader};
@@ -83,6 +84,44 @@ pub fn refused_key_alg(alg: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// `jwk` if it can serve `key_alg` with `content_alg` (a `dir` key of `key_len` bytes), else
+/// why not.
+fn suitable<'j>(jwk: &'j Jwk, key_alg: &str, content_alg: &str, key_len: usize) -> Result<Cow<'j, Jwk>, String> {
+    // RFC 7520 § 5.6 labels a direct-encryption key with the content algorithm it serves;
+    // for `dir` that means the same as "dir" (the only label josekit takes).
+    let jwk = if key_alg == "dir" && jwk.algorithm() == Some(content_alg) {
+        let mut k = jwk.clone();
+        k.set_algorithm("dir");
+        Cow::Owned(k)
+    } else {
+        Cow::Borrowed(jwk)
+    };
+    if jwk.key_use().is_some_and(|u| u != "enc") {
+        return Err("use is not \"enc\"".into());
+    }
+    if let Some(alg) = jwk.algorithm()
+        && alg != key_alg
+    {
+        return Err(format!("its alg is {alg:?}"));
+    }
+    if key_alg == "dir"
+        && let Some(k) = jwk.key_value()
+        && k.len() != key_len
+    {
+        return Err(format!("a dir key for {content_alg} must be {key_len} bytes"));
+    }
+    Ok(jwk)
+}
+
+/// A decrypter for a private `jwk`, without its kid: `decrypt_content` matches the kid
+/// itself, and a decrypter keeping it would make josekit demand it in every header, so a
+/// JWE without kid never decrypted.
+fn unlabelled_decrypter(key_alg: &str, jwk: &Jwk) -> Result<Box<dyn JweDecrypter>, String> {
+    let mut unlabelled = jwk.clone();
+    unlabelled.set_parameter("kid", None).map_err(|e| e.to_string())?;
+    make_decrypter(key_alg, &unlabelled)
 }
 
 fn make_decrypter(alg: &str, jwk: &Jwk) -> Result<Box<dyn JweDecrypter>, String> {
@@ -171,44 +210,15 @@ impl JweKeys {
             if let Some(k) = &kid {
                 kids.push(k.clone());
             }
-            // RFC 7520 § 5.6 labels a direct-encryption key with the content algorithm it
-            // serves; for `dir` that means the same as "dir" (the only label josekit takes).
-            let relabelled;
-            let jwk = if key_alg == "dir" && jwk.algorithm() == Some(content_alg) {
-                let mut k = jwk.clone();
-                k.set_algorithm("dir");
-                relabelled = k;
-                &relabelled
-            } else {
-                jwk
+            let jwk = match suitable(jwk, key_alg, content_alg, key_len) {
+                Ok(jwk) => jwk,
+                Err(why) => {
+                    why_not.push(format!("key #{i}: {why}"));
+                    continue;
+                }
             };
-            if jwk.key_use().is_some_and(|u| u != "enc") {
-                why_not.push(format!("key #{i}: use is not \"enc\""));
-                continue;
-            }
-            if jwk.algorithm().is_some_and(|a| a != key_alg) {
-                why_not.push(format!(
-                    "key #{i}: its alg is {:?}",
-                    jwk.algorithm().unwrap_or_default()
-                ));
-                continue;
-            }
-            if key_alg == "dir"
-                && let Some(k) = jwk.key_value()
-                && k.len() != key_len
-            {
-                why_not.push(format!("key #{i}: a dir key for {content_alg} must be {key_len} bytes"));
-                continue;
-            }
-            if is_private(jwk) {
-                // `decrypt_content` matches the kid itself; a decrypter keeping it would make
-                // josekit demand it in every header, so a JWE without kid never decrypted.
-                let mut unlabelled = jwk.clone();
-                let unlabelled = unlabelled.set_parameter("kid", None).map(|()| unlabelled);
-                match unlabelled
-                    .map_err(|e| e.to_string())
-                    .and_then(|k| make_decrypter(key_alg, &k))
-                {
+            if is_private(&jwk) {
+                match unlabelled_decrypter(key_alg, &jwk) {
                     Ok(d) => decrypters.push((kid.clone(), d)),
                     Err(e) => {
                         why_not.push(format!("key #{i}: {e}"));
@@ -218,7 +228,7 @@ impl JweKeys {
             }
             if encrypter.is_none() {
                 let public = if jwk.key_type() == "oct" {
-                    Ok(jwk.clone())
+                    Ok(jwk.clone().into_owned())
                 } else {
                     jwk.to_public_key()
                 };
