@@ -20,26 +20,28 @@
 //! | module | job | may import |
 //! |---|---|---|
 //! | `app` | composition root: snapshot, keys, listeners, watcher, reloads, shutdown | everything below |
-//! | `admin` | admin listener: health, readiness, metrics exposition | `metrics`, `verifier` |
+//! | `admin` | admin listener: health, readiness, metrics exposition | `metrics`, `respond`, `verifier` |
 //! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `issuer`, `metrics`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
-//! | `issuer` | the embedded authorization server's endpoints and client authentication | `jwks`, `model`, `snapshot`, `time`, `token`, `verifier` |
-//! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `routing`, `snapshot`, `token`, `verifier` |
-//! | `proxy` | forwarding, header rules, upstream TLS trust | `model`, `snapshot`, `tls`, `verifier` |
+//! | `issuer` | the embedded authorization server's endpoints and client authentication | `jwks`, `model`, `respond`, `snapshot`, `time`, `token`, `verifier` |
+//! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `respond`, `routing`, `snapshot`, `token`, `verifier` |
+//! | `proxy` | forwarding, header rules, upstream TLS trust | `chain`, `model`, `snapshot`, `tls`, `verifier` |
 //! | `verifier` | route → extract → verify → authorize: the embeddable decision | `model`, `routing`, `snapshot`, `time`, `token` |
 //! | `config` | sources → one compiled snapshot (errors name file, entity, field); watching | `inputs`, `jwks`, `model`, `routing`, `snapshot`, `time`, `tls`, `token` |
 //! | `snapshot` | the immutable configuration: one entry per entity, its epoch | `inputs`, `jwks`, `model`, `routing`, `tls`, `token` |
 //! | `token` | bearer extraction, JWS/JWE verification, claims checks, caches, revocations | `jwks`, `model`, `time` |
-//! | `jwks` | key sets, remote fetch and refresh, signing keys | `model`, `time`, `tls` |
+//! | `jwks` | key sets, remote fetch and refresh, signing keys | `chain`, `model`, `time`, `tls` |
 //! | `metrics` | counters and histograms | `model` |
 //! | `routing` | path normalization, Host validation, the route table; pure | — |
 //! | `model` | validated domain types, typed references, defaults; pure | — |
 //! | `inputs` | the files a configuration was read from, with digests | — |
+//! | `chain` | an error told with its causes, for logs | — |
 //! | `respond` | the one builder of the gateway's own JSON answers | — |
 //! | `tls` | PEM material → rustls configurations, the platform's trust store | — |
 //! | `time` | the injectable clock | — |
 
 pub mod admin;
 pub mod app;
+pub mod chain;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;

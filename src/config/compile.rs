@@ -120,3 +120,140 @@ fn issuer_routes(c: &mut Ctx<'_>, realms: &Table<RealmRef, RealmEntry>) -> HashM
     }
     routes
 }
+
+#[cfg(test)]
+mod tests {
+    //! The compiler's rules on declarations given as text: no sockets, no files on disk.
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::declared::Origin;
+
+    const REALM: &str = r#"
+        [[realm]]
+        name = "demo"
+        issuer = "https://idp.test"
+        jwks_uri = "https://idp.test/jwks"
+        algorithms = ["RS256", "ES256"]
+    "#;
+
+    const API: &str = r#"
+        [[resource_server]]
+        id = "orders"
+        realm = "demo"
+        audience = "https://api.test/orders"
+        upstream = "http://127.0.0.1:9000"
+        scopes = ["orders:read", "orders:write"]
+    "#;
+
+    /// Compiles `texts` as the files `a.toml`, `b.toml`, ….
+    fn compile_texts(texts: &[&str]) -> Result<Snapshot, ConfigErrors> {
+        let mut declared = Declared::default();
+        for (i, text) in texts.iter().enumerate() {
+            let raw = toml::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let name = format!("{}.toml", char::from(b'a' + u8::try_from(i).unwrap_or(0)));
+            declared.add(Origin::file(Path::new(&name)), raw);
+        }
+        let cx = CompileContext {
+            clock: crate::time::ManualClock::new(1_000_000),
+            fetcher: Fetcher::new(),
+            previous: None,
+            env: |_| None,
+        };
+        compile(&declared, &cx, &mut Inputs::default())
+    }
+
+    /// The (file, entity, field) of every error, and its message.
+    fn errors(texts: &[&str]) -> Vec<(String, String, Option<String>, String)> {
+        match compile_texts(texts) {
+            Ok(_) => panic!("should not compile"),
+            Err(errors) => errors
+                .0
+                .into_iter()
+                .map(|e| (e.file.display().to_string(), e.entity, e.field, e.message))
+                .collect(),
+        }
+    }
+
+    /// The message of the one error, which must be on `field` of `entity`.
+    fn field_of(texts: &[&str], entity: &str, field: &str) -> String {
+        let all = errors(texts);
+        assert_eq!(all.len(), 1, "one error, no cascade: {all:?}");
+        all.iter()
+            .find(|(_, en, f, _)| en == entity && f.as_deref() == Some(field))
+            .map(|(_, _, _, m)| m.clone())
+            .unwrap_or_else(|| panic!("no error on {entity} {field}: {all:?}"))
+    }
+
+    #[test]
+    fn a_minimal_configuration_compiles() {
+        let snap = compile_texts(&[REALM, API]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(snap.resource_servers.len(), 1);
+        assert_eq!(snap.sources, [Path::new("a.toml"), Path::new("b.toml")]);
+    }
+
+    #[test]
+    fn a_default_scope_must_be_assigned() {
+        let api = format!("{API}default_scopes = [\"orders:admin\"]\n");
+        let msg = field_of(&[REALM, &api], r#"resource_server "orders""#, "default_scopes");
+        assert!(msg.contains("orders:admin"), "{msg}");
+    }
+
+    #[test]
+    fn a_realm_has_at_most_one_default_resource_server() {
+        let one = format!("{API}default = true\n");
+        let two = one.replace("\"orders\"", "\"billing\"").replace("/orders", "/billing");
+        let msg = field_of(&[REALM, &one, &two], r#"resource_server "billing""#, "default");
+        assert!(msg.contains("already has a default"), "{msg}");
+    }
+
+    #[test]
+    fn a_protected_resource_names_an_existing_resource_server_and_its_scopes() {
+        let pr = r#"
+            [[protected_resource]]
+            id = "list"
+            resource_server = "ordrs"
+            paths = ["/orders"]
+        "#;
+        let msg = field_of(&[REALM, API, pr], r#"protected_resource "list""#, "resource_server");
+        assert!(msg.contains("ordrs"), "{msg}");
+        let pr = pr.replace("ordrs", "orders") + "scopes = [\"orders:amdin\"]\n";
+        let msg = field_of(&[REALM, API, &pr], r#"protected_resource "list""#, "scopes");
+        assert!(msg.contains("orders:amdin"), "{msg}");
+    }
+
+    #[test]
+    fn the_request_id_header_is_the_gateways_own() {
+        let api = format!("{API}[resource_server.claim_headers]\nsub = \"X-Request-Id\"\n");
+        field_of(&[REALM, &api], r#"resource_server "orders""#, "claim_headers");
+    }
+
+    #[test]
+    fn ids_are_unique_across_files_and_the_error_names_the_second_file() {
+        let all = errors(&[REALM, API, API]);
+        let dup = all
+            .iter()
+            .find(|(_, _, f, _)| f.as_deref() == Some("id"))
+            .unwrap_or_else(|| panic!("{all:?}"));
+        assert_eq!(dup.0, "c.toml");
+    }
+
+    #[test]
+    fn two_realms_may_not_share_a_name_and_every_error_is_reported() {
+        let bad_api = API.replace("http://127.0.0.1:9000", "ftp://x");
+        let all = errors(&[REALM, REALM, &bad_api]);
+        assert!(all.iter().any(|(_, _, f, _)| f.as_deref() == Some("name")), "{all:?}");
+        assert!(
+            all.iter().any(|(_, _, f, _)| f.as_deref() == Some("upstream")),
+            "{all:?}"
+        );
+    }
+
+    #[test]
+    fn no_realm_at_all_is_an_error_about_the_configuration() {
+        let all = errors(&["[server]\nlisten = \"127.0.0.1:0\"\n"]);
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].1, "configuration");
+    }
+}

@@ -94,7 +94,7 @@ impl Fetcher {
             .client
             .request(req)
             .await
-            .map_err(|e| FetchError::Transport(error_chain(&e)))?;
+            .map_err(|e| FetchError::Transport(crate::chain::error_chain(&e)))?;
         if resp.status() != StatusCode::OK {
             return Err(FetchError::Status(resp.status()));
         }
@@ -126,17 +126,6 @@ impl Default for Fetcher {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 /// The `max-age` directive of a `Cache-Control` value (RFC 9111 § 5.2.2.1); `no-store` and

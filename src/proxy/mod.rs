@@ -179,8 +179,8 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
         if let Some(body) = s.downcast_ref::<ClientBodyError>() {
             return match body {
                 ClientBodyError::TooLarge => UpstreamError::BodyTooLarge,
-                ClientBodyError::Malformed(_) => UpstreamError::BadRequestBody(chain(body)),
-                ClientBodyError::Aborted(_) => UpstreamError::ClientAborted(chain(body)),
+                ClientBodyError::Malformed(_) => UpstreamError::BadRequestBody(crate::chain::error_chain(body)),
+                ClientBodyError::Aborted(_) => UpstreamError::ClientAborted(crate::chain::error_chain(body)),
             };
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>()
@@ -190,17 +190,5 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
         }
         src = s.source();
     }
-    UpstreamError::Unreachable(chain(e))
-}
-
-/// `e` and its sources, `: `-separated: the whole story for the access log's detail.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
+    UpstreamError::Unreachable(crate::chain::error_chain(e))
 }

@@ -415,6 +415,196 @@ fn granted_scopes(raw: &Map<String, Value>) -> Result<Vec<&str>, TokenError> {
 mod tests {
     use super::*;
 
+    mod check_request {
+        //! `check_request`'s steps, one at a time, on model values: no sockets, no files.
+
+        use super::*;
+        use crate::model::{
+            Audience, EntityRef, Name, ProtectedResource, RealmRef, ResourceServer, ResourceServerRef, Scope,
+            ScopeMatch, ScopeSet, Upstream, Validity,
+        };
+
+        const NOW: i64 = 1_000_000;
+        const AUD: &str = "https://api.test";
+
+        fn scopes(list: &[&str]) -> ScopeSet {
+            ScopeSet::new(list.iter().filter_map(|s| Scope::parse(s)))
+        }
+
+        fn resource_server() -> ResourceServer {
+            ResourceServer {
+                id: Name::new("api"),
+                name: "api".into(),
+                realm: RealmRef::at(0),
+                audience: Audience::new(AUD),
+                upstream: Upstream {
+                    scheme: http::uri::Scheme::HTTP,
+                    authority: http::uri::Authority::from_static("127.0.0.1:1"),
+                    base_path: String::new(),
+                },
+                scopes: scopes(&["read", "write"]),
+                default_scopes: ScopeSet::default(),
+                access_token_ttl: std::time::Duration::from_secs(300),
+                signing_alg: None,
+                default: false,
+                claim_headers: Vec::new(),
+                keep_authorization: false,
+                credentials: None,
+                encryption: crate::model::Encryption::None,
+                response_timeout: std::time::Duration::from_secs(30),
+                max_body_bytes: None,
+                validity: Validity::default(),
+                contacts: Vec::new(),
+                metadata: toml::Table::new(),
+                source: "t.toml".into(),
+            }
+        }
+
+        fn resource(required: &[&str], rule: ScopeMatch, max_age: Option<i64>, cap: Option<i64>) -> ProtectedResource {
+            ProtectedResource {
+                id: Name::new("r"),
+                resource_server: ResourceServerRef::at(0),
+                host: None,
+                methods: None,
+                paths: vec!["/**".into()],
+                scopes: scopes(required),
+                scope_match: rule,
+                max_age,
+                max_token_lifetime: cap,
+                validity: Validity::default(),
+                source: "t.toml".into(),
+            }
+        }
+
+        /// A token for AUD with `read`, issued a minute ago for ten minutes, authenticated
+        /// at issuance; `edit` changes what a step looks at.
+        fn check(edit: impl FnOnce(&mut Value), pr: &ProtectedResource) -> Result<(), TokenError> {
+            let mut v = serde_json::json!({
+                "aud": AUD, "scope": "read", "iat": NOW - 60, "exp": NOW + 540, "auth_time": NOW - 60,
+            });
+            edit(&mut v);
+            let claims = Claims::parse(v.to_string().as_bytes())?;
+            let rs = resource_server();
+            claims.check_request(&RequestContext {
+                now: NOW,
+                leeway: 30,
+                resource_server: &rs,
+                resource: pr,
+            })
+        }
+
+        fn any() -> ProtectedResource {
+            resource(&["read"], ScopeMatch::All, None, None)
+        }
+
+        #[test]
+        fn a_good_token_passes() {
+            assert_eq!(check(|_| {}, &any()), Ok(()));
+        }
+
+        #[test]
+        fn step_1_exp_is_required_and_refused_from_exp_plus_leeway() {
+            assert_eq!(
+                check(|v| drop(v.as_object_mut().map(|o| o.remove("exp"))), &any()),
+                Err(TokenError::MissingClaim("exp"))
+            );
+            assert_eq!(check(|v| v["exp"] = (NOW - 29).into(), &any()), Ok(()));
+            assert_eq!(
+                check(|v| v["exp"] = (NOW - 30).into(), &any()),
+                Err(TokenError::Expired)
+            );
+        }
+
+        #[test]
+        fn step_2_nbf_in_the_future_beyond_leeway() {
+            assert_eq!(check(|v| v["nbf"] = (NOW + 30).into(), &any()), Ok(()));
+            assert_eq!(
+                check(|v| v["nbf"] = (NOW + 31).into(), &any()),
+                Err(TokenError::NotYetValid)
+            );
+        }
+
+        #[test]
+        fn step_3_iat_and_auth_time_in_the_future() {
+            assert_eq!(
+                check(|v| v["iat"] = (NOW + 31).into(), &any()),
+                Err(TokenError::IssuedInFuture)
+            );
+            assert_eq!(
+                check(|v| v["auth_time"] = (NOW + 31).into(), &any()),
+                Err(TokenError::AuthenticatedInFuture)
+            );
+        }
+
+        #[test]
+        fn step_4_aud_must_contain_the_audience() {
+            assert_eq!(
+                check(|v| v["aud"] = serde_json::json!(["https://other.test", AUD]), &any()),
+                Ok(())
+            );
+            assert_eq!(
+                check(|v| v["aud"] = "https://other.test".into(), &any()),
+                Err(TokenError::WrongAudience)
+            );
+        }
+
+        #[test]
+        fn step_5_lifetime_cap_needs_iat() {
+            let capped = resource(&["read"], ScopeMatch::All, None, Some(600));
+            assert_eq!(check(|_| {}, &capped), Ok(()), "600 s is within the cap");
+            assert_eq!(
+                check(|v| v["exp"] = (NOW + 541).into(), &capped),
+                Err(TokenError::LifetimeTooLong)
+            );
+            assert_eq!(
+                check(|v| drop(v.as_object_mut().map(|o| o.remove("iat"))), &capped),
+                Err(TokenError::MissingClaim("iat"))
+            );
+        }
+
+        #[test]
+        fn step_6_scopes_all_or_any() {
+            let all = resource(&["read", "write"], ScopeMatch::All, None, None);
+            let one = resource(&["read", "write"], ScopeMatch::Any, None, None);
+            assert_eq!(check(|_| {}, &all), Err(TokenError::InsufficientScope));
+            assert_eq!(check(|_| {}, &one), Ok(()));
+            assert_eq!(check(|v| v["scope"] = "read write".into(), &all), Ok(()));
+            assert_eq!(
+                check(|v| v["scope"] = "rea".into(), &one),
+                Err(TokenError::InsufficientScope)
+            );
+        }
+
+        #[test]
+        fn step_7_max_age_without_leeway_and_auth_time_required() {
+            let fresh = resource(&[], ScopeMatch::All, Some(60), None);
+            assert_eq!(check(|_| {}, &fresh), Ok(()), "exactly max_age old passes");
+            assert_eq!(
+                check(|v| v["auth_time"] = (NOW - 61).into(), &fresh),
+                Err(TokenError::AuthenticationTooOld(60))
+            );
+            assert_eq!(
+                check(|v| drop(v.as_object_mut().map(|o| o.remove("auth_time"))), &fresh),
+                Err(TokenError::AuthenticationTooOld(60))
+            );
+        }
+
+        #[test]
+        fn steps_run_in_order_the_first_failure_is_the_answer() {
+            // Expired AND for another audience AND without the scope: expiry is step 1.
+            let all = resource(&["write"], ScopeMatch::All, None, None);
+            let edit = |v: &mut Value| {
+                v["exp"] = (NOW - 100).into();
+                v["aud"] = "https://other.test".into();
+            };
+            assert_eq!(check(edit, &all), Err(TokenError::Expired));
+            assert_eq!(
+                check(|v| v["aud"] = "https://other.test".into(), &all),
+                Err(TokenError::WrongAudience)
+            );
+        }
+    }
+
     fn parse(json: &str) -> Claims {
         Claims::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"))
     }
