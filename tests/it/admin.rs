@@ -11,7 +11,7 @@ fn with_admin(config: &str) -> String {
 #[tokio::test]
 async fn healthz_and_readyz_with_local_keys() {
     let h = Harness::start_with(&with_admin(&default_config()), TestKey::es256("k1")).await;
-    let admin = h.gateway.admin_addr().unwrap_or_else(|| panic!("no admin listener"));
+    let admin = h.gateway.admin_addr().expect("no admin listener");
     let a = send(&h.client, Method::GET, &format!("http://{admin}/healthz"), &[], "").await;
     assert_eq!(a.status, StatusCode::OK);
     let a = send(&h.client, Method::GET, &format!("http://{admin}/readyz"), &[], "").await;
@@ -34,7 +34,7 @@ async fn a_realm_without_usable_keys_is_not_ready() {
         &format!("jwks_uri = \"{}\"\ndanger_allow_http_jwks = true", jwks.uri()),
     );
     let h = Harness::start_with(&with_admin(&config), TestKey::es256("k1")).await;
-    let admin = h.gateway.admin_addr().unwrap_or_else(|| panic!("no admin listener"));
+    let admin = h.gateway.admin_addr().expect("no admin listener");
     let a = send(&h.client, Method::GET, &format!("http://{admin}/readyz"), &[], "").await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
     assert_eq!(a.json()["ready"], false);
@@ -42,7 +42,7 @@ async fn a_realm_without_usable_keys_is_not_ready() {
     // Recovery makes it ready.
     jwks.set(StatusCode::OK, public_jwks(&[&h.key])).await;
     let keys = h.gateway.verifier().snapshot().realms[RealmRef::at(0)].keys.clone();
-    keys.refresh().await.unwrap_or_else(|e| panic!("{e}"));
+    keys.refresh().await.unwrap();
     let a = send(&h.client, Method::GET, &format!("http://{admin}/readyz"), &[], "").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }

@@ -92,7 +92,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tempfile::tempdir().expect("tempdir");
         let fx = Self { dir };
         let verify = TestKey::es256("v1");
         let sign = TestKey::es256("s1");
@@ -699,7 +699,7 @@ fn every_error_of_a_file_is_reported() {
 fn split(fx: &Fixture, apis: &str) -> (PathBuf, PathBuf, PathBuf) {
     let (realm_part, apis_part) = BASE
         .split_once("[[resource_server]]")
-        .unwrap_or_else(|| panic!("BASE has no resource server"));
+        .expect("BASE has no resource server");
     let dir = fx.path("conf.d");
     let realm = fx.write("conf.d/10-realm.toml", realm_part);
     let second = fx.write("conf.d/20-apis.toml", &format!("[[resource_server]]{apis_part}{apis}"));
@@ -739,7 +739,7 @@ fn an_error_in_the_second_file_of_a_directory_names_that_file() {
             "realm = \"q\"",
         ),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let errors = load_err(&dir);
     find(&errors, &apis, RS, "realm");
     assert!(
@@ -759,7 +759,7 @@ fn an_error_in_the_second_file_of_a_directory_names_that_file() {
             "upstrem = ",
         ),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let errors = load_err(&dir);
     find(&errors, &apis, "resource_server #1", "upstrem");
 
@@ -779,8 +779,8 @@ fn typos_in_two_files_of_a_directory_are_both_reported() {
     let fx = Fixture::new();
     let (dir, realm, apis) = split(&fx, "");
     for (file, from, to) in [(&realm, "issuer = ", "issur = "), (&apis, "upstream = ", "upstrem = ")] {
-        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(file, edit(&text, from, to)).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(file).unwrap();
+        std::fs::write(file, edit(&text, from, to)).unwrap();
     }
     let errors = load_err(&dir);
     find(&errors, &realm, "realm #1", "issur");
@@ -802,7 +802,7 @@ fn server_in_two_files_of_a_directory_is_refused() {
 fn an_empty_directory_is_refused() {
     let fx = Fixture::new();
     let dir = fx.path("empty");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&dir).unwrap();
     let errors = load_err(&dir);
     assert_eq!(errors[0].file, dir);
     assert!(errors[0].message.contains("no *.toml"), "{}", errors[0].message);
@@ -1031,7 +1031,7 @@ fn keygen(alg: &str, kid: &str, out: &Path) -> (Value, Value) {
 
 #[test]
 fn keygen_writes_a_private_jwks_and_prints_the_public_one() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     for alg in ALGS {
         let out = dir.path().join(format!("{alg}.json"));
         let (private, public) = keygen(alg, "k", &out);
@@ -1059,7 +1059,7 @@ fn keygen_writes_a_private_jwks_and_prints_the_public_one() {
         }
 
         // portcullis loads what it wrote, as signing keys and as a verification key set.
-        let bytes = std::fs::read(&out).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = std::fs::read(&out).unwrap();
         let signing = portcullis::jwks::SigningKeys::parse(&bytes).unwrap_or_else(|e| panic!("{alg}: {e}"));
         assert_eq!(signing.keys().len(), 1);
         assert_eq!(portcullis::jwks::alg_name(signing.keys()[0].alg), alg);
@@ -1071,10 +1071,7 @@ fn keygen_writes_a_private_jwks_and_prints_the_public_one() {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&out)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(&out).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{alg}: mode {:o}", mode & 0o777);
         }
     }
@@ -1082,16 +1079,16 @@ fn keygen_writes_a_private_jwks_and_prints_the_public_one() {
 
 #[test]
 fn keygen_refuses_to_overwrite_and_appends_on_request() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.json");
     let (first, _) = keygen("ES256", "k1", &out);
-    let before = std::fs::read(&out).unwrap_or_else(|e| panic!("{e}"));
+    let before = std::fs::read(&out).unwrap();
 
     // Without --append: refused, the file untouched.
     let o = portcullis(&["keygen", "--alg", "ES256", "--kid", "k2", "--out", path_arg(&out)]);
     assert_ne!(o.status.code(), Some(0), "overwrote {}", out.display());
     assert!(stderr(&o).contains("--append"), "{}", stderr(&o));
-    assert_eq!(std::fs::read(&out).unwrap_or_else(|e| panic!("{e}")), before);
+    assert_eq!(std::fs::read(&out).unwrap(), before);
 
     // With --append: a second key, the first one kept as it was.
     let o = portcullis(&[
@@ -1105,7 +1102,7 @@ fn keygen_refuses_to_overwrite_and_appends_on_request() {
         "--append",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let doc = json_of(&std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("{e}")));
+    let doc = json_of(&std::fs::read_to_string(&out).unwrap());
     let keys = doc["keys"].as_array().unwrap_or_else(|| panic!("{doc}"));
     assert_eq!(keys.len(), 2, "{doc}");
     assert_eq!(keys[0], first["keys"][0]);
@@ -1116,20 +1113,17 @@ fn keygen_refuses_to_overwrite_and_appends_on_request() {
     let printed = json_of(&stdout(&o));
     assert_eq!(printed["keys"].as_array().map(Vec::len), Some(1));
     assert_eq!(printed["keys"][0]["kid"], "k2");
-    let set = portcullis::jwks::SigningKeys::parse(doc.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let set = portcullis::jwks::SigningKeys::parse(doc.to_string().as_bytes()).unwrap();
     assert_eq!(set.keys().len(), 2);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&out)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "mode {:o}", mode & 0o777);
     }
 
     // Appending a kid that is already there: refused, file untouched.
-    let before = std::fs::read(&out).unwrap_or_else(|e| panic!("{e}"));
+    let before = std::fs::read(&out).unwrap();
     let o = portcullis(&[
         "keygen",
         "--alg",
@@ -1141,7 +1135,7 @@ fn keygen_refuses_to_overwrite_and_appends_on_request() {
         "--append",
     ]);
     assert_ne!(o.status.code(), Some(0));
-    assert_eq!(std::fs::read(&out).unwrap_or_else(|e| panic!("{e}")), before);
+    assert_eq!(std::fs::read(&out).unwrap(), before);
 }
 
 /// Runs `token` and returns the JWT it printed.
@@ -1178,12 +1172,10 @@ async fn token_for_the_default_config_is_an_rfc9068_access_token() {
     // The demo configuration's own verifier accepts it for GET /orders, and enforces it.
     let clock = portcullis::time::system();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(config);
-    let verifier = portcullis::app::verifier(&root, clock)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let verifier = portcullis::app::verifier(&root, clock).await.unwrap();
     let snap = verifier.snapshot();
     let mut headers = HeaderMap::new();
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or_else(|e| panic!("{e}"));
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
     headers.insert(http::header::AUTHORIZATION, bearer);
     let allowed = verifier
         .check(&snap, &Method::GET, None, "/orders/42", &headers)
@@ -1193,8 +1185,7 @@ async fn token_for_the_default_config_is_an_rfc9068_access_token() {
     let denied = verifier
         .check(&snap, &Method::POST, None, "/orders", &headers)
         .await
-        .err()
-        .unwrap_or_else(|| panic!("a read token may not write"));
+        .expect_err("a read token may not write");
     assert_eq!(denied.reason(), "insufficient_scope");
 
     // Without --scope: the resource server's default scopes; --ttl and --auth-age apply.
@@ -1234,7 +1225,7 @@ fn token_refuses_an_unknown_resource_server_or_a_broken_config() {
 
 #[tokio::test]
 async fn a_token_minted_by_the_cli_is_accepted_by_a_gateway_on_the_same_config() {
-    let keys = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let keys = tempfile::tempdir().unwrap();
     for alg in ALGS {
         let file = keys.path().join(format!("{alg}.private.json"));
         let (_, public) = keygen(alg, &format!("cli-{alg}"), &file);
@@ -1280,9 +1271,9 @@ async fn a_token_minted_by_the_cli_is_accepted_by_a_gateway_on_the_same_config()
             keygen("ES256", "cli-ES256", &other);
             let cfg2 = h.dir.path().join("other.toml");
             let text = std::fs::read_to_string(&config_path)
-                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap()
                 .replace(&file.display().to_string(), &other.display().to_string());
-            std::fs::write(&cfg2, text).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&cfg2, text).unwrap();
             let forged = cli_token(&cfg2, "api", &["--scope", "read"]);
             let a = h.get("/items/1", &forged).await;
             assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);

@@ -117,9 +117,9 @@ async fn raw_send(addr: SocketAddr, request: &[u8], end: End) -> RawAnswer {
     let mut stream = TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream.write_all(request).await.unwrap_or_else(|e| panic!("write: {e}"));
+    stream.write_all(request).await.expect("write");
     if end == End::HalfClose {
-        stream.shutdown().await.unwrap_or_else(|e| panic!("shutdown: {e}"));
+        stream.shutdown().await.expect("shutdown");
     }
     let mut buf = Vec::new();
     // A reset after (or instead of) the answer ends it too.
@@ -187,10 +187,8 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<UpBody>> + Send + 'static,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -520,8 +518,8 @@ async fn claim_headers_render_any_json_and_follow_a_reload() {
         )
         .replace("{upstream}", &h.upstream.addr.to_string())
         .replace("{keys}", &keys.display().to_string());
-    std::fs::write(h.dir.path().join("portcullis.toml"), next).unwrap_or_else(|e| panic!("{e}"));
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(h.dir.path().join("portcullis.toml"), next).unwrap();
+    h.gateway.reload().await.unwrap();
     assert_eq!(h.get("/items/7", &token).await.status, StatusCode::OK);
     let seen = h.upstream.last().await;
     assert_eq!(header(&seen.headers, "x-auth-tier"), Some(r#"{"name":"gold"}"#));
@@ -559,8 +557,8 @@ async fn keep_authorization_false_removes_it_upstream() {
 #[tokio::test]
 async fn refused_upstream_is_502_upstream_unavailable() {
     let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        l.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
     };
     let config = default_config().replace("http://{upstream}", &format!("http://{closed}"));
     let h = Harness::start_with(&config, TestKey::es256("k1")).await;
@@ -606,17 +604,15 @@ async fn chunked_request_body_arrives() {
     let (tx, body) = chan_body(8);
     let chunks = ["first,", "second,", "third"];
     for c in chunks {
-        tx.send(Bytes::from(c)).await.unwrap_or_else(|e| panic!("send: {e}"));
+        tx.send(Bytes::from(c)).await.expect("send");
     }
     drop(tx);
     let client: Client<HttpConnector, ChanBody> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let req = Request::post(h.url("/items"))
         .header("authorization", &auth)
         .body(body)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = within("chunked POST", client.request(req))
-        .await
-        .unwrap_or_else(|e| panic!("chunked POST: {e}"));
+        .unwrap();
+    let resp = within("chunked POST", client.request(req)).await.expect("chunked POST");
     assert_eq!(resp.status(), StatusCode::OK);
     let seen = h.upstream.last().await;
     assert_eq!(&seen.body[..], chunks.concat().as_bytes());
@@ -671,11 +667,11 @@ async fn malformed_or_aborted_request_bodies_are_the_clients_fault() {
     }
     // Gone: the client closes mid-body without waiting.
     {
-        let mut stream = TcpStream::connect(gw).await.unwrap_or_else(|e| panic!("{e}"));
+        let mut stream = TcpStream::connect(gw).await.unwrap();
         stream
             .write_all(&post("Content-Length: 100", "only part"))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         drop(stream);
     }
     // Every one is counted as the client's (4xx), none as the upstream's.
@@ -731,36 +727,27 @@ async fn request_body_streams_to_the_upstream() {
     let req = Request::post(h.url("/items"))
         .header("authorization", &auth)
         .body(body)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let pending = tokio::spawn(async move { client.request(req).await });
-    tx.send(Bytes::from_static(b"head-of-the-body;"))
-        .await
-        .unwrap_or_else(|e| panic!("send: {e}"));
+    tx.send(Bytes::from_static(b"head-of-the-body;")).await.expect("send");
     let first = within(
         "the upstream reading the start of a body the client has not finished",
         first_rx.recv(),
     )
     .await
-    .unwrap_or_else(|| panic!("the upstream ended without reading a body"));
+    .expect("the upstream ended without reading a body");
     assert!(
         b"head-of-the-body;".starts_with(&first),
         "first piece upstream: {first:?}"
     );
-    tx.send(Bytes::from_static(b"tail"))
-        .await
-        .unwrap_or_else(|e| panic!("send: {e}"));
+    tx.send(Bytes::from_static(b"tail")).await.expect("send");
     drop(tx);
     let resp = within("the streamed POST", pending)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("streamed POST: {e}"));
+        .unwrap()
+        .expect("streamed POST");
     assert_eq!(resp.status(), StatusCode::OK);
-    let echoed = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_bytes();
+    let echoed = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&echoed[..], b"head-of-the-body;tail");
 }
 
@@ -797,13 +784,13 @@ async fn response_body_streams_to_the_client() {
     let req = Request::get(h.url("/items/7"))
         .header("authorization", &auth)
         .body(Full::new(Bytes::new()))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let resp = within(
         "the response head while the upstream body is open",
         h.client.request(req),
     )
     .await
-    .unwrap_or_else(|e| panic!("GET: {e}"));
+    .expect("GET");
     assert_eq!(resp.status(), StatusCode::OK);
     let mut body = resp.into_body();
     let mut got = Vec::new();
@@ -811,17 +798,14 @@ async fn response_body_streams_to_the_client() {
         let frame = within("the first piece while the upstream body is open", body.frame())
             .await
             .unwrap_or_else(|| panic!("body ended after {} bytes", got.len()))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         if let Ok(data) = frame.into_data() {
             got.extend_from_slice(&data);
         }
     }
     assert_eq!(&got[..], b"first-piece;");
     release.notify_one();
-    let rest = within("the rest of the body", body.collect())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_bytes();
+    let rest = within("the rest of the body", body.collect()).await.unwrap().to_bytes();
     assert_eq!(rest.len(), REST_CHUNKS * CHUNK);
     for (i, chunk) in rest.chunks(CHUNK).enumerate() {
         let byte = b'a' + (i % 26) as u8;
@@ -868,25 +852,13 @@ async fn h2c_prior_knowledge_is_served_and_forwarded_as_http11() {
     let req = Request::get(h.url("/items/7?x=1"))
         .header("authorization", &auth)
         .body(Full::new(Bytes::new()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = within("h2c GET", h2.request(req))
-        .await
-        .unwrap_or_else(|e| panic!("h2c GET: {e}"));
+        .unwrap();
+    let resp = within("h2c GET", h2.request(req)).await.expect("h2c GET");
     assert_eq!(resp.version(), Version::HTTP_2);
     assert_eq!(resp.status(), StatusCode::OK);
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_bytes();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"from upstream");
-    let last = seen
-        .lock()
-        .await
-        .last()
-        .cloned()
-        .unwrap_or_else(|| panic!("upstream saw nothing"));
+    let last = seen.lock().await.last().cloned().expect("upstream saw nothing");
     assert_eq!(last.version, Version::HTTP_11);
     assert_eq!(last.uri, "/items/7?x=1");
     assert_eq!(header(&last.headers, "host"), Some(addr.to_string().as_str()));
@@ -901,17 +873,10 @@ async fn h2c_prior_knowledge_is_served_and_forwarded_as_http11() {
     let req = Request::post(h.url("/items"))
         .header("authorization", &auth)
         .body(Full::new(Bytes::from_static(b"{\"over\":\"h2\"}")))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = within("h2c POST", h2.request(req))
-        .await
-        .unwrap_or_else(|e| panic!("h2c POST: {e}"));
+        .unwrap();
+    let resp = within("h2c POST", h2.request(req)).await.expect("h2c POST");
     assert_eq!(resp.status(), StatusCode::OK);
-    let last = seen
-        .lock()
-        .await
-        .last()
-        .cloned()
-        .unwrap_or_else(|| panic!("upstream saw nothing"));
+    let last = seen.lock().await.last().cloned().expect("upstream saw nothing");
     assert_eq!(last.version, Version::HTTP_11);
     assert_eq!(&last.body[..], b"{\"over\":\"h2\"}");
 }
@@ -1234,20 +1199,20 @@ async fn h2_authority_is_validated_and_must_agree_with_host() {
     let h = Harness::start_with(&internal_host_config(), TestKey::es256("k1")).await;
     let gw = h.gateway.local_addr();
     let read = bearer(&h.key.sign(&claims("read")));
-    let stream = TcpStream::connect(gw).await.unwrap_or_else(|e| panic!("{e}"));
+    let stream = TcpStream::connect(gw).await.unwrap();
     let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
         .await
-        .unwrap_or_else(|e| panic!("h2 handshake: {e}"));
+        .expect("h2 handshake");
     tokio::spawn(conn);
     let mut ask = async |authority: &str, hosts: &[&str]| {
         let mut req = Request::get(format!("http://{authority}/hosted/x")).header("authorization", &read);
         for host in hosts {
             req = req.header("host", *host);
         }
-        let req = req.body(Full::new(Bytes::new())).unwrap_or_else(|e| panic!("{e}"));
+        let req = req.body(Full::new(Bytes::new())).unwrap();
         let resp = within("an h2 answer", send.send_request(req))
             .await
-            .unwrap_or_else(|e| panic!("h2 request: {e}"));
+            .expect("h2 request");
         resp.status()
     };
     assert_eq!(ask("admin.internal", &[]).await, StatusCode::FORBIDDEN);

@@ -171,7 +171,7 @@ async fn repeated_bad_tokens_are_refused_from_memory() {
     assert_eq!(h.get("/items/1", &token).await.status, StatusCode::OK);
     assert_eq!(cache.refusal_hits(), 1);
     // A reload forgets refusals (the rules may have changed).
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap();
     assert_eq!(h.get("/items/1", &bad).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(cache.refusal_hits(), 1);
 }
@@ -205,8 +205,8 @@ const P256_N: [u8; 32] = [
 fn malleate_es256(token: &str) -> String {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (signed, sig) = token.rsplit_once('.').unwrap_or_else(|| panic!("not a JWS"));
-    let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap_or_else(|e| panic!("{e}"));
+    let (signed, sig) = token.rsplit_once('.').expect("not a JWS");
+    let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
     assert_eq!(sig.len(), 64);
     let mut borrow = 0i16;
     for i in (0..32).rev() {
@@ -234,8 +234,8 @@ async fn a_revoked_token_stays_revoked_whatever_its_signature_spelling() {
     );
     let v = h.gateway.verifier();
     let snap = v.snapshot();
-    let (i, rs) = snap.resource_server("api").unwrap_or_else(|| panic!("no api"));
-    let claims = v.verify_for(&snap, i, &token).await.unwrap_or_else(|e| panic!("{e}"));
+    let (i, rs) = snap.resource_server("api").expect("no api");
+    let claims = v.verify_for(&snap, i, &token).await.unwrap();
     v.revoke(&snap, rs.realm, &token, &claims);
     for t in [&token, &twin] {
         let a = h.get("/items/1", t).await;
@@ -248,18 +248,12 @@ async fn a_revoked_token_stays_revoked_whatever_its_signature_spelling() {
         h.key.sign(&c)
     };
     let fresh_twin = malleate_es256(&fresh);
-    let claims = v
-        .verify_for(&snap, i, &fresh_twin)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let claims = v.verify_for(&snap, i, &fresh_twin).await.unwrap();
     v.revoke(&snap, rs.realm, &fresh_twin, &claims);
     assert_eq!(h.get("/items/1", &fresh).await.status, StatusCode::UNAUTHORIZED);
     // With a jti, the jti is the identity: another token with it is revoked too.
     let with_jti = h.key.sign(&claims_with_jti("j-revoked", "a"));
-    let claims = v
-        .verify_for(&snap, i, &with_jti)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let claims = v.verify_for(&snap, i, &with_jti).await.unwrap();
     v.revoke(&snap, rs.realm, &with_jti, &claims);
     let same_jti = h.key.sign(&claims_with_jti("j-revoked", "b"));
     assert_eq!(h.get("/items/1", &same_jti).await.status, StatusCode::UNAUTHORIZED);

@@ -84,7 +84,7 @@ struct Hashes {
 fn hashes() -> &'static Hashes {
     static HASHES: OnceLock<Hashes> = OnceLock::new();
     HASHES.get_or_init(|| {
-        let h = |s: &str| portcullis::issuer::hash_secret(s).unwrap_or_else(|e| panic!("hash: {e}"));
+        let h = |s: &str| portcullis::issuer::hash_secret(s).expect("hash");
         Hashes {
             basic: h(BASIC_SECRET),
             post: h(POST_SECRET),
@@ -210,7 +210,7 @@ async fn start(extra: &str, scope_source: &str) -> Harness {
     let k = keys();
     let hs = hashes();
     let upstream = spawn_upstream().await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: String| {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -232,17 +232,17 @@ async fn start(extra: &str, scope_source: &str) -> Harness {
         .replace("{client_rs_jwks}", &client_rs)
         .replace("{client_es384_jwks}", &client_es384);
     let config = dir.path().join("portcullis.toml");
-    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&config, text).unwrap();
     let clock = ManualClock::new(NOW);
     let gateway = Gateway::start(Options {
         config,
-        listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
         clock: clock.clone(),
         drain: Duration::from_secs(5),
         workers: None,
     })
     .await
-    .unwrap_or_else(|e| panic!("gateway: {e}"));
+    .expect("gateway");
     Harness {
         dir,
         gateway,
@@ -328,18 +328,14 @@ fn assert_invalid_client(a: &Answer, why: &str) {
 /// The payload of a compact JWS, parsed.
 fn payload(jwt: &str) -> Value {
     let part = jwt.split('.').nth(1).unwrap_or_else(|| panic!("not a JWS: {jwt}"));
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap_or_else(|e| panic!("{e}"));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 fn header(jwt: &str) -> Value {
     let part = jwt.split('.').next().unwrap_or_default();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap_or_else(|e| panic!("{e}"));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -369,8 +365,7 @@ fn hmac_assertion(secret: &[u8], alg: Algorithm, alg_name: &str, claims: &Value)
         b64(&json!({ "alg": alg_name, "typ": "JWT" }).to_string()),
         b64(&claims.to_string())
     );
-    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(secret), alg)
-        .unwrap_or_else(|e| panic!("sign: {e}"));
+    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(secret), alg).expect("sign");
     format!("{input}.{sig}")
 }
 
@@ -660,7 +655,7 @@ fn rerun_with_env(name: &str, var: &str, value: &str) {
     let module = module_path!();
     let path = module.split_once("::").map_or(module, |(_, rest)| rest);
     let full = format!("{path}::{name}");
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
         .args([full.as_str(), "--exact", "--test-threads=1", "--nocapture"])
         .env(var, value)
@@ -777,7 +772,7 @@ async fn oauth2_crate_client_credentials_basic_and_post() {
     let h = start_default().await;
     let hc = client();
     let http = move |req: oauth2::HttpRequest| oauth2_http(hc.clone(), req);
-    let token_url = TokenUrl::new(h.url(TOKEN)).unwrap_or_else(|e| panic!("{e}"));
+    let token_url = TokenUrl::new(h.url(TOKEN)).unwrap();
 
     for (id, secret, auth) in [
         ("basic-client", BASIC_SECRET, AuthType::BasicAuth),
@@ -841,16 +836,10 @@ async fn oauth2_crate_introspection_and_revocation() {
     let token = basic_token(&h, &[("scope", "read write")]).await;
     let rs = BasicClient::new(ClientId::new("api-rs".to_owned()))
         .set_client_secret(ClientSecret::new(API_RS_SECRET.to_owned()))
-        .set_introspection_url(IntrospectionUrl::new(h.url(INTROSPECT)).unwrap_or_else(|e| panic!("{e}")))
-        .set_revocation_url(
-            RevocationUrl::new(h.url(REVOKE).replacen("http://", "https://", 1)).unwrap_or_else(|e| panic!("{e}")),
-        );
+        .set_introspection_url(IntrospectionUrl::new(h.url(INTROSPECT)).unwrap())
+        .set_revocation_url(RevocationUrl::new(h.url(REVOKE).replacen("http://", "https://", 1)).unwrap());
     let at = AccessToken::new(token.clone());
-    let info = rs
-        .introspect(&at)
-        .request_async(&http)
-        .await
-        .unwrap_or_else(|e| panic!("introspect: {e:?}"));
+    let info = rs.introspect(&at).request_async(&http).await.expect("introspect");
     assert!(info.active());
     assert_eq!(info.client_id().map(|c| c.as_str()), Some("basic-client"));
     assert_eq!(info.aud(), Some(&vec![API_AUD.to_owned()]));
@@ -859,15 +848,11 @@ async fn oauth2_crate_introspection_and_revocation() {
         Some(&vec![Scope::new("read".to_owned()), Scope::new("write".to_owned())])
     );
     rs.revoke_token(StandardRevocableToken::AccessToken(at.clone()))
-        .unwrap_or_else(|e| panic!("{e:?}"))
+        .unwrap()
         .request_async(&http)
         .await
-        .unwrap_or_else(|e| panic!("revoke: {e:?}"));
-    let info = rs
-        .introspect(&at)
-        .request_async(&http)
-        .await
-        .unwrap_or_else(|e| panic!("introspect: {e:?}"));
+        .expect("revoke");
+    let info = rs.introspect(&at).request_async(&http).await.expect("introspect");
     assert!(!info.active());
     assert_eq!(h.get("/items/1", &token).await.status, StatusCode::UNAUTHORIZED);
 }
@@ -887,7 +872,7 @@ fn josekit_jwk(jwks: &Value, kid: &str) -> josekit::jwk::Jwk {
         .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
         .and_then(Value::as_object)
         .unwrap_or_else(|| panic!("no key {kid} in {jwks}"));
-    josekit::jwk::Jwk::from_map(key.clone()).unwrap_or_else(|e| panic!("{e}"))
+    josekit::jwk::Jwk::from_map(key.clone()).unwrap()
 }
 
 #[tokio::test]
@@ -910,8 +895,8 @@ async fn issued_tokens_verify_with_josekit() {
     assert_eq!(hd["kid"], "realm-es");
     let verifier = josekit::jws::ES256
         .verifier_from_jwk(&josekit_jwk(&jwks, "realm-es"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (p, jh) = josekit::jwt::decode_with_verifier(&token, &verifier).unwrap_or_else(|e| panic!("josekit: {e}"));
+        .unwrap();
+    let (p, jh) = josekit::jwt::decode_with_verifier(&token, &verifier).expect("josekit");
     assert_eq!(jh.token_type(), Some("at+jwt"));
     assert_eq!(jh.key_id(), Some("realm-es"));
     let c = p.claims_set();
@@ -936,12 +921,12 @@ async fn issued_tokens_verify_with_josekit() {
     assert!(josekit::jwt::decode_with_verifier(parts.join("."), &verifier).is_err());
     let rs_verifier = josekit::jws::RS256
         .verifier_from_jwk(&josekit_jwk(&jwks, "realm-rs"))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(josekit::jwt::decode_with_verifier(&token, &rs_verifier).is_err());
 
     // RS256 (the other resource server's signing_alg), chosen by resourceServer.
     let token = basic_token(&h, &[("resourceServer", "other")]).await;
-    let (p, jh) = josekit::jwt::decode_with_verifier(&token, &rs_verifier).unwrap_or_else(|e| panic!("josekit: {e}"));
+    let (p, jh) = josekit::jwt::decode_with_verifier(&token, &rs_verifier).expect("josekit");
     assert_eq!(jh.algorithm(), Some("RS256"));
     assert_eq!(jh.key_id(), Some("realm-rs"));
     let c = p.claims_set();
@@ -1128,10 +1113,8 @@ async fn introspection_authentication_and_request_errors() {
 
 fn claims_of(token: &str) -> Claims {
     let part = token.split('.').nth(1).unwrap_or_default();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap_or_else(|e| panic!("{e}"));
-    Claims::parse(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap();
+    Claims::parse(&bytes).unwrap()
 }
 
 fn is_revoked(h: &Harness, token: &str) -> bool {
@@ -1365,8 +1348,7 @@ async fn oauth2_crate_client_revokes_its_own_token() {
     let h = start_default().await;
     let hc = client();
     let http = move |req: oauth2::HttpRequest| oauth2_http(hc.clone(), req);
-    let revocation_url =
-        RevocationUrl::new(h.url(REVOKE).replacen("http://", "https://", 1)).unwrap_or_else(|e| panic!("{e}"));
+    let revocation_url = RevocationUrl::new(h.url(REVOKE).replacen("http://", "https://", 1)).unwrap();
     for (id, secret, auth, token) in [
         (
             "basic-client",

@@ -34,7 +34,7 @@ const WINDOW: i64 = 60;
 fn hashes() -> &'static (String, String) {
     static HASHES: OnceLock<(String, String)> = OnceLock::new();
     HASHES.get_or_init(|| {
-        let h = |s: &str| portcullis::issuer::hash_secret(s).unwrap_or_else(|e| panic!("hash: {e}"));
+        let h = |s: &str| portcullis::issuer::hash_secret(s).expect("hash");
         (h(CLIENT_SECRET), h(RS_SECRET))
     })
 }
@@ -81,28 +81,28 @@ scopes = ["read"]
 async fn write_config(dir: &tempfile::TempDir, head: &str) -> (std::path::PathBuf, Upstream) {
     let upstream = spawn_upstream().await;
     let signing = dir.path().join("signing.json");
-    std::fs::write(&signing, private_jwks(&[&TestKey::es256("realm-es")])).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&signing, private_jwks(&[&TestKey::es256("realm-es")])).unwrap();
     let path = dir.path().join("portcullis.toml");
     let text = format!("{head}{}", config(&signing.display().to_string(), upstream.addr));
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, text).unwrap();
     (path, upstream)
 }
 
 /// The gateway in process, on a manual clock.
 async fn start() -> (Gateway, std::sync::Arc<ManualClock>, tempfile::TempDir, Upstream) {
     init_logs();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let (config, upstream) = write_config(&dir, "").await;
     let clock = ManualClock::new(NOW);
     let gateway = Gateway::start(Options {
         config,
-        listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
         clock: clock.clone(),
         drain: Duration::from_secs(5),
         workers: None,
     })
     .await
-    .unwrap_or_else(|e| panic!("gateway: {e}"));
+    .expect("gateway");
     (gateway, clock, dir, upstream)
 }
 
@@ -119,7 +119,7 @@ fn source(n: u8) -> IpAddr {
 
 /// POSTs a form to `path` over a fresh connection from `src`.
 async fn post_from(src: IpAddr, gateway: SocketAddr, path: &str, authorization: &str, body: &str) -> Answer {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket
         .bind(SocketAddr::new(src, 0))
         .unwrap_or_else(|e| panic!("bind {src}: {e}"));
@@ -129,26 +129,21 @@ async fn post_from(src: IpAddr, gateway: SocketAddr, path: &str, authorization: 
         .unwrap_or_else(|e| panic!("connect from {src}: {e}"));
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     tokio::spawn(conn);
     let req = Request::post(path)
         .header("host", gateway.to_string())
         .header("content-type", "application/x-www-form-urlencoded")
         .header("authorization", authorization)
         .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let resp = sender
         .send_request(req)
         .await
         .unwrap_or_else(|e| panic!("{path} from {src}: {e}"));
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_bytes();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
     Answer {
         status,
         headers,
@@ -306,7 +301,7 @@ impl Drop for Reaper {
 
 /// A `kB` line of `/proc/<pid>/status`, in KiB.
 fn proc_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| panic!("{e}"));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
@@ -334,7 +329,7 @@ async fn catches_sighup(pid: u32) {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_secret_checks_keep_memory_bounded() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let (path, _upstream) = write_config(&dir, "[server]\nlisten = \"127.0.0.1:0\"\n").await;
     let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["serve", "--config"])
@@ -343,10 +338,10 @@ async fn concurrent_secret_checks_keep_memory_bounded() {
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
+        .expect("spawn");
     let mut gateway = Reaper(child);
     let pid = gateway.0.id();
-    let stderr = gateway.0.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let stderr = gateway.0.stderr.take().expect("no stderr");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -392,7 +387,7 @@ async fn concurrent_secret_checks_keep_memory_bounded() {
         }
         let mut answers = Vec::with_capacity(n);
         for t in tasks {
-            answers.push(t.await.unwrap_or_else(|e| panic!("{e}")));
+            answers.push(t.await.unwrap());
         }
         answers
     };
@@ -431,7 +426,7 @@ async fn concurrent_secret_checks_keep_memory_bounded() {
     Command::new("kill")
         .args(["-HUP", &pid.to_string()])
         .status()
-        .unwrap_or_else(|e| panic!("kill: {e}"));
+        .expect("kill");
     next_log("configuration reloaded").await;
     let answers = fire(128, TOKEN, "basic-client", CLIENT_SECRET, true).await;
     for a in &answers {

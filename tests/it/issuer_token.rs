@@ -59,7 +59,7 @@ fn hash_of(client: &str) -> String {
             SECRETS
                 .iter()
                 .map(|(c, s)| {
-                    let h = portcullis::issuer::hash_secret(s).unwrap_or_else(|e| panic!("hash: {e}"));
+                    let h = portcullis::issuer::hash_secret(s).expect("hash");
                     (*c, h)
                 })
                 .collect()
@@ -209,7 +209,7 @@ async fn start(realm_extra: &str) -> Harness {
     init_logs();
     let k = keys();
     let upstream = spawn_upstream().await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| {
         std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("write {name}: {e}"));
     };
@@ -222,13 +222,13 @@ async fn start(realm_extra: &str) -> Harness {
     let clock = ManualClock::new(NOW);
     let gateway = Gateway::start(Options {
         config: dir.path().join("portcullis.toml"),
-        listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
         clock: clock.clone(),
         drain: Duration::from_secs(5),
         workers: None,
     })
     .await
-    .unwrap_or_else(|e| panic!("gateway: {e}"));
+    .expect("gateway");
     Harness {
         dir,
         gateway,
@@ -347,8 +347,8 @@ fn parts(jwt: &str) -> (Value, Value) {
     let p: Vec<&str> = jwt.split('.').collect();
     assert_eq!(p.len(), 3, "not a compact JWS: {jwt}");
     let decode = |s: &str| -> Value {
-        let bytes = URL_SAFE_NO_PAD.decode(s).unwrap_or_else(|e| panic!("base64url: {e}"));
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("JSON: {e}"))
+        let bytes = URL_SAFE_NO_PAD.decode(s).expect("base64url");
+        serde_json::from_slice(&bytes).expect("JSON")
     };
     (decode(p[0]), decode(p[1]))
 }
@@ -762,23 +762,11 @@ fn josekit_verify(jwt: &str, jwks: &Value, kid: &str) -> Map<String, Value> {
         .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
         .and_then(Value::as_object)
         .unwrap_or_else(|| panic!("kid {kid} not published: {jwks}"));
-    let jwk = Jwk::from_map(jwk.clone()).unwrap_or_else(|e| panic!("josekit JWK: {e}"));
+    let jwk = Jwk::from_map(jwk.clone()).expect("josekit JWK");
     let verifier: Box<dyn JwsVerifier> = match jwk.algorithm() {
-        Some("ES256") => Box::new(
-            josekit::jws::ES256
-                .verifier_from_jwk(&jwk)
-                .unwrap_or_else(|e| panic!("{e}")),
-        ),
-        Some("RS256") => Box::new(
-            josekit::jws::RS256
-                .verifier_from_jwk(&jwk)
-                .unwrap_or_else(|e| panic!("{e}")),
-        ),
-        Some("EdDSA") => Box::new(
-            josekit::jws::EdDSA
-                .verifier_from_jwk(&jwk)
-                .unwrap_or_else(|e| panic!("{e}")),
-        ),
+        Some("ES256") => Box::new(josekit::jws::ES256.verifier_from_jwk(&jwk).unwrap()),
+        Some("RS256") => Box::new(josekit::jws::RS256.verifier_from_jwk(&jwk).unwrap()),
+        Some("EdDSA") => Box::new(josekit::jws::EdDSA.verifier_from_jwk(&jwk).unwrap()),
         other => panic!("unexpected alg {other:?}"),
     };
     let (payload, header) = josekit::jwt::decode_with_verifier(jwt, verifier.as_ref())
@@ -814,12 +802,9 @@ async fn tokens_are_signed_with_the_targets_alg_and_verify_with_josekit() {
     // the same alg (even labelled with the active kid), nor with a changed signature.
     let (es_token, _) = &tokens[0];
     let verifier = |key: &TestKey, kid: &str| {
-        let mut jwk =
-            Jwk::from_map(key.public.as_object().cloned().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut jwk = Jwk::from_map(key.public.as_object().cloned().unwrap_or_default()).unwrap();
         jwk.set_key_id(kid);
-        josekit::jws::ES256
-            .verifier_from_jwk(&jwk)
-            .unwrap_or_else(|e| panic!("{e}"))
+        josekit::jws::ES256.verifier_from_jwk(&jwk).unwrap()
     };
     let k = keys();
     assert!(josekit::jwt::decode_with_verifier(es_token, &verifier(&k.es, "es-active")).is_ok());

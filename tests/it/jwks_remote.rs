@@ -123,7 +123,7 @@ async fn rotation_new_kid_is_refetched_and_removed_kid_is_refused() {
     // The old key is withdrawn.
     server.set(StatusCode::OK, public_jwks(&[&new])).await;
     let before = keys.generation();
-    keys.refresh().await.unwrap_or_else(|e| panic!("refresh: {e}"));
+    keys.refresh().await.expect("refresh");
     assert_eq!(server.fetches(), 3);
     assert!(keys.generation() > before, "withdrawing a key bumps the generation");
     assert_eq!(keys.health().remote_keys, Some(1));
@@ -153,7 +153,7 @@ async fn unknown_kids_cause_at_most_one_refetch_per_cooldown() {
         set.spawn(async move { send(&client, Method::GET, &url, &[("authorization", &bearer)], "").await });
     }
     while let Some(a) = set.join_next().await {
-        let a = a.unwrap_or_else(|e| panic!("request task: {e}"));
+        let a = a.expect("request task");
         assert_invalid_token(&a, "concurrent forged kid");
     }
     assert_eq!(server.fetches(), 2, "20 concurrent unknown kids: one refetch");
@@ -205,9 +205,7 @@ async fn verifications_queued_behind_a_refetch_reuse_its_result() {
     assert_eq!(server.fetches(), 1);
     let verifier = h.gateway.verifier().clone();
     let snap = verifier.snapshot();
-    let (rs, _) = snap
-        .resource_server("api")
-        .unwrap_or_else(|| panic!("no resource server api"));
+    let (rs, _) = snap.resource_server("api").expect("no resource server api");
 
     let mut doc = server.doc.lock().await;
     doc.1 = public_jwks(&[&old, &new]);
@@ -227,7 +225,7 @@ async fn verifications_queued_behind_a_refetch_reuse_its_result() {
     }
     drop(doc);
     while let Some(r) = set.join_next().await {
-        let r = r.unwrap_or_else(|e| panic!("verify task: {e}"));
+        let r = r.expect("verify task");
         assert!(r.is_ok(), "queued verification of the new kid: {r:?}");
     }
     assert_eq!(server.fetches(), 2, "one refetch for all of them");
@@ -289,7 +287,7 @@ async fn outage_serves_last_good_keys_until_max_stale() {
 
     // The endpoint comes back: keys are fresh again.
     server.set(StatusCode::OK, public_jwks(&[&key])).await;
-    keys.refresh().await.unwrap_or_else(|e| panic!("refresh: {e}"));
+    keys.refresh().await.expect("refresh");
     assert_ok(&h.get("/items/1", &token(&key, "recovered")).await, "after recovery");
 }
 
@@ -314,7 +312,7 @@ async fn no_keys_at_start_is_503_until_a_fetch_succeeds() {
     assert_eq!(h.upstream.hits(), 0);
 
     server.set(StatusCode::OK, public_jwks(&[&key])).await;
-    keys.refresh().await.unwrap_or_else(|e| panic!("refresh: {e}"));
+    keys.refresh().await.expect("refresh");
     assert!(keys.health().usable);
     assert!(h.gateway.verifier().snapshot().ready());
     assert_ok(&h.get("/items/1", &t).await, "after the first successful fetch");
@@ -326,8 +324,8 @@ async fn unreachable_endpoint_at_start_is_503() {
     let key = TestKey::es256("k1");
     // A port that was just free and is closed again: connections are refused at once.
     let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        l.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
     };
     let uri = format!("http://{closed}/jwks.json");
     let h = Harness::start_with(&remote_config(&uri, "jwks_fetch_timeout = \"2s\""), key.clone()).await;
@@ -395,7 +393,7 @@ async fn cache_control_max_age_is_honoured_within_bounds() {
 
     // While fresh, tokens pass.
     h.clock.set(at);
-    keys.refresh().await.unwrap_or_else(|e| panic!("refresh: {e}"));
+    keys.refresh().await.expect("refresh");
     let mut c = claims("read");
     c["iat"] = json!(at);
     c["exp"] = json!(at + 300);
@@ -438,7 +436,7 @@ async fn oversized_key_set_is_refused_and_keys_are_kept() {
     let small = doc(100);
     assert!(small.len() <= 2048);
     server.set(StatusCode::OK, small).await;
-    keys.refresh().await.unwrap_or_else(|e| panic!("refresh: {e}"));
+    keys.refresh().await.expect("refresh");
     assert_ne!(keys.generation(), generation);
     assert_ok(&h.get("/items/1", &token(&k2, "c")).await, "key from the small set");
     assert_invalid_token(&h.get("/items/1", &token(&k1, "d")).await, "key no longer served");

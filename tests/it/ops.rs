@@ -29,11 +29,11 @@ use crate::support::*;
 #[tokio::test]
 async fn metrics_count_requests_tokens_and_keys_with_bounded_labels() {
     let secret = "ops-client-Secret-4411";
-    let hash = portcullis::issuer::hash_secret(secret).unwrap_or_else(|e| panic!("{e}"));
+    let hash = portcullis::issuer::hash_secret(secret).unwrap();
     let key = TestKey::es256("k1");
-    let keys_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let keys_dir = tempfile::tempdir().unwrap();
     let signing = keys_dir.path().join("signing.json");
-    std::fs::write(&signing, private_jwks(&[&key])).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&signing, private_jwks(&[&key])).unwrap();
     let config = config_with("admin_listen = \"127.0.0.1:0\"").replace(
         "jwks_file = \"{keys}\"",
         &format!("signing_keys = \"{}\"", signing.display()),
@@ -79,7 +79,7 @@ async fn metrics_count_requests_tokens_and_keys_with_bounded_labels() {
         h.get("/zz-raw-encoded%2Fpath-9c1", &token).await.status,
         StatusCode::BAD_REQUEST
     );
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap();
 
     let (a, text) = scrape(&h).await;
     assert_eq!(a.status, StatusCode::OK);
@@ -159,8 +159,8 @@ async fn metrics_count_requests_tokens_and_keys_with_bounded_labels() {
 #[tokio::test]
 async fn upstream_errors_are_counted_by_kind() {
     // An upstream that refuses connections: bind, learn the port, close.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let dead_addr = dead.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
     drop(dead);
     let config = config_with("admin_listen = \"127.0.0.1:0\"").replace("{upstream}", &dead_addr.to_string());
     let h = Harness::start_with(&config, TestKey::es256("k1")).await;
@@ -256,8 +256,8 @@ async fn request_ids_are_kept_or_made_and_travel_both_ways() {
 async fn access_lines_name_the_request_and_never_the_token() {
     // A JSON subscriber for this test's thread only: the current-thread runtime polls the
     // gateway's tasks here too.
-    let log = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
-    let file = Arc::new(log.reopen().unwrap_or_else(|e| panic!("{e}")));
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let file = Arc::new(log.reopen().unwrap());
     let subscriber = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -288,7 +288,7 @@ async fn access_lines_name_the_request_and_never_the_token() {
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
 
-    let text = std::fs::read_to_string(log.path()).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(log.path()).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -328,13 +328,11 @@ async fn access_lines_name_the_request_and_never_the_token() {
 #[tokio::test]
 async fn a_slowloris_connection_is_closed() {
     let h = Harness::start_with(&config_with("header_read_timeout = \"1s\""), TestKey::es256("k1")).await;
-    let mut s = TcpStream::connect(h.gateway.local_addr())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut s = TcpStream::connect(h.gateway.local_addr()).await.unwrap();
     // A request line and one header, then nothing: the head never completes.
     s.write_all(b"GET /items/1 HTTP/1.1\r\nHost: gw.test\r\nX-Slow: ")
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let mut out = Vec::new();
     let _ = within("the server closing a half-sent head", s.read_to_end(&mut out)).await;
     // Closed (EOF or reset) without the request ever reaching the upstream.
@@ -427,19 +425,17 @@ async fn an_idle_http2_connection_is_closed() {
         TestKey::es256("k1"),
     )
     .await;
-    let tcp = TcpStream::connect(h.gateway.local_addr())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let tcp = TcpStream::connect(h.gateway.local_addr()).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
         .await
-        .unwrap_or_else(|e| panic!("h2 handshake: {e}"));
+        .expect("h2 handshake");
     let conn = tokio::spawn(conn);
     let req = Request::builder()
         .uri(h.url("/items/1"))
         .header("authorization", format!("Bearer {}", h.key.sign(&claims("read"))))
         .body(Full::new(Bytes::new()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = sender.send_request(req).await.unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let _ = resp.into_body().collect().await;
     // The server ends the connection (GOAWAY, then close): the client's connection task ends.
@@ -458,15 +454,10 @@ async fn connections_past_max_connections_wait_for_a_free_slot() {
     let addr = h.gateway.local_addr();
     let request = format!("GET /items/1 HTTP/1.1\r\nHost: gw.test\r\nAuthorization: {auth}\r\n\r\n");
     // The first connection takes the only slot and stays open (kept alive).
-    let mut first = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
-    first
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first.write_all(request.as_bytes()).await.unwrap();
     let mut buf = [0u8; 4096];
-    let n = within("the first answer", first.read(&mut buf))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let n = within("the first answer", first.read(&mut buf)).await.unwrap();
     assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), 200);
     // The second connects (the kernel queues it) and sends, but is not accepted yet.
     let second = tokio::spawn(async move {
@@ -481,19 +472,15 @@ async fn connections_past_max_connections_wait_for_a_free_slot() {
     assert_eq!(must(&text, "portcullis_connections_open"), 1.0, "{text}");
     // Closing the first frees the slot: the second is served.
     drop(first);
-    let raw = within("the second answer", second)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let raw = within("the second answer", second).await.unwrap();
     assert_eq!(status_of(&raw), 200, "{raw}");
 }
 
 /// An upstream whose every request waits until the test releases it, telling the test when
 /// a request arrived.
 async fn held_upstream() -> (SocketAddr, mpsc::UnboundedReceiver<()>, Arc<Notify>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let (arrived_tx, arrived) = mpsc::unbounded_channel();
     let release = Arc::new(Notify::new());
     let state = (arrived_tx, release.clone());
@@ -526,15 +513,15 @@ async fn held_upstream() -> (SocketAddr, mpsc::UnboundedReceiver<()>, Arc<Notify
 async fn a_drain_lets_a_slow_request_finish_and_refuses_new_connections() {
     let (up, mut arrived, release) = held_upstream().await;
     let key = TestKey::es256("k1");
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, public_jwks(&[&key])).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&keys, public_jwks(&[&key])).unwrap();
     let config_path = dir.path().join("portcullis.toml");
     let text = default_config()
         .replace("{upstream}", &up.to_string())
         .replace("{keys}", &keys.display().to_string())
         .replace("response_timeout = \"1s\"", "response_timeout = \"120s\"");
-    std::fs::write(&config_path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&config_path, text).unwrap();
     // Built here rather than by the harness: the test owns the gateway (to shut it down)
     // and picks a drain deadline no test machine reaches.
     let gateway = Gateway::start(Options {
@@ -545,7 +532,7 @@ async fn a_drain_lets_a_slow_request_finish_and_refuses_new_connections() {
         workers: None,
     })
     .await
-    .unwrap_or_else(|e| panic!("gateway: {e}"));
+    .expect("gateway");
     let addr = gateway.local_addr();
     let url = format!("http://{addr}/slow");
     let auth = format!("Bearer {}", key.sign(&claims("read")));
@@ -563,20 +550,18 @@ async fn a_drain_lets_a_slow_request_finish_and_refuses_new_connections() {
     // The in-flight request holds the drain open until it is answered.
     assert!(!shutdown.is_finished());
     release.notify_waiters();
-    let a = within("the slow answer", slow).await.unwrap_or_else(|e| panic!("{e}"));
+    let a = within("the slow answer", slow).await.unwrap();
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.body, "finally");
-    within("the drain ending", shutdown)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    within("the drain ending", shutdown).await.unwrap();
 }
 
 /// Writes the default test configuration with `server` as its `[server]` table and
 /// `rs_extra` in its resource server, and loads it.
 fn load_limits(server: &str, rs_extra: &str) -> Result<portcullis::Snapshot, portcullis::config::ConfigErrors> {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, public_jwks(&[&TestKey::es256("k1")])).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&keys, public_jwks(&[&TestKey::es256("k1")])).unwrap();
     let text = format!("[server]\n{server}\n{}", default_config())
         .replace("{upstream}", "127.0.0.1:9")
         .replace("{keys}", &keys.display().to_string())
@@ -585,13 +570,13 @@ fn load_limits(server: &str, rs_extra: &str) -> Result<portcullis::Snapshot, por
             &format!("response_timeout = \"1s\"\n{rs_extra}"),
         );
     let path = dir.path().join("portcullis.toml");
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, text).unwrap();
     portcullis::app::load_snapshot(&path, portcullis::time::system(), None)
 }
 
 #[test]
 fn limit_settings_have_defaults_and_are_checked_at_load() {
-    let snap = load_limits("", "").unwrap_or_else(|e| panic!("{e}"));
+    let snap = load_limits("", "").unwrap();
     let s = &snap.settings;
     assert_eq!(
         (s.max_header_bytes, s.max_headers, s.idle_timeout, s.max_connections),
@@ -603,7 +588,7 @@ fn limit_settings_have_defaults_and_are_checked_at_load() {
         "max_header_bytes = 8192\nmax_headers = 7\nidle_timeout = \"5m\"\nmax_connections = 3",
         "max_body_bytes = 10",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let s = &snap.settings;
     assert_eq!(
         (s.max_header_bytes, s.max_headers, s.idle_timeout, s.max_connections),
@@ -615,8 +600,7 @@ fn limit_settings_have_defaults_and_are_checked_at_load() {
         "max_header_bytes = 8191\nmax_headers = 0\nidle_timeout = \"0s\"\nmax_connections = 0",
         "max_body_bytes = 0",
     )
-    .err()
-    .unwrap_or_else(|| panic!("bad limits were accepted"))
+    .expect_err("bad limits were accepted")
     .0;
     let fields: Vec<(&str, &str)> = errors
         .iter()

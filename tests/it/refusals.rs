@@ -35,24 +35,24 @@ fn edit(text: &str, from: &str, to: &str) -> String {
 async fn start_with_jwks(config: &str, jwks: &str, key: TestKey) -> Harness {
     init_logs();
     let upstream = spawn_upstream().await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let keys_path = dir.path().join("keys.json");
-    std::fs::write(&keys_path, jwks).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&keys_path, jwks).unwrap();
     let text = config
         .replace("{upstream}", &upstream.addr.to_string())
         .replace("{keys}", &keys_path.display().to_string());
     let config_path = dir.path().join("portcullis.toml");
-    std::fs::write(&config_path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&config_path, text).unwrap();
     let clock = ManualClock::new(NOW);
     let gateway = Gateway::start(Options {
         config: config_path,
-        listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
         clock: clock.clone(),
         drain: Duration::from_secs(5),
         workers: None,
     })
     .await
-    .unwrap_or_else(|e| panic!("gateway: {e}"));
+    .expect("gateway");
     Harness {
         dir,
         gateway,
@@ -90,8 +90,7 @@ async fn accepted(h: &Harness, path: &str, token: &str, what: &str) {
 /// `header.payload.signature` from already-encoded segments, signed by `key` with `alg`.
 fn sign_segments(key: &TestKey, alg: Algorithm, header: &str, payload: &str) -> String {
     let input = format!("{header}.{payload}");
-    let sig =
-        jsonwebtoken::crypto::sign(input.as_bytes(), &key.signing.key, alg).unwrap_or_else(|e| panic!("sign: {e}"));
+    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key.signing.key, alg).expect("sign");
     format!("{input}.{sig}")
 }
 
@@ -109,8 +108,7 @@ fn forge(header: &Value, claims: &Value, signature: &str) -> String {
 /// An HMAC-signed token (`alg` is HS256/384/512) with `secret` as the HMAC key.
 fn hmac(secret: &[u8], alg: Algorithm, header: &Value, claims: &Value) -> String {
     let input = format!("{}.{}", b64(&header.to_string()), b64(&claims.to_string()));
-    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(secret), alg)
-        .unwrap_or_else(|e| panic!("hmac: {e}"));
+    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(secret), alg).expect("hmac");
     format!("{input}.{sig}")
 }
 
@@ -217,7 +215,7 @@ async fn hmac_with_the_public_key_as_secret_is_refused() {
             .unwrap_or_else(|| panic!("no {name} in {}", k.public))
             .to_owned()
     };
-    let decoded = |s: String| URL_SAFE_NO_PAD.decode(s).unwrap_or_else(|e| panic!("{e}"));
+    let decoded = |s: String| URL_SAFE_NO_PAD.decode(s).unwrap();
     // Everything an attacker can read from the realm's published keys.
     let secrets: Vec<(&str, Vec<u8>)> = vec![
         ("EC public JWK JSON", ec.public.to_string().into_bytes()),
@@ -577,7 +575,7 @@ async fn junk_tokens_are_refused() {
             let (input, sig) = t.rsplit_once('.')?;
             (sig.contains(['-', '_'])).then(|| format!("{input}.{}", sig.replace('-', "+").replace('_', "/")))
         })
-        .unwrap_or_else(|| panic!("no signature with '-' or '_' in 1000 tries"));
+        .expect("no signature with '-' or '_' in 1000 tries");
     let junk: Vec<(String, &str)> = vec![
         ("junk".into(), "one word"),
         ("~~~.~~~.~~~".into(), "b64token characters that are not base64url"),
@@ -1057,7 +1055,7 @@ async fn every_supported_algorithm_verifies() {
         // And a flipped signature byte never verifies.
         let good = k.sign(&c);
         let (input, sig) = good.rsplit_once('.').unwrap_or_else(|| panic!("{good}"));
-        let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap_or_else(|e| panic!("{e}"));
+        let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
         raw[0] ^= 1;
         let tampered = format!("{input}.{}", URL_SAFE_NO_PAD.encode(raw));
         refused(
@@ -1106,7 +1104,7 @@ async fn cached_tokens_still_expire_and_still_need_scopes() {
     assert_eq!(h.upstream.hits(), 1);
     // A token differing from the cached one by its signature is not a cache hit.
     let mut tampered = token.clone();
-    let last = tampered.pop().unwrap_or_else(|| panic!("empty token"));
+    let last = tampered.pop().expect("empty token");
     tampered.push(if last == 'A' { 'B' } else { 'A' });
     refused(&h, "/items/1", &tampered, "the cached token with another signature").await;
     accepted(&h, "/items/1", &token, "cache hit").await;

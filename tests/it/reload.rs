@@ -23,8 +23,8 @@ fn write_config(h: &Harness, text: &str) {
         .replace("{keys}", &keys.display().to_string());
     // Write then rename, as editors and ConfigMap updates do: readers never see half a file.
     let tmp = h.dir.path().join("portcullis.toml.tmp");
-    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::rename(&tmp, h.dir.path().join("portcullis.toml")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, h.dir.path().join("portcullis.toml")).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +107,7 @@ async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
     }
     stop.store(true, Ordering::Relaxed);
     for c in clients {
-        c.await.unwrap_or_else(|e| panic!("a client saw a wrong answer: {e}"));
+        c.await.expect("a client saw a wrong answer");
     }
     assert!(sent.load(Ordering::Relaxed) > 0);
     let (ok, failed) = h.gateway.reload_counts();
@@ -126,7 +126,7 @@ async fn a_reload_keeps_remote_keys_of_unchanged_realms() {
     let h = Harness::start_with(&config, key).await;
     assert_eq!(jwks.fetches(), 1);
     write_config(&h, &variant_b(&config));
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap();
     assert_eq!(jwks.fetches(), 1, "an unchanged realm refetched its keys on reload");
     let token = h.key.sign(&claims("write"));
     assert_eq!(h.get("/extra", &token).await.status, StatusCode::OK);
@@ -138,7 +138,7 @@ async fn a_reload_keeps_remote_keys_of_unchanged_realms() {
             "danger_allow_http_jwks = true\njwks_ttl = \"10m\"",
         ),
     );
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap();
     assert_eq!(jwks.fetches(), 2);
 }
 
@@ -183,13 +183,11 @@ async fn a_verdict_reached_under_the_old_rules_never_answers_under_the_new() {
     let old = v.snapshot();
     // ...a reload then gives the realm another issuer (its keys stay the same)...
     write_config(&h, &default_config().replace("/realms/t\"", "/realms/t-next\""));
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap();
     // ...and the request, still on the old snapshot, stores its verdict after the swap.
-    let (i, _) = old.resource_server("api").unwrap_or_else(|| panic!("no api"));
-    let judge = old.judge(i).unwrap_or_else(|| panic!("no judge"));
-    portcullis::token::verify(&token, &judge, v.cache())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (i, _) = old.resource_server("api").expect("no api");
+    let judge = old.judge(i).expect("no judge");
+    portcullis::token::verify(&token, &judge, v.cache()).await.unwrap();
     // Under the new rules the token is refused, not answered from that verdict.
     let a = h.get("/items/1", &token).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
@@ -218,16 +216,16 @@ async fn files_beside_the_configuration_never_reload_it_nor_hold_an_edit_back() 
     let h = Harness::start().await;
     let dir = h.dir.path().to_path_buf();
     let log = dir.join("gateway.log");
-    let config = std::fs::read_to_string(dir.join("portcullis.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let config = std::fs::read_to_string(dir.join("portcullis.toml")).unwrap();
     // A log written beside the configuration, now and then, and the configuration itself
     // rewritten with the same bytes (as a deployment tool re-applying it does): nothing to
     // reload.
     for i in 0..5 {
-        std::fs::write(&log, format!("line {i}\n")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&log, format!("line {i}\n")).unwrap();
         if i == 2 {
             let tmp = dir.join("portcullis.toml.tmp");
-            std::fs::write(&tmp, &config).unwrap_or_else(|e| panic!("{e}"));
-            std::fs::rename(&tmp, dir.join("portcullis.toml")).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&tmp, &config).unwrap();
+            std::fs::rename(&tmp, dir.join("portcullis.toml")).unwrap();
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -259,7 +257,7 @@ async fn files_beside_the_configuration_never_reload_it_nor_hold_an_edit_back() 
     );
     // A file the configuration names is an input: a new key set is picked up.
     let next = TestKey::es256("k2");
-    std::fs::write(dir.join("keys.json"), public_jwks(&[&next])).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("keys.json"), public_jwks(&[&next])).unwrap();
     let token = next.sign(&claims("read"));
     let mut accepted = false;
     for _ in 0..200 {

@@ -63,19 +63,18 @@ impl TestKey {
             "EdDSA" => Jwk::generate_ed_key(EdCurve::Ed25519),
             other => panic!("no test key for {other}"),
         }
-        .unwrap_or_else(|e| panic!("keygen: {e}"));
+        .expect("keygen");
         jwk.set_key_id(kid);
         jwk.set_algorithm(alg_name);
         jwk.set_key_use("sig");
         // josekit's to_public_key keeps only the key parameters and `use`.
-        let mut public = jwk.to_public_key().unwrap_or_else(|e| panic!("{e}"));
+        let mut public = jwk.to_public_key().unwrap();
         public.set_key_id(kid);
         public.set_algorithm(alg_name);
         let public: serde_json::Map<String, Value> = public.into();
         let private: serde_json::Map<String, Value> = jwk.into();
         let private = Value::Object(private);
-        let set = SigningKeys::parse(json!({ "keys": [private.clone()] }).to_string().as_bytes())
-            .unwrap_or_else(|e| panic!("signing key: {e}"));
+        let set = SigningKeys::parse(json!({ "keys": [private.clone()] }).to_string().as_bytes()).expect("signing key");
         let signing = set.keys()[0].clone();
         Self {
             kid: kid.to_owned(),
@@ -102,8 +101,7 @@ impl TestKey {
     /// Signs with an arbitrary header (for attack tokens); the signature is real.
     pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
         let input = format!("{}.{}", b64(&header.to_string()), b64(&claims.to_string()));
-        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &self.signing.key, self.alg)
-            .unwrap_or_else(|e| panic!("sign: {e}"));
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &self.signing.key, self.alg).expect("sign");
         format!("{input}.{sig}")
     }
 }
@@ -161,20 +159,13 @@ impl Upstream {
     }
 
     pub async fn last(&self) -> Seen {
-        self.seen
-            .lock()
-            .await
-            .last()
-            .cloned()
-            .unwrap_or_else(|| panic!("upstream saw nothing"))
+        self.seen.lock().await.last().cloned().expect("upstream saw nothing")
     }
 }
 
 pub async fn spawn_upstream() -> Upstream {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let up = Upstream {
         addr,
         hits: Arc::new(AtomicUsize::new(0)),
@@ -322,24 +313,24 @@ impl Harness {
     pub async fn start_on(config: &str, key: TestKey, workers: Option<std::num::NonZeroUsize>) -> Self {
         init_logs();
         let upstream = spawn_upstream().await;
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let keys_path = dir.path().join("keys.json");
-        std::fs::write(&keys_path, public_jwks(&[&key])).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&keys_path, public_jwks(&[&key])).unwrap();
         let text = config
             .replace("{upstream}", &upstream.addr.to_string())
             .replace("{keys}", &keys_path.display().to_string());
         let config_path = dir.path().join("portcullis.toml");
-        std::fs::write(&config_path, text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&config_path, text).unwrap();
         let clock = ManualClock::new(NOW);
         let gateway = Gateway::start(Options {
             config: config_path,
-            listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
+            listen: Some("127.0.0.1:0".parse().unwrap()),
             clock: clock.clone(),
             drain: Duration::from_secs(5),
             workers,
         })
         .await
-        .unwrap_or_else(|e| panic!("gateway: {e}"));
+        .expect("gateway");
         Self {
             dir,
             gateway,
@@ -410,21 +401,14 @@ pub async fn send(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
     let resp = client
         .request(req)
         .await
         .unwrap_or_else(|e| panic!("request to {url}: {e}"));
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_bytes();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
     Answer {
         status,
         headers,
@@ -451,10 +435,8 @@ pub struct JwksServer {
 
 impl JwksServer {
     pub async fn start(doc: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let server = Self {
             addr,
             doc: Arc::new(Mutex::new((StatusCode::OK, doc, HashMap::new()))),
@@ -477,8 +459,8 @@ impl JwksServer {
                             *resp.status_mut() = status;
                             for (k, v) in headers {
                                 resp.headers_mut().insert(
-                                    http::HeaderName::from_bytes(k.as_bytes()).unwrap_or_else(|e| panic!("{e}")),
-                                    http::HeaderValue::from_str(&v).unwrap_or_else(|e| panic!("{e}")),
+                                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                                    http::HeaderValue::from_str(&v).unwrap(),
                                 );
                             }
                             Ok::<_, std::convert::Infallible>(resp)
@@ -541,8 +523,8 @@ pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T
 
 /// Writes `request` on a new connection and reads until the server closes it.
 pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
-    s.write_all(request).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
     let mut out = Vec::new();
     // A reset after the answer is a close too.
     let _ = within("the answer and the close", s.read_to_end(&mut out)).await;
@@ -557,7 +539,7 @@ pub fn status_of(raw: &str) -> u16 {
 }
 
 pub async fn scrape(h: &Harness) -> (Answer, String) {
-    let admin = h.gateway.admin_addr().unwrap_or_else(|| panic!("no admin listener"));
+    let admin = h.gateway.admin_addr().expect("no admin listener");
     let a = send(&h.client, Method::GET, &format!("http://{admin}/metrics"), &[], "").await;
     let body = a.body.clone();
     (a, body)

@@ -51,11 +51,11 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 type Ca = CertifiedIssuer<'static, KeyPair>;
 
 fn ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(rcgen::DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-    CertifiedIssuer::self_signed(params, key).unwrap_or_else(|e| panic!("{e}"))
+    let key = KeyPair::generate().unwrap();
+    CertifiedIssuer::self_signed(params, key).unwrap()
 }
 
 /// A leaf certificate and its key.
@@ -70,17 +70,17 @@ impl Leaf {
     }
 
     fn key_der(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::try_from(self.key.serialize_der()).unwrap_or_else(|e| panic!("{e}"))
+        PrivateKeyDer::try_from(self.key.serialize_der()).unwrap()
     }
 }
 
 /// A leaf for `names` (DNS names or IP addresses) signed by `ca`.
 fn leaf(ca: &Ca, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
     let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
-    let mut params = CertificateParams::new(names).unwrap_or_else(|e| panic!("{e}"));
+    let mut params = CertificateParams::new(names).unwrap();
     params.extended_key_usages = vec![usage];
-    let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-    let cert = params.signed_by(&key, ca).unwrap_or_else(|e| panic!("{e}"));
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, ca).unwrap();
     Leaf { cert, key }
 }
 
@@ -104,7 +104,7 @@ struct TlsFiles {
 impl TlsFiles {
     fn new() -> Self {
         Self {
-            dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+            dir: tempfile::tempdir().unwrap(),
         }
     }
 
@@ -153,16 +153,14 @@ struct Reply {
 /// A client configuration trusting `ca`, offering `alpn`, presenting `client` if given.
 fn client_config(ca: &Ca, alpn: &[&[u8]], client: Option<&Leaf>) -> ClientConfig {
     let mut roots = RootCertStore::empty();
-    roots.add(ca.der().clone()).unwrap_or_else(|e| panic!("{e}"));
+    roots.add(ca.der().clone()).unwrap();
     let builder = ClientConfig::builder_with_provider(portcullis::tls::provider())
         .with_safe_default_protocol_versions()
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .with_root_certificates(roots);
     let mut config = match client {
         None => builder.with_no_client_auth(),
-        Some(leaf) => builder
-            .with_client_auth_cert(vec![leaf.der()], leaf.key_der())
-            .unwrap_or_else(|e| panic!("{e}")),
+        Some(leaf) => builder.with_client_auth_cert(vec![leaf.der()], leaf.key_der()).unwrap(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     config
@@ -173,7 +171,7 @@ fn client_config(ca: &Ca, alpn: &[&[u8]], client: Option<&Leaf>) -> ClientConfig
 async fn tls_get(addr: SocketAddr, config: ClientConfig, path: &str, token: &str) -> Result<Reply, String> {
     within("TLS request", async {
         let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
-        let name = ServerName::try_from(GW_NAME).unwrap_or_else(|e| panic!("{e}"));
+        let name = ServerName::try_from(GW_NAME).unwrap();
         let tls = TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
@@ -190,7 +188,7 @@ async fn tls_get(addr: SocketAddr, config: ClientConfig, path: &str, token: &str
             let req = Request::get(format!("https://{GW_NAME}{path}"))
                 .header("authorization", format!("Bearer {token}"))
                 .body(Full::new(Bytes::new()))
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
             let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                 .await
                 .map_err(|e| format!("h2 handshake: {e}"))?;
@@ -201,7 +199,7 @@ async fn tls_get(addr: SocketAddr, config: ClientConfig, path: &str, token: &str
                 .header("host", GW_NAME)
                 .header("authorization", format!("Bearer {token}"))
                 .body(Full::new(Bytes::new()))
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
             let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
                 .await
                 .map_err(|e| format!("http/1.1 handshake: {e}"))?;
@@ -232,10 +230,8 @@ async fn tls_get(addr: SocketAddr, config: ClientConfig, path: &str, token: &str
 /// refusal may come as the answer to the handshake or as the first thing read after it.
 async fn refused(addr: SocketAddr, config: ClientConfig) -> String {
     within("TLS refusal", async {
-        let tcp = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
-        let name = ServerName::try_from(GW_NAME).unwrap_or_else(|e| panic!("{e}"));
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let name = ServerName::try_from(GW_NAME).unwrap();
         let mut tls = match TlsConnector::from(Arc::new(config)).connect(name, tcp).await {
             Err(e) => return e.to_string(),
             Ok(tls) => tls,
@@ -262,14 +258,14 @@ struct TlsUpstream {
 async fn spawn_tls_upstream(leaf: &Leaf) -> TlsUpstream {
     let config = ServerConfig::builder_with_provider(portcullis::tls::provider())
         .with_safe_default_protocol_versions()
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .with_no_client_auth()
         .with_single_cert(vec![leaf.der()], leaf.key_der())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = TlsUpstream {
-        addr: listener.local_addr().unwrap_or_else(|e| panic!("{e}")),
+        addr: listener.local_addr().unwrap(),
         hits: Arc::new(AtomicUsize::new(0)),
         sni: Arc::new(Mutex::new(None)),
     };
@@ -358,7 +354,7 @@ async fn h2_and_http1_over_tls_are_forwarded_with_x_forwarded_proto_https() {
     // Refusals are answered over TLS the same way as over plain HTTP.
     let r = tls_get(addr, client_config(&pki, &[b"h2"], None), "/items/7", "not-a-token")
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(h.upstream.hits(), 3);
 }
@@ -374,13 +370,11 @@ async fn the_tls_listener_does_not_speak_plain_http() {
     )
     .await;
     let token = h.key.sign(&claims("read"));
-    let mut tcp = TcpStream::connect(h.gateway.local_addr())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut tcp = TcpStream::connect(h.gateway.local_addr()).await.unwrap();
     let req = format!(
         "GET /items/7 HTTP/1.1\r\nHost: {GW_NAME}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     );
-    tcp.write_all(req.as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
+    tcp.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     // The handshake fails: at most a TLS alert comes back, then the connection closes.
     let _ = within("reading the refusal", tcp.read_to_end(&mut buf)).await;
@@ -433,7 +427,7 @@ async fn required_client_certificates_refuse_none_and_strangers() {
     for alpn in [b"h2".as_slice(), b"http/1.1"] {
         let r = tls_get(addr, client_config(&pki, &[alpn], Some(&good)), "/items/7", &token)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
     assert_eq!(h.upstream.hits(), 2);
@@ -460,7 +454,7 @@ async fn optional_client_certificates_admit_none_but_refuse_strangers() {
 
     let none = tls_get(addr, client_config(&pki, &[b"h2"], None), "/items/7", &token)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(none.status, StatusCode::OK);
     let good = tls_get(
         addr,
@@ -469,7 +463,7 @@ async fn optional_client_certificates_admit_none_but_refuse_strangers() {
         &token,
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(good.status, StatusCode::OK);
     let stranger = client_leaf(&ca("stranger ca"));
     let alert = refused(addr, client_config(&pki, &[b"h2"], Some(&stranger))).await;
@@ -498,25 +492,20 @@ async fn a_reload_rotates_the_certificate_and_a_bad_one_keeps_the_old() {
         r.server_cert
     };
     let r = tls_get(addr, client_config(&pki, &[b"h2"], None), "/items/7", &token).await;
-    assert_eq!(served(r.unwrap_or_else(|e| panic!("{e}"))), first.der().to_vec());
+    assert_eq!(served(r.unwrap()), first.der().to_vec());
 
     // A new certificate and key: new connections get them after the reload.
     let second = server_leaf(&pki, &[GW_NAME]);
     files.install(&second);
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap();
     let r = tls_get(addr, client_config(&pki, &[b"h2"], None), "/items/7", &token).await;
-    assert_eq!(served(r.unwrap_or_else(|e| panic!("{e}"))), second.der().to_vec());
+    assert_eq!(served(r.unwrap()), second.der().to_vec());
 
     // A certificate without its key: the reload is refused, naming the field, and the
     // second certificate goes on serving.
     let third = server_leaf(&pki, &[GW_NAME]);
     write(&files.path("cert.pem"), &third.cert.pem());
-    let errors = h
-        .gateway
-        .reload()
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("a mismatched key was accepted"));
+    let errors = h.gateway.reload().await.expect_err("a mismatched key was accepted");
     assert!(
         errors
             .0
@@ -525,7 +514,7 @@ async fn a_reload_rotates_the_certificate_and_a_bad_one_keeps_the_old() {
         "{errors}"
     );
     let r = tls_get(addr, client_config(&pki, &[b"http/1.1"], None), "/items/7", &token).await;
-    assert_eq!(served(r.unwrap_or_else(|e| panic!("{e}"))), second.der().to_vec());
+    assert_eq!(served(r.unwrap()), second.der().to_vec());
 }
 
 #[tokio::test]
@@ -539,19 +528,14 @@ async fn a_reload_cannot_turn_tls_off() {
     )
     .await;
     let path = config_path(&h);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(&path).unwrap();
     let plain: String = text
         .lines()
         .filter(|l| !l.starts_with("tls_") && *l != "[server]")
         .collect::<Vec<_>>()
         .join("\n");
     write(&path, &plain);
-    let errors = h
-        .gateway
-        .reload()
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("TLS was turned off"));
+    let errors = h.gateway.reload().await.expect_err("TLS was turned off");
     assert!(
         errors
             .0
@@ -567,7 +551,7 @@ async fn a_reload_cannot_turn_tls_off() {
         &token,
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -639,7 +623,7 @@ async fn upstream_trust_follows_a_reload() {
     let token = h.key.sign(&claims("read"));
     assert_eq!(h.get("/items/7", &token).await.status, StatusCode::BAD_GATEWAY);
     files.ca("upstream-ca.pem", &new);
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap();
     let a = h.get("/items/7", &token).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(up.hits.load(Ordering::SeqCst), 1);

@@ -25,13 +25,9 @@ async fn on_new_connection(addr: SocketAddr, path: &str, token: &str) -> u16 {
 
 /// `request` on the kept-alive `conn`: the start of its answer.
 async fn keep_alive_exchange(conn: &mut TcpStream, request: &str, what: &str) -> String {
-    conn.write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    conn.write_all(request.as_bytes()).await.unwrap();
     let mut buf = [0u8; 4096];
-    let n = within(what, conn.read(&mut buf))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let n = within(what, conn.read(&mut buf)).await.unwrap();
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
@@ -53,7 +49,7 @@ async fn workers_serve_one_configuration_and_all_see_a_reload() {
         async move {
             let mut statuses = Vec::new();
             for t in tasks {
-                statuses.push(within("a request", t).await.unwrap_or_else(|e| panic!("{e}")));
+                statuses.push(within("a request", t).await.unwrap());
             }
             statuses
         }
@@ -71,8 +67,8 @@ async fn workers_serve_one_configuration_and_all_see_a_reload() {
     )
     .replace("{upstream}", &h.upstream.addr.to_string())
     .replace("{keys}", &keys.display().to_string());
-    std::fs::write(h.dir.path().join("portcullis.toml"), next).unwrap_or_else(|e| panic!("{e}"));
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(h.dir.path().join("portcullis.toml"), next).unwrap();
+    h.gateway.reload().await.unwrap();
     assert!(round("/extra", write).await.iter().all(|s| *s == 200));
     assert!(round("/extra", read).await.iter().all(|s| *s == 403));
     assert_eq!(h.upstream.hits(), 48);
@@ -101,7 +97,7 @@ async fn workers_share_one_connection_bound() {
     let token = h.key.sign(&claims("read"));
     let request = format!("GET /items/1 HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer {token}\r\n\r\n");
     // The first connection takes the only slot and is kept alive.
-    let mut first = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut first = TcpStream::connect(addr).await.unwrap();
     let answer = keep_alive_exchange(&mut first, &request, "the first answer").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // The second waits in the accept queue, whichever worker would take it.
@@ -117,8 +113,6 @@ async fn workers_share_one_connection_bound() {
     let (_, text) = scrape(&h).await;
     assert_eq!(must(&text, "portcullis_connections_open"), 1.0);
     drop(first);
-    let status = within("the second answer", second)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let status = within("the second answer", second).await.unwrap();
     assert_eq!(status, 200);
 }
