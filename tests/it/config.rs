@@ -833,7 +833,7 @@ async fn protected_resource_outside_its_window_is_not_found() {
         READ_RESOURCE,
         "[[protected_resource]]\nid = \"read\"\nvalid_from = \"2026-06-01T01:00:00Z\"\ndisabled_on = 2026-06-02T00:00:00Z\n",
     );
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config).start().await;
 
     // Not yet valid: 404, even with a good token, and no fall-through to `/**`.
     let a = h.get("/items/1", &token_now(&h, "read")).await;
@@ -887,7 +887,7 @@ async fn disabled_resource_server_refuses_with_invalid_token() {
         API_RS,
         "default_scopes = [\"read\"]\ndisabled_on = \"2026-06-01T00:01:00Z\"\n",
     );
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config).start().await;
     let token = token_now(&h, "read");
     assert_eq!(h.get("/items/1", &token).await.status, StatusCode::OK);
     assert_eq!(h.upstream.hits(), 1);
@@ -916,7 +916,7 @@ async fn resource_server_not_yet_valid_refuses_with_invalid_token() {
         API_RS,
         "default_scopes = [\"read\"]\nvalid_from = 2026-06-01T00:10:00Z\n",
     );
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config).start().await;
     let a = h.get("/items/1", &token_now(&h, "read")).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
     assert!(a.challenge().contains(r#"error="invalid_token""#), "{}", a.challenge());
@@ -1238,7 +1238,7 @@ async fn a_token_minted_by_the_cli_is_accepted_by_a_gateway_on_the_same_config()
             API_RS,
             &format!("default_scopes = [\"read\"]\nsigning_alg = \"{alg}\"\n"),
         );
-        let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+        let h = Harness::builder().config(config).start().await;
         let config_path = h.config_dir().join("portcullis.toml");
         // The gateway loaded exactly this file.
         assert_eq!(h.gateway.verifier().snapshot().sources, vec![config_path.clone()]);

@@ -131,7 +131,7 @@ async fn old_authentication_is_insufficient_user_authentication() {
 #[tokio::test]
 async fn unmatched_requests_are_refused_not_forwarded() {
     let config = default_config().replace("paths = [\"/**\"]", "paths = [\"/open/**\"]");
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config).start().await;
     let token = h.key.sign(&claims("read write admin"));
     let a = h.get("/nothing/here", &token).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);

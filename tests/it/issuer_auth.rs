@@ -7,7 +7,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -17,8 +16,6 @@ use oauth2::{
     AccessToken, AuthType, ClientId, ClientSecret, IntrospectionUrl, RequestTokenError, RevocationUrl, Scope,
     StandardRevocableToken, TokenIntrospectionResponse, TokenResponse, TokenUrl,
 };
-use portcullis::app::{Gateway, Options};
-use portcullis::time::ManualClock;
 use portcullis::token::{Claims, RevocationKey};
 use serde_json::{Value, json};
 
@@ -103,7 +100,7 @@ name = "t"
 issuer = "http://127.0.0.1/realms/t"
 algorithms = ["ES256", "RS256"]
 leeway = "60s"
-signing_keys = "{signing}"
+signing_keys = "{dir}/signing.json"
 access_token_ttl = "1h"
 scope_source = "{scope_source}"
 
@@ -165,7 +162,7 @@ resource_servers = ["api"]
 client_id = "jwt-es"
 realm = "t"
 token_endpoint_auth_method = "private_key_jwt"
-jwks_file = "{client_es_jwks}"
+jwks_file = "{dir}/client-es.json"
 scopes = ["read", "write"]
 
 # Registered with the very same public key as jwt-es.
@@ -173,14 +170,14 @@ scopes = ["read", "write"]
 client_id = "jwt-es-twin"
 realm = "t"
 token_endpoint_auth_method = "private_key_jwt"
-jwks_file = "{client_es_jwks}"
+jwks_file = "{dir}/client-es.json"
 scopes = ["read", "write"]
 
 [[client]]
 client_id = "jwt-rs"
 realm = "t"
 token_endpoint_auth_method = "private_key_jwt"
-jwks_file = "{client_rs_jwks}"
+jwks_file = "{dir}/client-rs.json"
 scopes = ["read"]
 
 # Its key's alg (ES384) is not among the realm's algorithms.
@@ -188,7 +185,7 @@ scopes = ["read"]
 client_id = "jwt-es384"
 realm = "t"
 token_endpoint_auth_method = "private_key_jwt"
-jwks_file = "{client_es384_jwks}"
+jwks_file = "{dir}/client-es384.json"
 scopes = ["read"]
 "#
     .to_owned()
@@ -206,51 +203,23 @@ scopes = ["read"]
 
 /// Starts the gateway on [`issuer_config`] plus `extra`, with the realm's `scope_source`.
 async fn start(extra: &str, scope_source: &str) -> Harness {
-    init_logs();
     let k = keys();
     let hs = hashes();
-    let upstream = spawn_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        path.display().to_string()
-    };
-    let signing = write("signing.json", private_jwks(&[&k.realm_es, &k.realm_rs]));
-    let client_es = write("client-es.json", public_jwks(&[&k.client_es]));
-    let client_rs = write("client-rs.json", public_jwks(&[&k.client_rs]));
-    let client_es384 = write("client-es384.json", public_jwks(&[&k.client_es384]));
-    let text = format!("{}{extra}", issuer_config())
-        .replace("{upstream}", &upstream.addr.to_string())
-        .replace("{signing}", &signing)
+    let config = format!("{}{extra}", issuer_config())
         .replace("{scope_source}", scope_source)
         .replace("{api_rs_hash}", &hs.api_rs)
         .replace("{other_rs_hash}", &hs.other_rs)
         .replace("{basic_hash}", &hs.basic)
-        .replace("{post_hash}", &hs.post)
-        .replace("{client_es_jwks}", &client_es)
-        .replace("{client_rs_jwks}", &client_rs)
-        .replace("{client_es384_jwks}", &client_es384);
-    let config = dir.path().join("portcullis.toml");
-    std::fs::write(&config, text).unwrap();
-    let clock = ManualClock::new(NOW);
-    let gateway = Gateway::start(Options {
-        config,
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        clock: clock.clone(),
-        drain: Duration::from_secs(5),
-        workers: None,
-    })
-    .await
-    .expect("gateway");
-    Harness {
-        dir,
-        gateway,
-        upstream,
-        key: k.realm_es.clone(),
-        clock,
-        client: client(),
-    }
+        .replace("{post_hash}", &hs.post);
+    Harness::builder()
+        .config(config)
+        .file("signing.json", private_jwks(&[&k.realm_es, &k.realm_rs]))
+        .file("client-es.json", public_jwks(&[&k.client_es]))
+        .file("client-rs.json", public_jwks(&[&k.client_rs]))
+        .file("client-es384.json", public_jwks(&[&k.client_es384]))
+        .key(k.realm_es.clone())
+        .start()
+        .await
 }
 
 async fn start_default() -> Harness {
@@ -259,20 +228,6 @@ async fn start_default() -> Harness {
 
 // ---------------------------------------------------------------------------------------
 // Requests
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish()
-}
-
-/// `Authorization: Basic` per RFC 6749 § 2.3.1 (both parts form-encoded first).
-fn basic(id: &str, secret: &str) -> String {
-    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
-}
 
 async fn post_form(h: &Harness, path: &str, authorization: Option<&str>, pairs: &[(&str, &str)]) -> Answer {
     let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];

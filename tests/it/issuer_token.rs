@@ -5,17 +5,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, StatusCode};
 use josekit::jwk::Jwk;
 use josekit::jws::JwsVerifier;
-use portcullis::app::{Gateway, Options};
-use portcullis::time::ManualClock;
 use serde_json::{Map, Value, json};
 
+use crate::support::basic as basic_header;
 use crate::support::*;
 
 const ISS: &str = "http://127.0.0.1/realms/t";
@@ -206,37 +204,14 @@ scopes = ["reports:read"]
 
 /// Starts the gateway with [`config`]`(realm_extra)`.
 async fn start(realm_extra: &str) -> Harness {
-    init_logs();
     let k = keys();
-    let upstream = spawn_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| {
-        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("write {name}: {e}"));
-    };
-    write("signing-t.json", &private_jwks(&[&k.es, &k.rs, &k.ed, &k.es_retired]));
-    write("signing-n.json", &private_jwks(&[&k.n]));
-    write(
-        "portcullis.toml",
-        &config(realm_extra).replace("{upstream}", &upstream.addr.to_string()),
-    );
-    let clock = ManualClock::new(NOW);
-    let gateway = Gateway::start(Options {
-        config: dir.path().join("portcullis.toml"),
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        clock: clock.clone(),
-        drain: Duration::from_secs(5),
-        workers: None,
-    })
-    .await
-    .expect("gateway");
-    Harness {
-        dir,
-        gateway,
-        upstream,
-        key: k.es.clone(),
-        clock,
-        client: client(),
-    }
+    Harness::builder()
+        .config(config(realm_extra))
+        .file("signing-t.json", private_jwks(&[&k.es, &k.rs, &k.ed, &k.es_retired]))
+        .file("signing-n.json", private_jwks(&[&k.n]))
+        .key(k.es.clone())
+        .start()
+        .await
 }
 
 /// How a token request authenticates.
@@ -263,20 +238,6 @@ impl Auth<'_> {
 
 fn basic(client: &str) -> Auth<'_> {
     Auth::Basic(client, secret(client))
-}
-
-/// RFC 6749 § 2.3.1: both parts form-urlencoded, then Base64.
-fn basic_header(id: &str, secret: &str) -> String {
-    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
-}
-
-fn form(params: &[(&str, &str)]) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in params {
-        s.append_pair(k, v);
-    }
-    s.finish()
 }
 
 /// POSTs a token request to `path`; checks that the answer never echoes the secret.
@@ -362,10 +323,6 @@ fn issued(a: &Answer) -> (String, Value, Value) {
         .to_owned();
     let (h, c) = parts(&at);
     (at, h, c)
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
 }
 
 #[tokio::test]

@@ -6,21 +6,18 @@
 //! primitives (RFC 7516 § 5.1 and § 5.2), each way.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey};
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, StatusCode};
 use josekit::JoseError;
 use josekit::jwe::{self as jose, JweDecrypter, JweEncrypter, JweHeader};
 use josekit::jwk::alg::ec::EcCurve;
 use josekit::jwk::alg::rsa::RsaKeyPair;
 use josekit::jwk::{Jwk, KeyPair as _};
-use portcullis::app::{Gateway, Options};
-use portcullis::time::ManualClock;
 use portcullis::token::jwe::JweKeys;
 use portcullis::token::{Claims, Outer, TokenError};
 use serde_json::{Map, Value, json};
@@ -321,53 +318,26 @@ const REALM_KEYS: &str = "encryption = \"realm\"\nkey_alg = \"RSA-OAEP-256\"\nco
 /// Starts the gateway on `config` (`{upstream}` filled in) with [`signer`] in
 /// `signing.json` and `files` beside it.
 async fn start(config: &str, files: &[(String, String)]) -> Harness {
-    init_logs();
-    let upstream = spawn_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| {
-        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("write {name}: {e}"));
-    };
-    write("signing.json", &private_jwks(&[signer()]));
+    let mut builder = Harness::builder()
+        .config(config)
+        .file("signing.json", private_jwks(&[signer()]))
+        .key(signer().clone());
     for (name, text) in files {
-        write(name, text);
+        builder = builder.file(name, text);
     }
-    write(
-        "portcullis.toml",
-        &config.replace("{upstream}", &upstream.addr.to_string()),
-    );
-    let clock = ManualClock::new(NOW);
-    let gateway = Gateway::start(Options {
-        config: dir.path().join("portcullis.toml"),
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        clock: clock.clone(),
-        drain: Duration::from_secs(5),
-        workers: None,
-    })
-    .await
-    .expect("gateway");
-    Harness {
-        dir,
-        gateway,
-        upstream,
-        key: signer().clone(),
-        clock,
-        client: client(),
-    }
+    builder.start().await
 }
 
 /// A `client_credentials` token request with `params`.
 async fn issue(h: &Harness, params: &[(&str, &str)]) -> Answer {
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("grant_type", "client_credentials");
-    for (k, v) in params {
-        form.append_pair(k, v);
-    }
-    let auth = format!("Basic {}", STANDARD.encode(format!("{CLIENT}:{SECRET}")));
+    let mut pairs = vec![("grant_type", "client_credentials")];
+    pairs.extend_from_slice(params);
+    let auth = basic(CLIENT, SECRET);
     h.send(
         Method::POST,
         TOKEN_PATH,
         &[FORM, ("authorization", auth.as_str())],
-        &form.finish(),
+        &form(&pairs),
     )
     .await
 }

@@ -63,21 +63,15 @@ fn signal(pid: u32, sig: &str) {
 #[cfg(unix)]
 #[tokio::test]
 async fn sighup_reloads_and_sigterm_drains_and_exits_zero() {
-    let upstream = spawn_upstream().await;
-    let key = TestKey::es256("k1");
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, public_jwks(&[&key])).unwrap();
     // A config outside the watched directory is still the one SIGHUP re-reads; keep the
     // watcher out of this test by writing the new version to the same path only before HUP.
-    let base = format!("[server]\nlisten = \"127.0.0.1:0\"\n{}", default_config())
-        .replace("{upstream}", &upstream.addr.to_string())
-        .replace("{keys}", &keys.display().to_string());
-    let path = dir.path().join("portcullis.toml");
-    std::fs::write(&path, &base).unwrap();
+    let base = format!("[server]\nlisten = \"127.0.0.1:0\"\n{}", default_config());
+    let files = Harness::builder().config(&base).prepare().await;
+    let (path, key) = (&files.config, &files.key);
+    let base = files.render(&base);
     let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["serve", "--config"])
-        .arg(&path)
+        .arg(path)
         .args(["--log-format", "json", "--workers", "1"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -122,7 +116,7 @@ async fn sighup_reloads_and_sigterm_drains_and_exits_zero() {
     // and by `extra` after: the request still passes, so check the access line's resource.
     let a = send(&client, Method::GET, &url, &[("authorization", &auth)], "").await;
     assert_eq!(a.status, StatusCode::OK);
-    std::fs::write(&path, extra(&base)).unwrap();
+    std::fs::write(path, extra(&base)).unwrap();
     signal(child.id(), "-HUP");
     let read = key.sign(&live_claims("read"));
     let read_auth = format!("Bearer {read}");
@@ -143,7 +137,7 @@ async fn sighup_reloads_and_sigterm_drains_and_exits_zero() {
     }
     assert!(hup_seen, "no SIGHUP reload was logged");
     // A broken edit plus SIGHUP changes nothing.
-    std::fs::write(&path, "not toml [[[").unwrap();
+    std::fs::write(path, "not toml [[[").unwrap();
     signal(child.id(), "-HUP");
     let a = send(&client, Method::GET, &url, &[("authorization", &read_auth)], "").await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
@@ -163,20 +157,15 @@ async fn a_symlink_swap_of_the_config_is_seen_by_the_watcher() {
     use std::os::unix::fs::symlink;
     let h = Harness::start().await;
     let dir = h.dir.path();
-    let keys = dir.join("keys.json");
-    let render = |text: &str| {
-        text.replace("{upstream}", &h.upstream.addr.to_string())
-            .replace("{keys}", &keys.display().to_string())
-    };
     // Lay the ConfigMap structure out: portcullis.toml -> ..data/portcullis.toml, ..data -> v1.
     std::fs::create_dir(dir.join("v1")).unwrap();
-    std::fs::write(dir.join("v1/portcullis.toml"), render(&default_config())).unwrap();
+    std::fs::write(dir.join("v1/portcullis.toml"), h.render(&default_config())).unwrap();
     symlink("v1", dir.join("..data")).unwrap();
     symlink("..data/portcullis.toml", dir.join("tmp-link")).unwrap();
     std::fs::rename(dir.join("tmp-link"), dir.join("portcullis.toml")).unwrap();
     // The update: a new version directory and an atomic swap of ..data.
     std::fs::create_dir(dir.join("v2")).unwrap();
-    std::fs::write(dir.join("v2/portcullis.toml"), render(&extra(&default_config()))).unwrap();
+    std::fs::write(dir.join("v2/portcullis.toml"), h.render(&extra(&default_config()))).unwrap();
     symlink("v2", dir.join("..data_tmp")).unwrap();
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
     eventually("the watcher reload after the symlink swap", async || {

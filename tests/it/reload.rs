@@ -16,21 +16,10 @@ fn variant_b(config: &str) -> String {
     )
 }
 
-fn write_config(h: &Harness, text: &str) {
-    let keys = h.dir.path().join("keys.json");
-    let text = text
-        .replace("{upstream}", &h.upstream.addr.to_string())
-        .replace("{keys}", &keys.display().to_string());
-    // Write then rename, as editors and ConfigMap updates do: readers never see half a file.
-    let tmp = h.dir.path().join("portcullis.toml.tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, h.dir.path().join("portcullis.toml")).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
     let base = default_config().replace("paths = [\"/**\"]", "paths = [\"/open/**\"]");
-    let h = Arc::new(Harness::start_with(&base, TestKey::es256("k1")).await);
+    let h = Arc::new(Harness::builder().config(&base).start().await);
     let read = h.key.sign(&claims("read"));
     let write = h.key.sign(&claims("read write"));
     let stop = Arc::new(AtomicBool::new(false));
@@ -71,7 +60,7 @@ async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
     ];
     for round in 0..12 {
         let valid = if round % 2 == 0 { variant_b(&base) } else { base.clone() };
-        write_config(&h, &valid);
+        h.write_config(&valid);
         h.gateway
             .reload()
             .await
@@ -85,7 +74,7 @@ async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
             .any(|r| r.id.as_str() == "extra");
         assert_eq!(has_extra, round % 2 == 0);
         let bad = broken[round % broken.len()];
-        write_config(&h, bad);
+        h.write_config(bad);
         assert!(
             h.gateway.reload().await.is_err(),
             "round {round}: a broken config was accepted"
@@ -116,36 +105,36 @@ async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
 
 #[tokio::test]
 async fn a_reload_keeps_remote_keys_of_unchanged_realms() {
-    let jwks = JwksServer::start(String::new()).await;
+    let jwks = Upstream::serving("").await;
     let key = TestKey::es256("k1");
     jwks.set(StatusCode::OK, public_jwks(&[&key])).await;
     let config = default_config().replace(
         "jwks_file = \"{keys}\"",
-        &format!("jwks_uri = \"{}\"\ndanger_allow_http_jwks = true", jwks.uri()),
+        &format!(
+            "jwks_uri = \"{}\"\ndanger_allow_http_jwks = true",
+            jwks.url("/jwks.json")
+        ),
     );
-    let h = Harness::start_with(&config, key).await;
-    assert_eq!(jwks.fetches(), 1);
-    write_config(&h, &variant_b(&config));
+    let h = Harness::builder().config(&config).key(key).start().await;
+    assert_eq!(jwks.hits(), 1);
+    h.write_config(&variant_b(&config));
     h.gateway.reload().await.unwrap();
-    assert_eq!(jwks.fetches(), 1, "an unchanged realm refetched its keys on reload");
+    assert_eq!(jwks.hits(), 1, "an unchanged realm refetched its keys on reload");
     let token = h.key.sign(&claims("write"));
     assert_eq!(h.get("/extra", &token).await.status, StatusCode::OK);
     // Changing the realm's key source does refetch.
-    write_config(
-        &h,
-        &variant_b(&config).replace(
-            "danger_allow_http_jwks = true",
-            "danger_allow_http_jwks = true\njwks_ttl = \"10m\"",
-        ),
-    );
+    h.write_config(&variant_b(&config).replace(
+        "danger_allow_http_jwks = true",
+        "danger_allow_http_jwks = true\njwks_ttl = \"10m\"",
+    ));
     h.gateway.reload().await.unwrap();
-    assert_eq!(jwks.fetches(), 2);
+    assert_eq!(jwks.hits(), 2);
 }
 
 #[tokio::test]
 async fn the_watcher_reloads_on_a_file_change() {
     let h = Harness::start().await;
-    write_config(&h, &variant_b(&default_config()));
+    h.write_config(&variant_b(&default_config()));
     // Wait (bounded) for the watcher; this asserts that it happens, not how fast.
     let mut seen = false;
     for _ in 0..200 {
@@ -182,7 +171,7 @@ async fn a_verdict_reached_under_the_old_rules_never_answers_under_the_new() {
     // A request loads the snapshot of the day...
     let old = v.snapshot();
     // ...a reload then gives the realm another issuer (its keys stay the same)...
-    write_config(&h, &default_config().replace("/realms/t\"", "/realms/t-next\""));
+    h.write_config(&default_config().replace("/realms/t\"", "/realms/t-next\""));
     h.gateway.reload().await.unwrap();
     // ...and the request, still on the old snapshot, stores its verdict after the swap.
     let (i, _) = old.resource_server("api").expect("no api");
@@ -242,7 +231,7 @@ async fn files_beside_the_configuration_never_reload_it_nor_hold_an_edit_back() 
             }
         })
     };
-    write_config(&h, &variant_b(&default_config()));
+    h.write_config(&variant_b(&default_config()));
     let applied = wait_for_resource(&h, "extra").await;
     stop.store(true, Ordering::Relaxed);
     let _ = noise.await;

@@ -7,43 +7,28 @@
 //! only so that a regression fails instead of hanging; nothing asserts how long anything
 //! takes.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use portcullis::config::ConfigError;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use crate::support::*;
-
-/// Upper bound on any wait, so a hang fails the test. Never an assertion about speed.
-const GUARD: Duration = Duration::from_secs(30);
 
 /// The name the gateway's certificates are issued for; clients connect to 127.0.0.1 and
 /// ask for this name (SNI), so hostname verification is real.
 const GW_NAME: &str = "gw.test";
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(GUARD, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing happened within {GUARD:?}"))
-}
 
 // ---------------------------------------------------------------------------------------
 // A small PKI.
@@ -247,54 +232,9 @@ async fn refused(addr: SocketAddr, config: ClientConfig) -> String {
 // ---------------------------------------------------------------------------------------
 // A TLS upstream.
 
-/// An upstream that speaks only TLS, counting requests and recording the SNI name of the
-/// last handshake.
-struct TlsUpstream {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    sni: Arc<Mutex<Option<String>>>,
-}
-
-async fn spawn_tls_upstream(leaf: &Leaf) -> TlsUpstream {
-    let config = ServerConfig::builder_with_provider(portcullis::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der()], leaf.key_der())
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up = TlsUpstream {
-        addr: listener.local_addr().unwrap(),
-        hits: Arc::new(AtomicUsize::new(0)),
-        sni: Arc::new(Mutex::new(None)),
-    };
-    let (hits, sni) = (up.hits.clone(), up.sni.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let (acceptor, hits, sni) = (acceptor.clone(), hits.clone(), sni.clone());
-            tokio::spawn(async move {
-                // A refused handshake is what some tests expect: nothing to serve then.
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                *sni.lock().await = tls.get_ref().1.server_name().map(str::to_owned);
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let hits = hits.clone();
-                    async move {
-                        hits.fetch_add(1, Ordering::SeqCst);
-                        let body = format!("tls upstream saw {}", req.uri().path());
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    up
+/// An upstream that speaks only TLS with `leaf`'s certificate.
+async fn tls_upstream(leaf: &Leaf) -> Upstream {
+    Upstream::builder().tls(leaf.der(), leaf.key_der()).start().await
 }
 
 /// The default test configuration with the resource server's upstream at `upstream` and
@@ -306,10 +246,6 @@ fn config_with(server: &str, upstream: &str) -> String {
     )
 }
 
-fn config_path(h: &Harness) -> PathBuf {
-    h.dir.path().join("portcullis.toml")
-}
-
 // ---------------------------------------------------------------------------------------
 // Termination.
 
@@ -318,11 +254,10 @@ async fn h2_and_http1_over_tls_are_forwarded_with_x_forwarded_proto_https() {
     let pki = ca("gateway ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(""), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = Harness::builder()
+        .config(format!("{}{}", files.server_table(""), default_config()))
+        .start()
+        .await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
 
@@ -364,11 +299,10 @@ async fn the_tls_listener_does_not_speak_plain_http() {
     let pki = ca("gateway ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(""), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = Harness::builder()
+        .config(format!("{}{}", files.server_table(""), default_config()))
+        .start()
+        .await;
     let token = h.key.sign(&claims("read"));
     let mut tcp = TcpStream::connect(h.gateway.local_addr()).await.unwrap();
     let req = format!(
@@ -397,11 +331,10 @@ async fn required_client_certificates_refuse_none_and_strangers() {
         "tls_client_ca = {:?}\ntls_client_auth = \"required\"",
         client_ca.display().to_string()
     );
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(&extra), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = Harness::builder()
+        .config(format!("{}{}", files.server_table(&extra), default_config()))
+        .start()
+        .await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
 
@@ -444,11 +377,10 @@ async fn optional_client_certificates_admit_none_but_refuse_strangers() {
         "tls_client_ca = {:?}\ntls_client_auth = \"optional\"",
         client_ca.display().to_string()
     );
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(&extra), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = Harness::builder()
+        .config(format!("{}{}", files.server_table(&extra), default_config()))
+        .start()
+        .await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
 
@@ -480,11 +412,10 @@ async fn a_reload_rotates_the_certificate_and_a_bad_one_keeps_the_old() {
     let files = TlsFiles::new();
     let first = server_leaf(&pki, &[GW_NAME]);
     files.install(&first);
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(""), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = Harness::builder()
+        .config(format!("{}{}", files.server_table(""), default_config()))
+        .start()
+        .await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
     let served = |r: Reply| {
@@ -522,12 +453,11 @@ async fn a_reload_cannot_turn_tls_off() {
     let pki = ca("gateway ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(""), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
-    let path = config_path(&h);
+    let h = Harness::builder()
+        .config(format!("{}{}", files.server_table(""), default_config()))
+        .start()
+        .await;
+    let path = h.config_path();
     let text = std::fs::read_to_string(&path).unwrap();
     let plain: String = text
         .lines()
@@ -561,20 +491,19 @@ async fn a_reload_cannot_turn_tls_off() {
 #[tokio::test]
 async fn an_https_upstream_chaining_to_upstream_ca_is_served_with_sni() {
     let pki = ca("upstream ca");
-    let up = spawn_tls_upstream(&server_leaf(&pki, &["localhost"])).await;
+    let up = tls_upstream(&server_leaf(&pki, &["localhost"])).await;
     let files = TlsFiles::new();
     let ca_file = files.ca("upstream-ca.pem", &pki);
     let server = format!("[server]\nupstream_ca = {:?}\n", ca_file.display().to_string());
-    let h = Harness::start_with(
-        &config_with(&server, &format!("https://localhost:{}", up.addr.port())),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = Harness::builder()
+        .config(config_with(&server, &format!("https://localhost:{}", up.addr.port())))
+        .start()
+        .await;
     let a = h.get("/items/7", &h.key.sign(&claims("read"))).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    assert_eq!(a.body, "tls upstream saw /items/7");
-    assert_eq!(up.hits.load(Ordering::SeqCst), 1);
-    assert_eq!(up.sni.lock().await.as_deref(), Some("localhost"));
+    assert_eq!(a.body, "upstream saw GET /items/7 (0 body bytes)");
+    assert_eq!(up.hits(), 1);
+    assert_eq!(up.sni().await.as_deref(), Some("localhost"));
 }
 
 #[tokio::test]
@@ -593,16 +522,15 @@ async fn an_upstream_with_an_untrusted_certificate_is_a_502() {
         ("another name", with_ca, server_leaf(&trusted, &["elsewhere.test"])),
     ];
     for (what, server, leaf) in cases {
-        let up = spawn_tls_upstream(&leaf).await;
-        let h = Harness::start_with(
-            &config_with(&server, &format!("https://{}", up.addr)),
-            TestKey::es256("k1"),
-        )
-        .await;
+        let up = tls_upstream(&leaf).await;
+        let h = Harness::builder()
+            .config(config_with(&server, &format!("https://{}", up.addr)))
+            .start()
+            .await;
         let a = h.get("/items/7", &h.key.sign(&claims("read"))).await;
         assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{what}: {}", a.body);
         assert_eq!(a.error(), "upstream_unavailable", "{what}");
-        assert_eq!(up.hits.load(Ordering::SeqCst), 0, "{what}");
+        assert_eq!(up.hits(), 0, "{what}");
         h.gateway.shutdown().await;
     }
 }
@@ -611,22 +539,21 @@ async fn an_upstream_with_an_untrusted_certificate_is_a_502() {
 async fn upstream_trust_follows_a_reload() {
     let old = ca("old upstream ca");
     let new = ca("new upstream ca");
-    let up = spawn_tls_upstream(&server_leaf(&new, &["127.0.0.1"])).await;
+    let up = tls_upstream(&server_leaf(&new, &["127.0.0.1"])).await;
     let files = TlsFiles::new();
     let ca_file = files.ca("upstream-ca.pem", &old);
     let server = format!("[server]\nupstream_ca = {:?}\n", ca_file.display().to_string());
-    let h = Harness::start_with(
-        &config_with(&server, &format!("https://{}", up.addr)),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = Harness::builder()
+        .config(config_with(&server, &format!("https://{}", up.addr)))
+        .start()
+        .await;
     let token = h.key.sign(&claims("read"));
     assert_eq!(h.get("/items/7", &token).await.status, StatusCode::BAD_GATEWAY);
     files.ca("upstream-ca.pem", &new);
     h.gateway.reload().await.unwrap();
     let a = h.get("/items/7", &token).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    assert_eq!(up.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(up.hits(), 1);
 }
 
 // ---------------------------------------------------------------------------------------
