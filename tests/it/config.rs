@@ -9,8 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use portcullis::config::{ConfigError, ConfigErrors};
 use portcullis::snapshot::Snapshot;
@@ -22,13 +20,6 @@ use crate::support::*;
 // ---------------------------------------------------------------------------------------
 // Helpers (local to this file: support.rs is shared).
 // ---------------------------------------------------------------------------------------
-
-/// `text` with `from` replaced by `to`; panics when `from` is absent, so a drift of the
-/// base configuration cannot silently turn a test into a no-op.
-fn edit(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "config does not contain {from:?}");
-    text.replacen(from, to, 1)
-}
 
 /// A base configuration that loads: one realm with an ES256 signing key (`signing.json`)
 /// and a local verification key (`keys.json`), one resource server, two protected
@@ -896,10 +887,8 @@ async fn disabled_resource_server_refuses_with_invalid_token() {
     // The same token (cached as verified) and a fresh one are both refused.
     for t in [token.clone(), token_now(&h, "read")] {
         let a = h.get("/items/1", &t).await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
-        assert!(a.challenge().contains(r#"error="invalid_token""#), "{}", a.challenge());
+        assert_invalid_token(&a, "a disabled resource server");
         assert!(a.challenge().contains(r#"realm="t""#), "{}", a.challenge());
-        assert_eq!(a.error(), "invalid_token");
     }
     // Every route of that server.
     assert_eq!(
@@ -918,8 +907,7 @@ async fn resource_server_not_yet_valid_refuses_with_invalid_token() {
     );
     let h = Harness::builder().config(config).start().await;
     let a = h.get("/items/1", &token_now(&h, "read")).await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
-    assert!(a.challenge().contains(r#"error="invalid_token""#), "{}", a.challenge());
+    assert_invalid_token(&a, "a resource server not yet valid");
     assert_eq!(h.upstream.hits(), 0);
     h.clock.advance(600);
     assert_eq!(h.get("/items/1", &token_now(&h, "read")).await.status, StatusCode::OK);
@@ -950,16 +938,6 @@ fn stderr(o: &Output) -> String {
 
 fn path_arg(p: &Path) -> &str {
     p.to_str().unwrap_or_else(|| panic!("non-UTF-8 path {}", p.display()))
-}
-
-/// The decoded JSON of one part (0 = header, 1 = payload) of a compact JWS.
-fn jwt_part(token: &str, i: usize) -> Value {
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a compact JWS: {token}");
-    let bytes = URL_SAFE_NO_PAD
-        .decode(parts[i])
-        .unwrap_or_else(|e| panic!("part {i} is not base64url: {e}"));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("part {i} is not JSON: {e}"))
 }
 
 fn json_of(text: &str) -> Value {

@@ -6,8 +6,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, StatusCode};
 use josekit::jwk::Jwk;
 use josekit::jws::JwsVerifier;
@@ -305,13 +303,7 @@ fn header(a: &Answer, name: &str) -> String {
 
 /// A JWT's header and claims, decoded without verification.
 fn parts(jwt: &str) -> (Value, Value) {
-    let p: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(p.len(), 3, "not a compact JWS: {jwt}");
-    let decode = |s: &str| -> Value {
-        let bytes = URL_SAFE_NO_PAD.decode(s).expect("base64url");
-        serde_json::from_slice(&bytes).expect("JSON")
-    };
-    (decode(p[0]), decode(p[1]))
+    (jwt_part(jwt, 0), jwt_part(jwt, 1))
 }
 
 /// The access token of a 200 answer, with its header and claims.
@@ -368,27 +360,12 @@ async fn client_secret_basic_and_post_get_rfc9068_tokens_the_gateway_accepts() {
     let a = h.get("/items/1", &read_token).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(h.upstream.hits(), 1);
-    let a = h
-        .send(
-            Method::POST,
-            "/items/1",
-            &[("authorization", &bearer(&read_token))],
-            "{}",
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
-    assert!(
-        a.challenge().contains(r#"error="insufficient_scope""#),
-        "{}",
-        a.challenge()
-    );
-    assert!(a.challenge().contains(r#"scope="write""#), "{}", a.challenge());
+    let a = h.post("/items/1", &read_token, "{}").await;
+    assert_insufficient_scope(&a, "write");
     assert_eq!(h.upstream.hits(), 1);
     let a = token(&h, basic("basic-client"), &cc(&[("scope", "read write")])).await;
     let (rw, _, _) = issued(&a);
-    let a = h
-        .send(Method::POST, "/items/1", &[("authorization", &bearer(&rw))], "{}")
-        .await;
+    let a = h.post("/items/1", &rw, "{}").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(h.upstream.hits(), 2);
     // A token for another audience does not open this resource server.

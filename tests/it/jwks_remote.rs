@@ -54,16 +54,6 @@ fn assert_ok(a: &Answer, what: &str) {
     assert_eq!(a.status, StatusCode::OK, "{what}: {}", a.body);
 }
 
-fn assert_invalid_token(a: &Answer, what: &str) {
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{what}: {}", a.body);
-    assert!(
-        a.challenge().contains(r#"error="invalid_token""#),
-        "{what}: {}",
-        a.challenge()
-    );
-    assert_eq!(a.error(), "invalid_token", "{what}");
-}
-
 fn assert_unavailable(a: &Answer, what: &str) {
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {}", a.body);
     assert_eq!(a.error(), "temporarily_unavailable", "{what}");

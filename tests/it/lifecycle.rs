@@ -27,17 +27,6 @@ fn extra(config: &str) -> String {
     )
 }
 
-/// Polls `probe` until it is true; bounded, and asserts only that it happens.
-async fn eventually(what: &str, mut probe: impl AsyncFnMut() -> bool) {
-    for _ in 0..200 {
-        if probe().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not happen within 10 s");
-}
-
 /// Kills the process on drop (a no-op once it has exited).
 #[cfg(unix)]
 struct Reaper(Option<u32>);
@@ -169,12 +158,7 @@ async fn a_symlink_swap_of_the_config_is_seen_by_the_watcher() {
     symlink("v2", dir.join("..data_tmp")).unwrap();
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
     eventually("the watcher reload after the symlink swap", async || {
-        h.gateway
-            .verifier()
-            .snapshot()
-            .resources
-            .iter()
-            .any(|r| r.id.as_str() == "extra")
+        h.has_resource("extra")
     })
     .await;
     let read = h.key.sign(&claims("read"));

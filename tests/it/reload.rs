@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 
 use crate::support::*;
 
@@ -65,14 +65,7 @@ async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
             .reload()
             .await
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        let has_extra = h
-            .gateway
-            .verifier()
-            .snapshot()
-            .resources
-            .iter()
-            .any(|r| r.id.as_str() == "extra");
-        assert_eq!(has_extra, round % 2 == 0);
+        assert_eq!(h.has_resource("extra"), round % 2 == 0);
         let bad = broken[round % broken.len()];
         h.write_config(bad);
         assert!(
@@ -80,15 +73,8 @@ async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
             "round {round}: a broken config was accepted"
         );
         // Still the last good one.
-        let still = h
-            .gateway
-            .verifier()
-            .snapshot()
-            .resources
-            .iter()
-            .any(|r| r.id.as_str() == "extra");
         assert_eq!(
-            still,
+            h.has_resource("extra"),
             round % 2 == 0,
             "round {round}: a broken edit changed the running configuration"
         );
@@ -136,30 +122,9 @@ async fn the_watcher_reloads_on_a_file_change() {
     let h = Harness::start().await;
     h.write_config(&variant_b(&default_config()));
     // Wait (bounded) for the watcher; this asserts that it happens, not how fast.
-    let mut seen = false;
-    for _ in 0..200 {
-        if h.gateway
-            .verifier()
-            .snapshot()
-            .resources
-            .iter()
-            .any(|r| r.id.as_str() == "extra")
-        {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(seen, "the watcher did not reload within 10 s");
+    eventually("the watcher's reload", async || h.has_resource("extra")).await;
     let token = h.key.sign(&claims("write"));
-    let a = h
-        .send(
-            Method::GET,
-            "/extra",
-            &[("authorization", &format!("Bearer {token}"))],
-            "",
-        )
-        .await;
+    let a = h.get("/extra", &token).await;
     assert_eq!(a.status, StatusCode::OK);
 }
 
@@ -181,23 +146,6 @@ async fn a_verdict_reached_under_the_old_rules_never_answers_under_the_new() {
     let a = h.get("/items/1", &token).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
     assert_eq!(v.cache().hits(), 0);
-}
-
-/// Polls (bounded) until the running configuration has the protected resource `id`.
-async fn wait_for_resource(h: &Harness, id: &str) -> bool {
-    for _ in 0..200 {
-        if h.gateway
-            .verifier()
-            .snapshot()
-            .resources
-            .iter()
-            .any(|r| r.id.as_str() == id)
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +180,7 @@ async fn files_beside_the_configuration_never_reload_it_nor_hold_an_edit_back() 
         })
     };
     h.write_config(&variant_b(&default_config()));
-    let applied = wait_for_resource(&h, "extra").await;
+    let applied = polled(async || h.has_resource("extra")).await;
     stop.store(true, Ordering::Relaxed);
     let _ = noise.await;
     assert!(
@@ -248,14 +196,7 @@ async fn files_beside_the_configuration_never_reload_it_nor_hold_an_edit_back() 
     let next = TestKey::es256("k2");
     std::fs::write(dir.join("keys.json"), public_jwks(&[&next])).unwrap();
     let token = next.sign(&claims("read"));
-    let mut accepted = false;
-    for _ in 0..200 {
-        if h.get("/items/1", &token).await.status == StatusCode::OK {
-            accepted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let accepted = polled(async || h.get("/items/1", &token).await.status == StatusCode::OK).await;
     assert!(accepted, "the watcher missed a change to the realm's jwks_file");
     assert_eq!(h.gateway.reload_counts(), (2, 0));
 }

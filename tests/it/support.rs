@@ -173,6 +173,16 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
     s.finish()
 }
 
+/// The decoded JSON of part `i` (0 = header, 1 = payload) of a compact JWS, unverified.
+pub fn jwt_part(token: &str, i: usize) -> Value {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "not a compact JWS: {token}");
+    let bytes = URL_SAFE_NO_PAD
+        .decode(parts[i])
+        .unwrap_or_else(|e| panic!("part {i} is not base64url: {e}"));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("part {i} is not JSON: {e}"))
+}
+
 // ---------------------------------------------------------------------------------------
 // The test upstream.
 
@@ -564,6 +574,13 @@ pub fn config_with(server: &str) -> String {
     )
 }
 
+/// `text` with the first `from` replaced by `to`; panics when `from` is absent, so a drift
+/// of a base configuration cannot silently turn a test into a no-op.
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "config does not contain {from:?}");
+    text.replacen(from, to, 1)
+}
+
 /// `text` with the placeholders filled in: `{upstream}` (the upstream's address), `{keys}`
 /// (the local JWKS file, `keys.json`) and `{dir}` (the configuration's directory).
 fn render(text: &str, dir: &Path, upstream: SocketAddr) -> String {
@@ -740,6 +757,12 @@ impl Harness {
             .await
     }
 
+    /// POST `body` to `path` with `Authorization: Bearer <token>`.
+    pub async fn post(&self, path: &str, token: &str, body: &str) -> Answer {
+        self.send(Method::POST, path, &[("authorization", &bearer(token))], body)
+            .await
+    }
+
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
         send(&self.client, method, &self.url(path), headers, body).await
     }
@@ -756,6 +779,16 @@ impl Harness {
     /// `text` with this gateway's placeholders filled in, as at start.
     pub fn render(&self, text: &str) -> String {
         render(text, self.dir.path(), self.upstream.addr)
+    }
+
+    /// Whether the running configuration has the protected resource `id`.
+    pub fn has_resource(&self, id: &str) -> bool {
+        self.gateway
+            .verifier()
+            .snapshot()
+            .resources
+            .iter()
+            .any(|r| r.id.as_str() == id)
     }
 
     /// Replaces the configuration with `text` (rendered), by writing a new file and renaming
@@ -829,6 +862,37 @@ impl Answer {
     pub fn error(&self) -> String {
         self.json()["error"].as_str().unwrap_or_default().to_owned()
     }
+}
+
+/// Asserts RFC 6750's `invalid_token` answer: 401, a Bearer challenge naming the error, and
+/// the error in the JSON body.
+#[track_caller]
+pub fn assert_invalid_token(a: &Answer, what: &str) {
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{what}: {}", a.body);
+    let challenge = a.challenge();
+    assert!(challenge.starts_with("Bearer "), "{what}: {challenge}");
+    assert!(challenge.contains(r#"error="invalid_token""#), "{what}: {challenge}");
+    assert_eq!(a.error(), "invalid_token", "{what}: {}", a.body);
+}
+
+/// Asserts RFC 6750's `insufficient_scope` answer: 403 and a challenge naming the error and
+/// the `scope` wanted.
+#[track_caller]
+pub fn assert_insufficient_scope(a: &Answer, scope: &str) {
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    let challenge = a.challenge();
+    assert!(challenge.contains(r#"error="insufficient_scope""#), "{challenge}");
+    assert!(challenge.contains(&format!("scope=\"{scope}\"")), "{challenge}");
+}
+
+/// The access token of a 200 token answer.
+#[track_caller]
+pub fn access_token(a: &Answer) -> String {
+    assert_eq!(a.status, StatusCode::OK, "token request failed: {}", a.body);
+    a.json()["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access_token: {}", a.body))
+        .to_owned()
 }
 
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
@@ -1083,6 +1147,23 @@ pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(GUARD, f)
         .await
         .unwrap_or_else(|_| panic!("{what}: nothing happened within {GUARD:?}"))
+}
+
+/// Polls `probe` every 50 ms until it holds, for 10 s at the most: whether it held. For
+/// what happens on its own time (a file watcher); a guard, never an assertion about speed.
+pub async fn polled(mut probe: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if probe().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Asserts that `probe` comes to hold ([`polled`]).
+pub async fn eventually(what: &str, probe: impl AsyncFnMut() -> bool) {
+    assert!(polled(probe).await, "{what} did not happen within 10 s");
 }
 
 pub async fn scrape(h: &Harness) -> (Answer, String) {

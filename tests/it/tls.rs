@@ -118,6 +118,26 @@ impl TlsFiles {
             self.path("key.pem").display().to_string()
         )
     }
+
+    /// A gateway on the default test configuration, serving TLS with the installed
+    /// certificate and `extra` lines in its `[server]` table.
+    async fn start(&self, extra: &str) -> Harness {
+        Harness::builder()
+            .config(format!("{}{}", self.server_table(extra), default_config()))
+            .start()
+            .await
+    }
+
+    /// A gateway as [`Self::start`] that asks for client certificates of `clients` in
+    /// `mode` (`required` or `optional`).
+    async fn start_with_client_ca(&self, clients: &Ca, mode: &str) -> Harness {
+        let client_ca = self.ca("clients.pem", clients);
+        let extra = format!(
+            "tls_client_ca = {:?}\ntls_client_auth = \"{mode}\"",
+            client_ca.display().to_string()
+        );
+        self.start(&extra).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -254,10 +274,7 @@ async fn h2_and_http1_over_tls_are_forwarded_with_x_forwarded_proto_https() {
     let pki = ca("gateway ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let h = Harness::builder()
-        .config(format!("{}{}", files.server_table(""), default_config()))
-        .start()
-        .await;
+    let h = files.start("").await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
 
@@ -299,10 +316,7 @@ async fn the_tls_listener_does_not_speak_plain_http() {
     let pki = ca("gateway ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let h = Harness::builder()
-        .config(format!("{}{}", files.server_table(""), default_config()))
-        .start()
-        .await;
+    let h = files.start("").await;
     let token = h.key.sign(&claims("read"));
     let mut tcp = TcpStream::connect(h.gateway.local_addr()).await.unwrap();
     let req = format!(
@@ -326,15 +340,7 @@ async fn required_client_certificates_refuse_none_and_strangers() {
     let stranger_ca = ca("stranger ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let client_ca = files.ca("clients.pem", &clients);
-    let extra = format!(
-        "tls_client_ca = {:?}\ntls_client_auth = \"required\"",
-        client_ca.display().to_string()
-    );
-    let h = Harness::builder()
-        .config(format!("{}{}", files.server_table(&extra), default_config()))
-        .start()
-        .await;
+    let h = files.start_with_client_ca(&clients, "required").await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
 
@@ -372,15 +378,7 @@ async fn optional_client_certificates_admit_none_but_refuse_strangers() {
     let clients = ca("client ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let client_ca = files.ca("clients.pem", &clients);
-    let extra = format!(
-        "tls_client_ca = {:?}\ntls_client_auth = \"optional\"",
-        client_ca.display().to_string()
-    );
-    let h = Harness::builder()
-        .config(format!("{}{}", files.server_table(&extra), default_config()))
-        .start()
-        .await;
+    let h = files.start_with_client_ca(&clients, "optional").await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
 
@@ -412,10 +410,7 @@ async fn a_reload_rotates_the_certificate_and_a_bad_one_keeps_the_old() {
     let files = TlsFiles::new();
     let first = server_leaf(&pki, &[GW_NAME]);
     files.install(&first);
-    let h = Harness::builder()
-        .config(format!("{}{}", files.server_table(""), default_config()))
-        .start()
-        .await;
+    let h = files.start("").await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
     let served = |r: Reply| {
@@ -453,10 +448,7 @@ async fn a_reload_cannot_turn_tls_off() {
     let pki = ca("gateway ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let h = Harness::builder()
-        .config(format!("{}{}", files.server_table(""), default_config()))
-        .start()
-        .await;
+    let h = files.start("").await;
     let path = h.config_path();
     let text = std::fs::read_to_string(&path).unwrap();
     let plain: String = text
