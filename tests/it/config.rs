@@ -702,6 +702,12 @@ fn split(fx: &Fixture, apis: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir, realm, second)
 }
 
+/// Applies [`edit`] to the file at `path`.
+fn edit_file(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, edit(&text, from, to)).unwrap();
+}
+
 #[test]
 fn a_directory_of_files_merges() {
     let fx = Fixture::new();
@@ -722,15 +728,7 @@ fn a_directory_of_files_merges() {
 fn an_error_in_the_second_file_of_a_directory_names_that_file() {
     let fx = Fixture::new();
     let (dir, _realm, apis) = split(&fx, "");
-    std::fs::write(
-        &apis,
-        edit(
-            &std::fs::read_to_string(&apis).unwrap_or_default(),
-            "realm = \"r\"",
-            "realm = \"q\"",
-        ),
-    )
-    .unwrap();
+    edit_file(&apis, "realm = \"r\"", "realm = \"q\"");
     let errors = load_err(&dir);
     find(&errors, &apis, RS, "realm");
     assert!(
@@ -742,15 +740,7 @@ fn an_error_in_the_second_file_of_a_directory_names_that_file() {
     // A syntax-level error (a typo) in the second file names it too.
     let fx = Fixture::new();
     let (dir, _realm, apis) = split(&fx, "");
-    std::fs::write(
-        &apis,
-        edit(
-            &std::fs::read_to_string(&apis).unwrap_or_default(),
-            "upstream = ",
-            "upstrem = ",
-        ),
-    )
-    .unwrap();
+    edit_file(&apis, "upstream = ", "upstrem = ");
     let errors = load_err(&dir);
     find(&errors, &apis, "resource_server #1", "upstrem");
 
@@ -770,8 +760,7 @@ fn typos_in_two_files_of_a_directory_are_both_reported() {
     let fx = Fixture::new();
     let (dir, realm, apis) = split(&fx, "");
     for (file, from, to) in [(&realm, "issuer = ", "issur = "), (&apis, "upstream = ", "upstrem = ")] {
-        let text = std::fs::read_to_string(file).unwrap();
-        std::fs::write(file, edit(&text, from, to)).unwrap();
+        edit_file(file, from, to);
     }
     let errors = load_err(&dir);
     find(&errors, &realm, "realm #1", "issur");
@@ -813,6 +802,17 @@ fn token_now(h: &Harness, scope: &str) -> String {
     h.key.sign(&c)
 }
 
+/// A gateway on the default configuration with `line` added to its resource server.
+async fn start_with_rs_line(line: &str) -> Harness {
+    let config = edit(&default_config(), API_RS, &format!("{API_RS}{line}\n"));
+    Harness::builder().config(config).start().await
+}
+
+/// GET `path` with a `scope` token valid at the harness clock's current time.
+async fn get_now(h: &Harness, path: &str, scope: &str) -> Answer {
+    h.get(path, &token_now(h, scope)).await
+}
+
 const READ_RESOURCE: &str = "[[protected_resource]]\nid = \"read\"\n";
 const API_RS: &str = "default_scopes = [\"read\"]\n";
 
@@ -827,58 +827,44 @@ async fn protected_resource_outside_its_window_is_not_found() {
     let h = Harness::builder().config(config).start().await;
 
     // Not yet valid: 404, even with a good token, and no fall-through to `/**`.
-    let a = h.get("/items/1", &token_now(&h, "read")).await;
+    let a = get_now(&h, "/items/1", "read").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
     assert_eq!(h.upstream.hits(), 0);
     // Other resources are unaffected.
-    assert_eq!(h.get("/else", &token_now(&h, "read")).await.status, StatusCode::OK);
+    assert_eq!(get_now(&h, "/else", "read").await.status, StatusCode::OK);
     assert_eq!(h.upstream.hits(), 1);
 
     // One second before valid_from: still refused.
     h.clock.advance(3599);
-    assert_eq!(
-        h.get("/items/1", &token_now(&h, "read")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(get_now(&h, "/items/1", "read").await.status, StatusCode::NOT_FOUND);
     assert_eq!(h.upstream.hits(), 1);
 
     // At valid_from: in force.
     h.clock.advance(1);
-    let a = h.get("/items/1", &token_now(&h, "read")).await;
+    let a = get_now(&h, "/items/1", "read").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(h.upstream.hits(), 2);
     // Its scope rule applies again.
-    assert_eq!(
-        h.get("/items/1", &token_now(&h, "write")).await.status,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(get_now(&h, "/items/1", "write").await.status, StatusCode::FORBIDDEN);
 
     // The last second before disabled_on: in force.
     h.clock.set(NOW + 86_399);
-    assert_eq!(h.get("/items/1", &token_now(&h, "read")).await.status, StatusCode::OK);
+    assert_eq!(get_now(&h, "/items/1", "read").await.status, StatusCode::OK);
     assert_eq!(h.upstream.hits(), 3);
 
     // At disabled_on and after: refused, upstream untouched.
     h.clock.set(NOW + 86_400);
-    let a = h.get("/items/1", &token_now(&h, "read")).await;
+    let a = get_now(&h, "/items/1", "read").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
     h.clock.advance(1_000_000);
-    assert_eq!(
-        h.get("/items/1", &token_now(&h, "read")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(get_now(&h, "/items/1", "read").await.status, StatusCode::NOT_FOUND);
     assert_eq!(h.upstream.hits(), 3);
 }
 
 #[tokio::test]
 async fn disabled_resource_server_refuses_with_invalid_token() {
     // Disabled one minute after NOW.
-    let config = edit(
-        &default_config(),
-        API_RS,
-        "default_scopes = [\"read\"]\ndisabled_on = \"2026-06-01T00:01:00Z\"\n",
-    );
-    let h = Harness::builder().config(config).start().await;
+    let h = start_with_rs_line("disabled_on = \"2026-06-01T00:01:00Z\"").await;
     let token = token_now(&h, "read");
     assert_eq!(h.get("/items/1", &token).await.status, StatusCode::OK);
     assert_eq!(h.upstream.hits(), 1);
@@ -891,26 +877,18 @@ async fn disabled_resource_server_refuses_with_invalid_token() {
         assert!(a.challenge().contains(r#"realm="t""#), "{}", a.challenge());
     }
     // Every route of that server.
-    assert_eq!(
-        h.get("/anything", &token_now(&h, "read")).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(get_now(&h, "/anything", "read").await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(h.upstream.hits(), 1);
 }
 
 #[tokio::test]
 async fn resource_server_not_yet_valid_refuses_with_invalid_token() {
-    let config = edit(
-        &default_config(),
-        API_RS,
-        "default_scopes = [\"read\"]\nvalid_from = 2026-06-01T00:10:00Z\n",
-    );
-    let h = Harness::builder().config(config).start().await;
-    let a = h.get("/items/1", &token_now(&h, "read")).await;
+    let h = start_with_rs_line("valid_from = 2026-06-01T00:10:00Z").await;
+    let a = get_now(&h, "/items/1", "read").await;
     assert_invalid_token(&a, "a resource server not yet valid");
     assert_eq!(h.upstream.hits(), 0);
     h.clock.advance(600);
-    assert_eq!(h.get("/items/1", &token_now(&h, "read")).await.status, StatusCode::OK);
+    assert_eq!(get_now(&h, "/items/1", "read").await.status, StatusCode::OK);
     assert_eq!(h.upstream.hits(), 1);
 }
 

@@ -291,6 +291,13 @@ fn assert_with(key: &TestKey, claims: &Value) -> String {
     key.sign_with_header(&json!({ "alg": key.alg_name, "kid": key.kid, "typ": "JWT" }), claims)
 }
 
+/// An assertion of `jwt-es` with `jti`, its claims first changed by `edit`.
+fn es_assertion(jti: &str, edit: &dyn Fn(&mut Value)) -> String {
+    let mut c = assertion_claims("jwt-es", jti);
+    edit(&mut c);
+    assert_with(&keys().client_es, &c)
+}
+
 /// A HMAC-signed assertion (`client_secret_jwt`, or an attack on a public-key client).
 fn hmac_assertion(secret: &[u8], alg: Algorithm, alg_name: &str, claims: &Value) -> String {
     let input = format!(
@@ -377,12 +384,7 @@ async fn private_key_jwt_jti_is_single_use() {
 #[tokio::test]
 async fn private_key_jwt_time_rules() {
     let h = start_default().await;
-    let k = keys();
-    let with = |jti: &str, f: &dyn Fn(&mut Value)| {
-        let mut c = assertion_claims("jwt-es", jti);
-        f(&mut c);
-        assert_with(&k.client_es, &c)
-    };
+    let with = es_assertion;
     // Expired beyond the leeway.
     let jwt = with("t1", &|c| c["exp"] = json!(NOW - LEEWAY - 1));
     assert_invalid_client(&token_assertion(&h, &jwt, &[]).await, "expired assertion");
@@ -420,11 +422,7 @@ async fn private_key_jwt_time_rules() {
 async fn private_key_jwt_identity_rules() {
     let h = start_default().await;
     let k = keys();
-    let with = |jti: &str, f: &dyn Fn(&mut Value)| {
-        let mut c = assertion_claims("jwt-es", jti);
-        f(&mut c);
-        assert_with(&k.client_es, &c)
-    };
+    let with = es_assertion;
     for (why, jwt) in [
         (
             "aud of another server",
@@ -873,9 +871,12 @@ async fn issued_tokens_verify_with_josekit() {
 // ---------------------------------------------------------------------------------------
 // Introspection (RFC 7662)
 
+/// How a caller of introspection or revocation authenticates.
 enum Creds<'a> {
     Basic(&'a str, &'a str),
     Post(&'a str, &'a str),
+    /// A client assertion (RFC 7523 § 2.2).
+    Assertion(&'a str),
 }
 
 async fn call_rs(h: &Harness, path: &str, creds: Creds<'_>, token: Option<&str>) -> Answer {
@@ -888,6 +889,11 @@ async fn call_rs(h: &Harness, path: &str, creds: Creds<'_>, token: Option<&str>)
         Creds::Post(id, secret) => {
             pairs.push(("client_id", id));
             pairs.push(("client_secret", secret));
+            post_form(h, path, None, &pairs).await
+        }
+        Creds::Assertion(jwt) => {
+            pairs.push(("client_assertion_type", portcullis::issuer::JWT_BEARER));
+            pairs.push(("client_assertion", jwt));
             post_form(h, path, None, &pairs).await
         }
     }
@@ -1008,17 +1014,7 @@ async fn introspection_authentication_and_request_errors() {
     assert_invalid_client(&a, "RS id instead of client_id");
     // A client assertion is no resource-server credential.
     let jwt = assert_with(&keys().client_es, &assertion_claims("jwt-es", "in1"));
-    let a = post_form(
-        &h,
-        INTROSPECT,
-        None,
-        &[
-            ("token", &token),
-            ("client_assertion_type", portcullis::issuer::JWT_BEARER),
-            ("client_assertion", &jwt),
-        ],
-    )
-    .await;
+    let a = call_rs(&h, INTROSPECT, Creds::Assertion(&jwt), Some(&token)).await;
     assert_invalid_client(&a, "assertion at introspection");
     // No credentials at all.
     let a = post_form(&h, INTROSPECT, None, &[("token", &token)]).await;
@@ -1205,15 +1201,11 @@ async fn a_client_may_revoke_its_own_token() {
         let t3 = access_token(&token_assertion(&h, &jwt, &[]).await);
         let mut claims = assertion_claims("jwt-es", &format!("rv-{i}"));
         claims["aud"] = json!(aud);
-        let a = post_form(
+        let a = call_rs(
             &h,
             REVOKE,
-            None,
-            &[
-                ("token", &t3),
-                ("client_assertion_type", portcullis::issuer::JWT_BEARER),
-                ("client_assertion", &assert_with(&k.client_es, &claims)),
-            ],
+            Creds::Assertion(&assert_with(&k.client_es, &claims)),
+            Some(&t3),
         )
         .await;
         assert_revoked_ok(&a, aud);
@@ -1249,17 +1241,7 @@ async fn revoking_another_partys_token_is_refused() {
         "another client",
     );
     let jwt = assert_with(&keys().client_es, &assertion_claims("jwt-es", "rv-x"));
-    let a = post_form(
-        &h,
-        REVOKE,
-        None,
-        &[
-            ("token", &api_token),
-            ("client_assertion_type", portcullis::issuer::JWT_BEARER),
-            ("client_assertion", &jwt),
-        ],
-    )
-    .await;
+    let a = call_rs(&h, REVOKE, Creds::Assertion(&jwt), Some(&api_token)).await;
     refused(&a, "another client with an assertion");
     // Nothing was revoked.
     assert_eq!(h.get("/items/1", &api_token).await.status, StatusCode::OK);

@@ -27,6 +27,17 @@ async fn refused(h: &Harness, path: &str, token: &str, what: &str) {
     assert_eq!(h.upstream.hits(), before, "{what}: the upstream was contacted");
 }
 
+/// Asserts that each of `bad` as claim `name` of `c`, and `c` without `name`, is refused
+/// at GET `/items/1`.
+async fn refused_values(h: &Harness, c: &Value, name: &str, bad: &[Value]) {
+    for v in bad {
+        let token = h.key.sign(&with(c.clone(), name, v.clone()));
+        refused(h, "/items/1", &token, &format!("{name} {v}")).await;
+    }
+    let token = h.key.sign(&without(c.clone(), name));
+    refused(h, "/items/1", &token, &format!("no {name}")).await;
+}
+
 /// Asserts `token` goes through at GET `path` and reaches the upstream exactly once.
 async fn accepted(h: &Harness, path: &str, token: &str, what: &str) {
     let before = h.upstream.hits();
@@ -654,28 +665,14 @@ async fn exp_is_enforced_with_leeway() {
     let c = with(claims("read"), "iat", json!(NOW - 600));
     let sign = |c: &Value| h.key.sign(c);
     // "now >= exp + leeway" is expired: 60 s after exp is the first refused second.
-    refused(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "exp", json!(NOW - 60))),
-        "exp 60 s ago",
-    )
-    .await;
-    refused(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "exp", json!(NOW - 61))),
-        "exp 61 s ago",
-    )
-    .await;
-    refused(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "exp", json!(NOW - 86_400))),
-        "exp a day ago",
-    )
-    .await;
-    refused(&h, "/items/1", &sign(&without(c.clone(), "exp")), "no exp").await;
+    for (claims, what) in [
+        (with(c.clone(), "exp", json!(NOW - 60)), "exp 60 s ago"),
+        (with(c.clone(), "exp", json!(NOW - 61)), "exp 61 s ago"),
+        (with(c.clone(), "exp", json!(NOW - 86_400)), "exp a day ago"),
+        (without(c.clone(), "exp"), "no exp"),
+    ] {
+        refused(&h, "/items/1", &sign(&claims), what).await;
+    }
     for bad in [
         json!((NOW + 300).to_string()),
         json!("tomorrow"),
@@ -693,21 +690,13 @@ async fn exp_is_enforced_with_leeway() {
         .await;
     }
     assert_eq!(h.upstream.hits(), 0);
-    accepted(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "exp", json!(NOW - 59))),
-        "exp 59 s ago",
-    )
-    .await;
-    accepted(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "exp", json!(NOW - 30))),
-        "exp 30 s ago",
-    )
-    .await;
-    accepted(&h, "/items/1", &sign(&with(c, "exp", json!(NOW + 1))), "exp in 1 s").await;
+    for (claims, what) in [
+        (with(c.clone(), "exp", json!(NOW - 59)), "exp 59 s ago"),
+        (with(c.clone(), "exp", json!(NOW - 30)), "exp 30 s ago"),
+        (with(c, "exp", json!(NOW + 1)), "exp in 1 s"),
+    ] {
+        accepted(&h, "/items/1", &sign(&claims), what).await;
+    }
 }
 
 #[tokio::test]
@@ -715,34 +704,14 @@ async fn nbf_and_iat_in_the_future_are_refused_beyond_leeway() {
     let h = Harness::start().await;
     let c = with(claims("read"), "exp", json!(NOW + 3600));
     let sign = |c: &Value| h.key.sign(c);
-    refused(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "nbf", json!(NOW + 61))),
-        "nbf in 61 s",
-    )
-    .await;
-    refused(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "nbf", json!(NOW + 3000))),
-        "nbf in 50 min",
-    )
-    .await;
-    refused(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "iat", json!(NOW + 61))),
-        "iat in 61 s",
-    )
-    .await;
-    refused(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "iat", json!(NOW + 3000))),
-        "iat in 50 min",
-    )
-    .await;
+    for (claims, what) in [
+        (with(c.clone(), "nbf", json!(NOW + 61)), "nbf in 61 s"),
+        (with(c.clone(), "nbf", json!(NOW + 3000)), "nbf in 50 min"),
+        (with(c.clone(), "iat", json!(NOW + 61)), "iat in 61 s"),
+        (with(c.clone(), "iat", json!(NOW + 3000)), "iat in 50 min"),
+    ] {
+        refused(&h, "/items/1", &sign(&claims), what).await;
+    }
     for name in ["nbf", "iat"] {
         refused(
             &h,
@@ -753,34 +722,14 @@ async fn nbf_and_iat_in_the_future_are_refused_beyond_leeway() {
         .await;
     }
     assert_eq!(h.upstream.hits(), 0);
-    accepted(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "nbf", json!(NOW + 60))),
-        "nbf in 60 s",
-    )
-    .await;
-    accepted(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "nbf", json!(NOW - 10))),
-        "nbf passed",
-    )
-    .await;
-    accepted(
-        &h,
-        "/items/1",
-        &sign(&with(c.clone(), "iat", json!(NOW + 60))),
-        "iat in 60 s",
-    )
-    .await;
-    accepted(
-        &h,
-        "/items/1",
-        &sign(&without(without(c, "iat"), "nbf")),
-        "no iat, no nbf",
-    )
-    .await;
+    for (claims, what) in [
+        (with(c.clone(), "nbf", json!(NOW + 60)), "nbf in 60 s"),
+        (with(c.clone(), "nbf", json!(NOW - 10)), "nbf passed"),
+        (with(c.clone(), "iat", json!(NOW + 60)), "iat in 60 s"),
+        (without(without(c, "iat"), "nbf"), "no iat, no nbf"),
+    ] {
+        accepted(&h, "/items/1", &sign(&claims), what).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -791,23 +740,20 @@ async fn nbf_and_iat_in_the_future_are_refused_beyond_leeway() {
 async fn issuer_must_be_the_realms() {
     let h = Harness::start().await;
     let c = claims("read");
-    for bad in [
-        json!("https://evil.test/realms/t"),
-        json!(format!("{ISSUER}/")),
-        json!(ISSUER.to_uppercase()),
-        json!(""),
-        json!([ISSUER]),
-        json!(null),
-    ] {
-        refused(
-            &h,
-            "/items/1",
-            &h.key.sign(&with(c.clone(), "iss", bad.clone())),
-            &format!("iss {bad}"),
-        )
-        .await;
-    }
-    refused(&h, "/items/1", &h.key.sign(&without(c.clone(), "iss")), "no iss").await;
+    refused_values(
+        &h,
+        &c,
+        "iss",
+        &[
+            json!("https://evil.test/realms/t"),
+            json!(format!("{ISSUER}/")),
+            json!(ISSUER.to_uppercase()),
+            json!(""),
+            json!([ISSUER]),
+            json!(null),
+        ],
+    )
+    .await;
     assert_eq!(h.upstream.hits(), 0);
     accepted(&h, "/items/1", &h.key.sign(&c), "the realm's issuer").await;
 }
@@ -816,27 +762,24 @@ async fn issuer_must_be_the_realms() {
 async fn audience_must_contain_the_resource_servers() {
     let h = Harness::start().await;
     let c = claims("read");
-    for bad in [
-        json!("https://other.test"),
-        json!(format!("{AUDIENCE}/")),
-        json!(""),
-        json!([]),
-        json!(["https://other.test"]),
-        json!(["https://other.test", "https://third.test"]),
-        json!([AUDIENCE, 7]),
-        json!(7),
-        json!({ "aud": AUDIENCE }),
-        json!(null),
-    ] {
-        refused(
-            &h,
-            "/items/1",
-            &h.key.sign(&with(c.clone(), "aud", bad.clone())),
-            &format!("aud {bad}"),
-        )
-        .await;
-    }
-    refused(&h, "/items/1", &h.key.sign(&without(c.clone(), "aud")), "no aud").await;
+    refused_values(
+        &h,
+        &c,
+        "aud",
+        &[
+            json!("https://other.test"),
+            json!(format!("{AUDIENCE}/")),
+            json!(""),
+            json!([]),
+            json!(["https://other.test"]),
+            json!(["https://other.test", "https://third.test"]),
+            json!([AUDIENCE, 7]),
+            json!(7),
+            json!({ "aud": AUDIENCE }),
+            json!(null),
+        ],
+    )
+    .await;
     assert_eq!(h.upstream.hits(), 0);
     accepted(&h, "/items/1", &h.key.sign(&c), "aud string").await;
     accepted(
