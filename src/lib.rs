@@ -29,12 +29,13 @@
 //! | `config` | sources → one compiled snapshot (errors name file, entity, field); watching | `inputs`, `jwks`, `model`, `routing`, `snapshot`, `time`, `tls`, `token` |
 //! | `snapshot` | the immutable configuration: one entry per entity, its epoch | `inputs`, `jwks`, `model`, `routing`, `tls`, `token` |
 //! | `token` | bearer extraction, JWS/JWE verification, claims checks, caches, revocations | `jwks`, `model`, `time` |
-//! | `jwks` | key sets, remote fetch and refresh, signing keys | `model`, `time` |
+//! | `jwks` | key sets, remote fetch and refresh, signing keys | `model`, `time`, `tls` |
 //! | `metrics` | counters and histograms | `model` |
 //! | `routing` | path normalization, Host validation, the route table; pure | — |
 //! | `model` | validated domain types, typed references, defaults; pure | — |
 //! | `inputs` | the files a configuration was read from, with digests | — |
-//! | `tls` | PEM material → rustls configurations | — |
+//! | `respond` | the one builder of the gateway's own JSON answers | — |
+//! | `tls` | PEM material → rustls configurations, the platform's trust store | — |
 //! | `time` | the injectable clock | — |
 
 pub mod admin;
@@ -49,6 +50,7 @@ pub mod metrics;
 pub mod model;
 pub mod proxy;
 pub mod rescue;
+pub mod respond;
 pub mod routing;
 pub mod server;
 pub mod snapshot;

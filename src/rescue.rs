@@ -3,12 +3,13 @@
 //! Details go to the log; the client gets the RFC answer and nothing that helps an attacker.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::model::ResourceRef;
 use crate::proxy::UpstreamError;
+use crate::respond;
 use crate::routing::HostError;
 use crate::snapshot::Snapshot;
 use crate::token::{Answer, TokenError};
@@ -17,17 +18,17 @@ use crate::verifier::Denied;
 /// The answer to a refused request.
 pub fn refusal(denied: &Denied, snap: &Snapshot) -> Response<Full<Bytes>> {
     match denied {
-        Denied::BadPath(_) => json(
+        Denied::BadPath(_) => respond::error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "the request path is not acceptable",
         ),
-        Denied::NoRoute => json(
+        Denied::NoRoute => respond::error(
             snap.settings.unmatched_status,
             "not_found",
             "no protected resource matches this request",
         ),
-        Denied::NotInForce { .. } => json(
+        Denied::NotInForce { .. } => respond::error(
             StatusCode::NOT_FOUND,
             "not_found",
             "no protected resource matches this request",
@@ -74,12 +75,12 @@ fn token_refusal(error: &TokenError, resource: ResourceRef, snap: &Snapshot) -> 
             ),
         ),
         Answer::KeysUnavailable => {
-            let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description);
+            let mut resp = respond::error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description);
             resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
             return resp;
         }
     };
-    let mut resp = json(status, code, description);
+    let mut resp = respond::error(status, code, description);
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         resp.headers_mut().insert(WWW_AUTHENTICATE, v);
     }
@@ -92,7 +93,7 @@ fn token_refusal(error: &TokenError, resource: ResourceRef, snap: &Snapshot) -> 
 /// field line or a Host header field with an invalid field value"). The precise reason goes
 /// to the log.
 pub fn bad_host(_error: &HostError) -> Response<Full<Bytes>> {
-    json(
+    respond::error(
         StatusCode::BAD_REQUEST,
         "invalid_request",
         "the request's host is missing, repeated or malformed",
@@ -103,7 +104,7 @@ pub fn bad_host(_error: &HostError) -> Response<Full<Bytes>> {
 /// failed otherwise; `413` or `400` when the client's body was the cause.
 pub fn upstream_failure(error: &UpstreamError) -> Response<Full<Bytes>> {
     match error {
-        UpstreamError::Timeout(_) | UpstreamError::ConnectTimeout => json(
+        UpstreamError::Timeout(_) | UpstreamError::ConnectTimeout => respond::error(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
             "the upstream did not answer in time",
@@ -111,7 +112,7 @@ pub fn upstream_failure(error: &UpstreamError) -> Response<Full<Bytes>> {
         // The client's fault, not the upstream's (pingora: the error's source picks the status).
         UpstreamError::BodyTooLarge => body_too_large(),
         UpstreamError::BadRequestBody(_) | UpstreamError::ClientAborted(_) => bad_body(),
-        UpstreamError::Unreachable(_) | UpstreamError::Request(_) => json(
+        UpstreamError::Unreachable(_) | UpstreamError::Request(_) => respond::error(
             StatusCode::BAD_GATEWAY,
             "upstream_unavailable",
             "the upstream could not be reached",
@@ -122,7 +123,7 @@ pub fn upstream_failure(error: &UpstreamError) -> Response<Full<Bytes>> {
 /// The answer to a request body longer than the resource server's `max_body_bytes`
 /// (RFC 9110 § 15.5.14). The connection closes: the rest of the body is never read.
 pub fn body_too_large() -> Response<Full<Bytes>> {
-    let mut resp = json(
+    let mut resp = respond::error(
         StatusCode::PAYLOAD_TOO_LARGE,
         "request_too_large",
         "the request body is too large",
@@ -136,23 +137,12 @@ pub fn body_too_large() -> Response<Full<Bytes>> {
 /// messages). The connection closes: its framing can no longer be trusted. A client that
 /// went away never reads it.
 fn bad_body() -> Response<Full<Bytes>> {
-    let mut resp = json(
+    let mut resp = respond::error(
         StatusCode::BAD_REQUEST,
         "invalid_request",
         "the request body is malformed or incomplete",
     );
     resp.headers_mut()
         .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-    resp
-}
-
-/// A small JSON error body.
-pub fn json(status: StatusCode, error: &str, description: &str) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({ "error": error, "error_description": description }).to_string();
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

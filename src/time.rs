@@ -66,3 +66,32 @@ impl Clock for ManualClock {
 pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }
+
+/// A cached value that knows how long it may be kept (a token until its `exp`, a revocation
+/// until its token's `exp`, an assertion `jti` until the assertion's).
+pub trait Ttl {
+    /// How long from insertion.
+    fn ttl(&self) -> std::time::Duration;
+}
+
+impl Ttl for std::time::Duration {
+    fn ttl(&self) -> std::time::Duration {
+        *self
+    }
+}
+
+impl<T: Ttl> Ttl for Arc<T> {
+    fn ttl(&self) -> std::time::Duration {
+        (**self).ttl()
+    }
+}
+
+/// The moka expiry policy of every cache whose entries carry their own [`Ttl`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OwnTtl;
+
+impl<K, V: Ttl> moka::Expiry<K, V> for OwnTtl {
+    fn expire_after_create(&self, _key: &K, value: &V, _created_at: std::time::Instant) -> Option<std::time::Duration> {
+        Some(value.ttl())
+    }
+}

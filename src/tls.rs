@@ -139,6 +139,42 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
+/// The operating system's trust store, read once per process; Mozilla's roots
+/// (webpki-roots) when it has none, as hyper-rustls does. What `https://` upstreams without
+/// `upstream_ca`, and every remote key set (`jwks_uri`), are verified against.
+pub fn platform_roots() -> Arc<RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            for e in &native.errors {
+                tracing::debug!(error = %e, "while loading the platform's trust store");
+            }
+            let (added, ignored) = roots.add_parsable_certificates(native.certs);
+            if ignored > 0 {
+                tracing::debug!(ignored, "platform trust store certificates not usable as anchors");
+            }
+            if added == 0 {
+                tracing::warn!("the platform's trust store is empty; outbound TLS uses Mozilla's roots");
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+/// A client configuration trusting [`platform_roots`], on the crate's provider. `None` only
+/// if the provider supports no safe protocol version (it always does).
+pub fn platform_client_config() -> Option<rustls::ClientConfig> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(platform_roots())
+        .with_no_client_auth();
+    Some(config)
+}
+
 /// How a TLS file is read: the configuration compiler passes its own reader, which
 /// remembers what each file held.
 pub type ReadFile<'r> = &'r mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>;

@@ -195,14 +195,7 @@ impl Verifier {
         // verify + authorize
         let claims = self.verify_for(snap, pr.resource_server, raw).await.map_err(deny)?;
         let realm = &snap.realms[rs.realm];
-        // A revoked token is an invalid token, whatever the route needs (RFC 7009 § 2).
-        if !self.revocations.never_used()
-            && self
-                .revocations
-                .is_revoked(&RevocationKey::of(realm.name.as_str(), &claims, raw))
-        {
-            return Err(deny(TokenError::Revoked));
-        }
+        self.refuse_revoked(snap, rs.realm, raw, &claims).map_err(deny)?;
         claims
             .check_request(&RequestContext {
                 now,
@@ -233,6 +226,85 @@ impl Verifier {
             .judge(resource_server)
             .ok_or(TokenError::ResourceServerNotInForce)?;
         token::verify(token, &judge, &self.cache).await
+    }
+}
+
+impl Verifier {
+    /// A token of `asking`'s realm, meant for it, live now and not revoked (RFC 7662 § 2.2's
+    /// "active"): signature, issuer, `exp`/`nbf`/`iat` and revocation, the same checks as
+    /// [`Self::check`] without a route's.
+    pub async fn active(
+        &self,
+        snap: &Snapshot,
+        asking: ResourceServerRef,
+        token: &str,
+    ) -> Result<Arc<Claims>, TokenError> {
+        let claims = self.verify_for(snap, asking, token).await?;
+        let rs = &snap.resource_servers[asking];
+        claims.check_lifetime(self.clock.now(), snap.realms[rs.realm].leeway)?;
+        self.refuse_revoked(snap, rs.realm, token, &claims)?;
+        if !claims.has_aud(rs.audience.as_str()) {
+            return Err(TokenError::WrongAudience);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies a token of `realm` whoever it was issued for (for revocation): signed tokens
+    /// as they are; encrypted ones with `first`'s decryption keys, then those of every other
+    /// resource server of the realm that encrypts, so a token meant for someone else is
+    /// recognised (and can be refused), not silently ignored.
+    pub async fn verify_in_realm(
+        &self,
+        snap: &Snapshot,
+        realm: RealmRef,
+        first: Option<ResourceServerRef>,
+        token: &str,
+    ) -> Result<Arc<Claims>, TokenError> {
+        let entry = &snap.realms[realm];
+        let plain = token::Judge {
+            realm: &entry.realm,
+            keys: &entry.keys,
+            epoch: snap.epoch,
+            outer: None,
+        };
+        if !token::is_jwe(token) {
+            return token::verify(token, &plain, &self.cache).await;
+        }
+        let others = snap
+            .resource_servers
+            .entries()
+            .map(|(i, _)| i)
+            .filter(|i| Some(*i) != first);
+        let mut last = TokenError::EncryptedNotAccepted;
+        for i in first.into_iter().chain(others) {
+            if snap.resource_servers[i].realm != realm {
+                continue;
+            }
+            let Some(outer) = snap.outer(i) else {
+                continue;
+            };
+            let judge = token::Judge {
+                outer: Some(outer),
+                ..plain
+            };
+            match token::verify(token, &judge, &self.cache).await {
+                Ok(claims) => return Ok(claims),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// A revoked token is an invalid token, whatever the route needs (RFC 7009 § 2).
+    fn refuse_revoked(&self, snap: &Snapshot, realm: RealmRef, token: &str, claims: &Claims) -> Result<(), TokenError> {
+        if self.revocations.never_used() {
+            return Ok(());
+        }
+        let key = RevocationKey::of(snap.realms[realm].name.as_str(), claims, token);
+        if self.revocations.is_revoked(&key) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(())
     }
 }
 

@@ -8,11 +8,11 @@ use portcullis::jwks::SigningKey;
 use portcullis::model::{EntityRef, RealmRef};
 
 /// The benches' fixed "now" (a `ManualClock`), so tokens never expire mid-run.
-pub const NOW: i64 = 1_780_272_000;
+pub(crate) const NOW: i64 = 1_780_272_000;
 
 /// An access token of the bench realm (issuer `https://issuer.bench`, audience
 /// `https://api.bench`, scope `read`), signed with the realm's key `kid`.
-pub fn token(snap: &Snapshot, kid: &str) -> String {
+pub(crate) fn token(snap: &Snapshot, kid: &str) -> String {
     let key = snap.realms[RealmRef::at(0)]
         .signing
         .keys()
@@ -23,7 +23,7 @@ pub fn token(snap: &Snapshot, kid: &str) -> String {
 }
 
 /// An access token of the bench realm for `audience` with `scope`, signed with `key`.
-pub fn mint_for(key: &SigningKey, audience: &str, scope: &str) -> String {
+pub(crate) fn mint_for(key: &SigningKey, audience: &str, scope: &str) -> String {
     mint(
         &MintRequest {
             issuer: "https://issuer.bench",

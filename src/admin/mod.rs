@@ -21,6 +21,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::respond;
 use crate::verifier::Verifier;
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves; `/metrics` encodes
@@ -64,13 +65,13 @@ pub async fn serve(
 
 fn answer(verifier: &Verifier, registry: &Registry, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return json(
+        return respond::json(
             StatusCode::METHOD_NOT_ALLOWED,
             &json!({ "error": "method not allowed" }),
         );
     }
     match req.uri().path() {
-        "/healthz" => json(StatusCode::OK, &json!({ "status": "ok" })),
+        "/healthz" => respond::json(StatusCode::OK, &json!({ "status": "ok" })),
         "/readyz" => {
             let snap = verifier.snapshot();
             let realms: Vec<Value> = snap
@@ -94,7 +95,7 @@ fn answer(verifier: &Verifier, registry: &Registry, req: &Request<Incoming>) -> 
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            json(status, &json!({ "ready": ready, "realms": realms }))
+            respond::json(status, &json!({ "ready": ready, "realms": realms }))
         }
         "/metrics" => match metrics::encode(registry) {
             Ok(text) => {
@@ -106,21 +107,11 @@ fn answer(verifier: &Verifier, registry: &Registry, req: &Request<Incoming>) -> 
                 resp
             }
             // Only a failing `fmt::Write` into a String, which does not fail; answered anyway.
-            Err(_) => json(
+            Err(_) => respond::json(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &json!({ "error": "metrics could not be encoded" }),
             ),
         },
-        _ => json(StatusCode::NOT_FOUND, &json!({ "error": "not found" })),
+        _ => respond::json(StatusCode::NOT_FOUND, &json!({ "error": "not found" })),
     }
-}
-
-fn json(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use portcullis::jwks::alg_name;
 use portcullis::model::ScopeMatch;
 
-pub fn run(config: &Path) -> ExitCode {
+pub(super) fn run(config: &Path) -> ExitCode {
     let clock = portcullis::time::system();
     let snap = match portcullis::app::load_snapshot(config, clock, None) {
         Ok(s) => s,

@@ -10,7 +10,7 @@ use josekit::jwk::alg::ec::EcCurve;
 use josekit::jwk::alg::ed::EdCurve;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum KeyAlg {
+pub(super) enum KeyAlg {
     #[value(name = "ES256")]
     Es256,
     #[value(name = "ES384")]
@@ -35,7 +35,7 @@ impl KeyAlg {
     }
 }
 
-pub fn run(alg: KeyAlg, kid: &str, out: &Path, append: bool) -> ExitCode {
+pub(super) fn run(alg: KeyAlg, kid: &str, out: &Path, append: bool) -> ExitCode {
     match generate(alg, kid, out, append) {
         Ok(public) => {
             println!("{public}");

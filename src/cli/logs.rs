@@ -21,20 +21,20 @@ use tracing::Metadata;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// The longest an access line waits in the buffer.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+pub(super) const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Buffered bytes at which the writer thread is woken early.
-pub const HIGH_WATER: usize = 64 * 1024;
+pub(super) const HIGH_WATER: usize = 64 * 1024;
 /// Buffered bytes past which a request writes the buffer itself.
-pub const HARD_CAP: usize = 4 * 1024 * 1024;
+pub(super) const HARD_CAP: usize = 4 * 1024 * 1024;
 
 /// A [`MakeWriter`] for `tracing_subscriber::fmt`: access lines buffered, the rest direct.
 #[derive(Clone)]
-pub struct LogWriter {
+pub(super) struct LogWriter {
     inner: Arc<Inner>,
 }
 
 /// The buffer the workers append to and the writer thread empties.
-pub struct Inner {
+pub(super) struct Inner {
     pending: Mutex<Vec<u8>>,
     /// The background writer, woken early at [`HIGH_WATER`].
     writer: Option<Thread>,
@@ -43,7 +43,7 @@ pub struct Inner {
 impl LogWriter {
     /// A writer to stderr with its background thread started (without one, if the thread
     /// cannot be started: every access line is then written at once).
-    pub fn stderr() -> Self {
+    pub(super) fn stderr() -> Self {
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
             let weak = weak.clone();
             let writer = std::thread::Builder::new()
@@ -67,7 +67,7 @@ impl LogWriter {
     }
 
     /// Writes every buffered line now.
-    pub fn flush(&self) {
+    pub(super) fn flush(&self) {
         let _ = self.inner.write_out(&mut io::stderr().lock());
     }
 }
@@ -107,7 +107,7 @@ impl Inner {
 }
 
 /// One line's destination.
-pub enum LineWriter<'a> {
+pub(super) enum LineWriter<'a> {
     /// Appended to the buffer.
     Access(&'a Inner),
     /// Written at once, after the buffer.

@@ -12,15 +12,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Exit code for a bad configuration (sysexits `EX_USAGE`).
-pub const EXIT_CONFIG: u8 = 64;
+pub(crate) const EXIT_CONFIG: u8 = 64;
 
 /// The default configuration file.
-pub const DEFAULT_CONFIG: &str = "config/portcullis.toml";
+pub(crate) const DEFAULT_CONFIG: &str = "config/portcullis.toml";
 
 /// portcullis: an OAuth 2.0 protected-resource gateway.
 #[derive(Debug, Parser)]
 #[command(version, about)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
 }
@@ -98,7 +98,7 @@ enum LogFormat {
 }
 
 /// Runs the parsed command.
-pub fn run(args: Args) -> ExitCode {
+pub(crate) fn run(args: Args) -> ExitCode {
     match args.command {
         Command::Serve {
             config,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use portcullis::issuer::{MintRequest, mint};
 
-pub struct Params {
+pub(super) struct Params {
     pub config: PathBuf,
     pub resource_server: String,
     pub scope: Option<String>,
@@ -14,7 +14,7 @@ pub struct Params {
     pub client_id: String,
 }
 
-pub fn run(p: &Params) -> ExitCode {
+pub(super) fn run(p: &Params) -> ExitCode {
     match mint_token(p) {
         Ok(token) => {
             println!("{token}");

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::compile::CompileContext;
+use super::declared::Declared;
 use super::jwks::{JwksTuning, read_jwks_file, remote_jwks};
-use super::load::LoadedFile;
 use super::raw::RawClient;
 use super::report::{Ctx, Entity, is_client_id, label};
 use crate::jwks::{KeySet, RealmKeys};
@@ -19,7 +19,7 @@ const MIN_JWT_SECRET: usize = 32;
 /// Compiles every client, with its assertion keys (for `private_key_jwt`).
 pub(super) fn compile_clients(
     c: &mut Ctx<'_>,
-    files: &[LoadedFile],
+    declared: &Declared,
     cx: &CompileContext<'_>,
     realm_index: &HashMap<String, RealmRef>,
     realms: &Table<RealmRef, RealmEntry>,
@@ -27,10 +27,11 @@ pub(super) fn compile_clients(
 ) -> Table<ClientRef, ClientEntry> {
     let mut clients = Table::default();
     let mut seen: HashMap<String, std::path::PathBuf> = HashMap::new();
-    for f in files {
-        for (i, raw) in f.raw.client.iter().enumerate() {
+    for d in &declared.clients {
+        {
+            let (raw, i) = (&d.raw, d.position);
             let label = label("client", &raw.client_id, i);
-            let mut e = c.entity(&f.path, &f.dir, &label);
+            let mut e = c.entity(&d.origin.file, &d.origin.dir, &label);
             let Some((client, keys)) = compile_client(&mut e, raw, cx, realm_index, realms, servers) else {
                 continue;
             };
@@ -49,7 +50,7 @@ pub(super) fn compile_clients(
                 );
                 continue;
             }
-            seen.insert(id, f.path.clone());
+            seen.insert(id, d.origin.file.clone());
             clients.push(ClientEntry { client, keys });
         }
     }

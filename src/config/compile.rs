@@ -1,13 +1,12 @@
-//! Raw files → [`Snapshot`], in named phases: settings and TLS, realms, resource servers,
+//! Declared entities → [`Snapshot`], in named phases: settings and TLS, realms, resource servers,
 //! clients, issuer endpoints, protected resources with their routes. Each entity's rules
 //! live in its own compiler; every violation is reported (not just the first), each naming
 //! file, entity and field.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
+use super::declared::Declared;
 use super::error::ConfigErrors;
-use super::load::LoadedFile;
 use super::realm::Realms;
 use super::report::Ctx;
 use crate::inputs::Inputs;
@@ -38,28 +37,31 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Compiles loaded files into a snapshot.
+/// Compiles the declared entities into a snapshot.
 ///
 /// Every file read on the way is recorded in `inputs`.
-pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>, inputs: &mut Inputs) -> Result<Snapshot, ConfigErrors> {
+pub(super) fn compile(
+    declared: &Declared,
+    cx: &CompileContext<'_>,
+    inputs: &mut Inputs,
+) -> Result<Snapshot, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let mut c = Ctx::new(&mut errors, inputs);
-    let settings = super::settings::compile_settings(&mut c, files);
-    let tls = super::tls::compile(&mut c, files, cx);
-    let compiled = super::realm::compile_realms(&mut c, files, cx);
-    let resource_servers = super::resource_server::compile_resource_servers(&mut c, files, &compiled);
+    let settings = super::settings::compile_settings(&mut c, declared);
+    let tls = super::tls::compile(&mut c, declared, cx);
+    let compiled = super::realm::compile_realms(&mut c, declared, cx);
+    let resource_servers = super::resource_server::compile_resource_servers(&mut c, declared, &compiled);
     let Realms {
         entries: mut realms,
         index: realm_index,
         ..
     } = compiled;
     super::realm::collect_forwarded_claims(&mut realms, &resource_servers);
-    let clients = super::client::compile_clients(&mut c, files, cx, &realm_index, &realms, &resource_servers);
+    let clients = super::client::compile_clients(&mut c, declared, cx, &realm_index, &realms, &resource_servers);
     let issuer_routes = issuer_routes(&mut c, &realms);
-    let (resources, router) = super::resource::compile_resources(&mut c, files, &resource_servers);
+    let (resources, router) = super::resource::compile_resources(&mut c, declared, &resource_servers);
     if realms.is_empty() && c.clean() {
-        let file = files.first().map_or_else(PathBuf::new, |f| f.path.clone());
-        c.whole(&file, "configuration", "defines no realm");
+        c.whole(&declared.first_file(), "configuration", "defines no realm");
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -73,7 +75,7 @@ pub fn compile(files: &[LoadedFile], cx: &CompileContext<'_>, inputs: &mut Input
         router,
         clients,
         issuer_routes,
-        sources: files.iter().map(|f| f.path.clone()).collect(),
+        sources: declared.origins.iter().map(|o| o.file.clone()).collect(),
         inputs: Inputs::default(),
         listener_tls: tls.listener,
         upstream_ca: tls.upstream_ca,

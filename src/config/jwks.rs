@@ -52,7 +52,7 @@ pub(super) struct JwksTuning<'a> {
 
 impl JwksTuning<'_> {
     /// Every field at its default.
-    pub const DEFAULT: JwksTuning<'static> = JwksTuning {
+    pub(super) const DEFAULT: JwksTuning<'static> = JwksTuning {
         ttl: &None,
         min_ttl: &None,
         max_ttl: &None,

@@ -1,26 +1,16 @@
-//! Reading configuration: one TOML file, or every `*.toml` of a directory (sorted by name,
-//! merged). Syntax errors name the file, the table they are in and the field.
+//! Reading configuration: one TOML file, or every `*.toml` of a directory (sorted by name),
+//! into the declared entities. Syntax errors name the file, the table they are in and the field.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::declared::{Declared, Origin};
 use super::error::ConfigErrors;
 use super::raw::RawFile;
 use crate::inputs::{Inputs, list_toml};
 
-/// A parsed file and where it came from.
-#[derive(Debug)]
-pub struct LoadedFile {
-    /// The file.
-    pub path: PathBuf,
-    /// Its directory: relative key paths in it resolve against this.
-    pub dir: PathBuf,
-    /// Its contents.
-    pub(super) raw: RawFile,
-}
-
 /// Reads `path` (a file or a directory of `*.toml` files), recording what it read in
 /// `inputs`. Collects every error it can.
-pub fn read(path: &Path, inputs: &mut Inputs) -> Result<Vec<LoadedFile>, ConfigErrors> {
+pub(super) fn read(path: &Path, inputs: &mut Inputs) -> Result<Declared, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let files = if path.is_dir() {
         match list_toml(path) {
@@ -39,23 +29,20 @@ pub fn read(path: &Path, inputs: &mut Inputs) -> Result<Vec<LoadedFile>, ConfigE
     } else {
         vec![path.to_path_buf()]
     };
-    let mut loaded = Vec::with_capacity(files.len());
+    let mut declared = Declared::default();
     for file in files {
         match inputs
             .read(&file)
             .and_then(|b| String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
         {
             Ok(text) => match parse(&file, &text) {
-                Ok(raw) => {
-                    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-                    loaded.push(LoadedFile { path: file, dir, raw });
-                }
+                Ok(raw) => declared.add(Origin::file(&file), raw),
                 Err(e) => errors.0.push(e),
             },
             Err(e) => errors.push(&file, "file", None, format!("cannot read: {e}")),
         }
     }
-    if errors.is_empty() { Ok(loaded) } else { Err(errors) }
+    if errors.is_empty() { Ok(declared) } else { Err(errors) }
 }
 
 /// Parses one file's text.

@@ -1,11 +1,12 @@
 //! Configuration: raw TOML (serde) → compiled, validated [`Snapshot`](crate::snapshot::Snapshot).
 //!
-//! Two stages, as in ripgrep: `raw` mirrors the files and refuses unknown keys; `compile`
-//! checks every validation rule and produces the immutable snapshot, or every error it
+//! Two stages, as in ripgrep: `raw` mirrors the files and refuses unknown keys, and every
+//! source's entities are gathered as the `declared` set; `compile` checks every validation rule and produces the immutable snapshot, or every error it
 //! found, each naming file, entity and field. A bad configuration never replaces a good one.
 
 mod client;
 mod compile;
+mod declared;
 mod encryption;
 mod error;
 mod jwks;
@@ -24,7 +25,6 @@ use std::path::Path;
 
 pub use compile::{CompileContext, Env, process_env};
 pub use error::{ConfigError, ConfigErrors};
-pub use load::LoadedFile;
 pub use watch::ConfigWatch;
 
 use crate::inputs::Inputs;
@@ -33,8 +33,8 @@ use crate::snapshot::Snapshot;
 /// Reads and compiles the configuration at `path` (a file or a directory).
 pub fn load(path: &Path, cx: &CompileContext<'_>) -> Result<Snapshot, ConfigErrors> {
     let mut inputs = Inputs::default();
-    let files = load::read(path, &mut inputs)?;
-    let mut snap = compile::compile(&files, cx, &mut inputs)?;
+    let declared = load::read(path, &mut inputs)?;
+    let mut snap = compile::compile(&declared, cx, &mut inputs)?;
     snap.inputs = inputs;
     Ok(snap)
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 /// One configuration file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFile {
+pub(super) struct RawFile {
     /// `[server]`: at most one file of a directory may have it.
     pub server: Option<RawServer>,
     /// `[[realm]]` tables.
@@ -29,7 +29,7 @@ pub struct RawFile {
 /// `[server]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawServer {
+pub(super) struct RawServer {
     /// Listen address.
     pub listen: Option<String>,
     /// Status for requests no protected resource matches.
@@ -67,7 +67,7 @@ pub struct RawServer {
 /// `[[realm]]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRealm {
+pub(super) struct RawRealm {
     pub name: Option<String>,
     pub issuer: Option<String>,
     pub algorithms: Option<Vec<String>>,
@@ -93,7 +93,7 @@ pub struct RawRealm {
 /// A timestamp written as an RFC 3339 string or a TOML datetime.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum RawTime {
+pub(super) enum RawTime {
     /// `"2026-01-01T00:00:00Z"`.
     Text(String),
     /// `2026-01-01T00:00:00Z`.
@@ -103,7 +103,7 @@ pub enum RawTime {
 /// `[[resource_server]]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawResourceServer {
+pub(super) struct RawResourceServer {
     pub id: Option<String>,
     pub name: Option<String>,
     pub realm: Option<String>,
@@ -133,7 +133,7 @@ pub struct RawResourceServer {
 /// `[[protected_resource]]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawProtectedResource {
+pub(super) struct RawProtectedResource {
     pub id: Option<String>,
     pub resource_server: Option<String>,
     pub host: Option<String>,
@@ -150,7 +150,7 @@ pub struct RawProtectedResource {
 /// `[[client]]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawClient {
+pub(super) struct RawClient {
     pub client_id: Option<String>,
     pub name: Option<String>,
     pub realm: Option<String>,

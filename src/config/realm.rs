@@ -10,8 +10,8 @@ use http::Uri;
 use jsonwebtoken::Algorithm;
 
 use super::compile::CompileContext;
+use super::declared::Declared;
 use super::jwks::{JwksTuning, read_jwks_file, remote_jwks};
-use super::load::LoadedFile;
 use super::raw::RawRealm;
 use super::report::{Ctx, Entity, is_simple_name, label};
 use crate::jwks::{KeySet, RealmKeys, SigningKeys, VerifyKey, parse_alg};
@@ -251,16 +251,17 @@ pub(super) struct RealmDecryption {
 }
 
 /// Compiles every `[[realm]]`; names must be unique.
-pub(super) fn compile_realms(c: &mut Ctx<'_>, files: &[LoadedFile], cx: &CompileContext<'_>) -> Realms {
+pub(super) fn compile_realms(c: &mut Ctx<'_>, declared: &Declared, cx: &CompileContext<'_>) -> Realms {
     let mut out = Realms {
         entries: Table::default(),
         index: HashMap::new(),
         decryption: Table::default(),
     };
-    for f in files {
-        for (i, raw) in f.raw.realm.iter().enumerate() {
+    for d in &declared.realms {
+        {
+            let (raw, i) = (&d.raw, d.position);
             let label = label("realm", &raw.name, i);
-            let mut e = c.entity(&f.path, &f.dir, &label);
+            let mut e = c.entity(&d.origin.file, &d.origin.dir, &label);
             let Some((realm, keys, signing)) = compile_realm(&mut e, raw, cx) else {
                 continue;
             };

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use http::Method;
 
-use super::load::LoadedFile;
+use super::declared::Declared;
 use super::raw::RawProtectedResource;
 use super::report::{Ctx, Entity, label};
 use crate::model::{EntityRef, Name, ProtectedResource, ResourceRef, ResourceServerRef, ScopeMatch, Table};
@@ -100,17 +100,18 @@ pub(super) fn compile_resource(
 /// unique, and two resources that would match the same requests are an error naming both.
 pub(super) fn compile_resources(
     c: &mut Ctx<'_>,
-    files: &[LoadedFile],
+    declared: &Declared,
     servers: &Table<ResourceServerRef, ResourceServerEntry>,
 ) -> (Table<ResourceRef, ProtectedResource>, Router) {
     let rs_index: HashMap<&str, ResourceServerRef> = servers.entries().map(|(r, rs)| (rs.id.as_str(), r)).collect();
     let mut resources: Table<ResourceRef, ProtectedResource> = Table::default();
     let mut router = Router::new();
     let mut seen_ids = HashSet::new();
-    for f in files {
-        for (i, raw) in f.raw.protected_resource.iter().enumerate() {
+    for d in &declared.resources {
+        {
+            let (raw, i) = (&d.raw, d.position);
             let label = label("protected_resource", &raw.id, i);
-            let mut e = c.entity(&f.path, &f.dir, &label);
+            let mut e = c.entity(&d.origin.file, &d.origin.dir, &label);
             let Some(pr) = compile_resource(&mut e, raw, &rs_index, servers) else {
                 continue;
             };

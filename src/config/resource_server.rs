@@ -7,8 +7,8 @@ use std::str::FromStr;
 use http::{HeaderName, Uri};
 use jsonwebtoken::Algorithm;
 
+use super::declared::Declared;
 use super::encryption::RealmSide;
-use super::load::LoadedFile;
 use super::raw::RawResourceServer;
 use super::realm::Realms;
 use super::report::{Ctx, Entity, is_client_id, is_simple_name, label};
@@ -227,15 +227,16 @@ fn parse_upstream(text: &str) -> Result<Upstream, String> {
 /// realm has at most one default resource server.
 pub(super) fn compile_resource_servers(
     c: &mut Ctx<'_>,
-    files: &[LoadedFile],
+    declared: &Declared,
     realms: &Realms,
 ) -> Table<ResourceServerRef, ResourceServerEntry> {
     let mut servers: Table<ResourceServerRef, ResourceServerEntry> = Table::default();
     let mut seen: HashSet<String> = HashSet::new();
-    for f in files {
-        for (i, raw) in f.raw.resource_server.iter().enumerate() {
+    for d in &declared.resource_servers {
+        {
+            let (raw, i) = (&d.raw, d.position);
             let label = label("resource_server", &raw.id, i);
-            let mut e = c.entity(&f.path, &f.dir, &label);
+            let mut e = c.entity(&d.origin.file, &d.origin.dir, &label);
             let Some(mut rs) = compile_resource_server(&mut e, raw, realms) else {
                 continue;
             };

@@ -7,23 +7,22 @@ use std::str::FromStr;
 
 use http::StatusCode;
 
-use super::load::LoadedFile;
+use super::declared::Declared;
 use super::raw::RawServer;
 use super::report::{Ctx, Entity};
 use crate::snapshot::Settings;
 
-pub(super) fn compile_settings(c: &mut Ctx<'_>, files: &[LoadedFile]) -> Settings {
+pub(super) fn compile_settings(c: &mut Ctx<'_>, declared: &Declared) -> Settings {
     let mut settings = Settings::default();
     let mut seen: Option<&Path> = None;
-    for f in files {
-        let Some(raw) = &f.raw.server else { continue };
-        let mut e = c.entity(&f.path, &f.dir, "server");
+    for d in &declared.servers {
+        let mut e = c.entity(&d.origin.file, &d.origin.dir, "server");
         if let Some(first) = seen {
             e.err("server", format!("[server] is already defined in {}", first.display()));
             continue;
         }
-        seen = Some(&f.path);
-        server(&mut e, raw, &mut settings);
+        seen = Some(&d.origin.file);
+        server(&mut e, &d.raw, &mut settings);
     }
     settings
 }

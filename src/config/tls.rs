@@ -4,7 +4,7 @@
 //! before anything is swapped in.
 
 use super::compile::CompileContext;
-use super::load::LoadedFile;
+use super::declared::Declared;
 use super::report::{Ctx, Entity};
 use crate::tls::{self, ClientAuth, ListenerFiles, ListenerTls, UpstreamCa};
 
@@ -21,14 +21,15 @@ pub(super) struct CompiledTls {
 
 /// Compiles the TLS fields of the first file with a `[server]` table (a second one is
 /// reported by the settings compiler).
-pub(super) fn compile(c: &mut Ctx<'_>, files: &[LoadedFile], cx: &CompileContext<'_>) -> CompiledTls {
-    let Some((f, raw)) = files.iter().find_map(|f| f.raw.server.as_ref().map(|r| (f, r))) else {
-        if let Some(f) = files.first() {
-            check_unchanged_mode(&mut c.entity(&f.path, &f.dir, ENTITY), false, cx);
+pub(super) fn compile(c: &mut Ctx<'_>, declared: &Declared, cx: &CompileContext<'_>) -> CompiledTls {
+    let Some(d) = declared.servers.first() else {
+        if let Some(o) = declared.origins.first() {
+            check_unchanged_mode(&mut c.entity(&o.file, &o.dir, ENTITY), false, cx);
         }
         return CompiledTls::default();
     };
-    let mut e = c.entity(&f.path, &f.dir, ENTITY);
+    let raw = &d.raw;
+    let mut e = c.entity(&d.origin.file, &d.origin.dir, ENTITY);
     let e = &mut e;
     let cert = e.non_empty("tls_cert", &raw.tls_cert);
     let key = e.non_empty("tls_key", &raw.tls_key);

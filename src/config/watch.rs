@@ -20,10 +20,10 @@ use crate::inputs::WatchSet;
 
 /// How long a changed path must stay quiet before its change counts (editors and
 /// ConfigMap updates write in bursts).
-pub const DEBOUNCE: Duration = Duration::from_millis(250);
+pub(super) const DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// The longest a path that keeps changing can put its reload off.
-pub const MAX_SETTLE: Duration = Duration::from_secs(2);
+pub(super) const MAX_SETTLE: Duration = Duration::from_secs(2);
 
 /// Changed paths queued between the watcher's thread and the reload task. Dropping one
 /// when full loses nothing: a full queue is a pending change, and a reload re-reads every

@@ -3,14 +3,13 @@
 //! for `client_secret_jwt` / `private_key_jwt` (RFC 7523 § 2.2, § 3).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use jsonwebtoken::{Algorithm, DecodingKey};
-use moka::Expiry;
 use moka::sync::Cache;
 
 use super::OAuthError;
@@ -19,23 +18,24 @@ use super::secrets::{SecretChecker, SecretError};
 use super::throttle::Source;
 use crate::jwks::RealmKeys;
 use crate::model::{Client, ClientAuth, Realm};
+use crate::time::OwnTtl;
 use crate::token::{Claims, jws};
 
 /// RFC 7523 § 2.2 `client_assertion_type`.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Largest client assertion accepted.
-pub const MAX_ASSERTION_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_ASSERTION_BYTES: usize = 8 * 1024;
 
 /// Longest remaining lifetime an assertion may have; bounds the replay memory.
-pub const MAX_ASSERTION_LIFETIME: i64 = 3600;
+pub(crate) const MAX_ASSERTION_LIFETIME: i64 = 3600;
 
 /// The HMAC algorithms `client_secret_jwt` may use.
 pub const HMAC_ALGS: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
 
 /// Credentials as presented, before checking.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Presented {
+pub(crate) enum Presented {
     /// `Authorization: Basic`.
     Basic {
         /// The client id.
@@ -72,13 +72,13 @@ impl std::fmt::Debug for Presented {
 
 impl Presented {
     /// Whether HTTP Basic was used (failures then answer 401 + `WWW-Authenticate: Basic`).
-    pub fn is_basic(&self) -> bool {
+    pub(crate) fn is_basic(&self) -> bool {
         matches!(self, Self::Basic { .. })
     }
 
     /// The client id the request claims, before any check: from the credentials, or for an
     /// assertion without `client_id`, from its (not yet verified) `sub`.
-    pub fn claimed_id(&self) -> Option<String> {
+    pub(crate) fn claimed_id(&self) -> Option<String> {
         match self {
             Self::Basic { id, .. } | Self::Post { id, .. } => Some(id.clone()),
             Self::Assertion { id: Some(id), .. } => Some(id.clone()),
@@ -91,7 +91,7 @@ impl Presented {
     }
 
     /// The presented secret, for the secret-based methods.
-    pub fn secret(&self) -> Option<&str> {
+    pub(crate) fn secret(&self) -> Option<&str> {
         match self {
             Self::Basic { secret, .. } | Self::Post { secret, .. } => Some(secret),
             Self::Assertion { .. } => None,
@@ -108,7 +108,7 @@ fn invalid_client(message: &str, basic: bool) -> OAuthError {
 
 /// The one authentication method the request uses (RFC 6749 § 2.3: "MUST NOT use more than
 /// one authentication method in each request").
-pub fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> {
+pub(crate) fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> {
     let mut found = Vec::with_capacity(1);
     if let Some(v) = headers.get(AUTHORIZATION) {
         let v = v
@@ -176,14 +176,6 @@ fn form_decode(s: &str) -> String {
         .into_owned()
 }
 
-struct UntilExp;
-
-impl Expiry<Arc<str>, Duration> for UntilExp {
-    fn expire_after_create(&self, _key: &Arc<str>, ttl: &Duration, _created_at: Instant) -> Option<Duration> {
-        Some(*ttl)
-    }
-}
-
 /// Assertion `jti`s seen, each kept until its assertion expires (RFC 7523 § 3 item 7).
 #[derive(Clone)]
 pub struct SeenAssertions {
@@ -199,7 +191,7 @@ impl std::fmt::Debug for SeenAssertions {
 impl Default for SeenAssertions {
     fn default() -> Self {
         Self {
-            inner: Cache::builder().max_capacity(1_000_000).expire_after(UntilExp).build(),
+            inner: Cache::builder().max_capacity(1_000_000).expire_after(OwnTtl).build(),
         }
     }
 }
@@ -213,7 +205,7 @@ impl SeenAssertions {
 }
 
 /// What authenticating a client needs.
-pub struct AuthContext<'a> {
+pub(crate) struct AuthContext<'a> {
     /// The realm of the endpoint.
     pub realm: &'a Realm,
     /// Accepted `aud` values for assertions: the token endpoint URL and the issuer.
@@ -229,7 +221,7 @@ pub struct AuthContext<'a> {
 }
 
 /// Authenticates `presented` as `client` (already looked up by id).
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     cx: &AuthContext<'_>,
     presented: &Presented,
     client: &Client,
@@ -255,7 +247,7 @@ pub async fn authenticate(
 }
 
 /// Checks a secret against a stored hash (the resource servers' credentials use this too).
-pub async fn check_secret(
+pub(crate) async fn check_secret(
     cx: &AuthContext<'_>,
     id: &str,
     presented: &str,
@@ -271,7 +263,7 @@ pub async fn check_secret(
 /// The refusal for a client id nobody has: for secret-based methods, only after the same
 /// throttle and the same (dummy) verification a known id gets, so neither the answer nor
 /// its timing tells whether the id exists.
-pub async fn refuse_unknown(cx: &AuthContext<'_>, presented: &Presented, message: &str) -> OAuthError {
+pub(crate) async fn refuse_unknown(cx: &AuthContext<'_>, presented: &Presented, message: &str) -> OAuthError {
     let basic = presented.is_basic();
     if let (Some(id), Some(secret)) = (presented.claimed_id(), presented.secret()) {
         match cx.secrets.verify_unknown(&id, secret, cx.source).await {
@@ -383,21 +375,12 @@ async fn check_assertion(
     if !claims.aud().any(|a| cx.audiences.iter().any(|x| x == a)) {
         return Err(fail("wrong aud"));
     }
-    // 4. exp is required and not passed; bounded so the replay memory stays bounded.
+    // 4-6. exp is required and not passed, nbf and iat not in the future; exp is bounded so
+    // the replay memory stays bounded.
     let leeway = cx.realm.leeway;
-    let exp = claims.exp.ok_or_else(|| fail("no exp"))?;
-    if cx.now >= exp.saturating_add(leeway) {
-        return Err(fail("expired"));
-    }
+    let exp = claims.check_lifetime(cx.now, leeway).map_err(|e| fail(e.reason()))?;
     if exp.saturating_sub(cx.now) > MAX_ASSERTION_LIFETIME {
         return Err(fail("exp too far in the future"));
-    }
-    // 5-6. nbf and iat, if present, not in the future.
-    if claims.nbf.is_some_and(|nbf| cx.now < nbf.saturating_sub(leeway)) {
-        return Err(fail("not yet valid"));
-    }
-    if claims.iat.is_some_and(|iat| iat > cx.now.saturating_add(leeway)) {
-        return Err(fail("issued in the future"));
     }
     // 7. jti: single use within the assertion's lifetime.
     let jti = claims.jti().ok_or_else(|| fail("no jti"))?;

@@ -1,14 +1,16 @@
 //! Token-endpoint errors (RFC 6749 § 5.2, RFC 8707 § 2): one code and status each.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
+use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use thiserror::Error;
 
+use crate::respond;
+
 /// Seconds a client is asked to wait when every secret-check turn is taken: the queue
 /// drains within about that.
-pub const BUSY_RETRY_AFTER: u64 = 1;
+pub(super) const BUSY_RETRY_AFTER: u64 = 1;
 
 /// An OAuth error answer. The message is the `error_description`; it never contains a
 /// secret, an assertion or a token.
@@ -99,13 +101,8 @@ impl OAuthError {
 
     /// The HTTP answer: JSON body, `Cache-Control: no-store` (RFC 6749 § 5.1).
     pub fn response(&self, realm: &str) -> Response<Full<Bytes>> {
-        let body = serde_json::json!({ "error": self.code(), "error_description": self.description() }).to_string();
-        let mut resp = Response::new(Full::new(Bytes::from(body)));
-        *resp.status_mut() = self.status();
+        let mut resp = respond::error(self.status(), self.code(), &self.description());
         let h = resp.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
         // RFC 6749 § 5.2: a failed Basic authentication answers 401 with a challenge for the
         // scheme the client used; the error code rides along as an auth-param (RFC 9110
         // § 11.2), as clients read it from the challenge before the body.

@@ -13,11 +13,11 @@ use hyper::body::Incoming;
 use super::OAuthError;
 
 /// Largest form body accepted.
-pub const MAX_FORM_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// Parsed form parameters.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Form {
+pub(crate) struct Form {
     single: HashMap<String, String>,
     /// Every `resource` value, in order.
     pub resources: Vec<String>,
@@ -25,12 +25,12 @@ pub struct Form {
 
 impl Form {
     /// A parameter's value; empty values count as absent.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.single.get(name).map(String::as_str)
     }
 
     /// Parses a form body.
-    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut form = Self::default();
         for (k, v) in form_urlencoded::parse(body) {
             if v.is_empty() {
@@ -49,7 +49,7 @@ impl Form {
 }
 
 /// Reads and parses the body of a form POST, bounded by [`MAX_FORM_BYTES`].
-pub async fn read(headers: &HeaderMap, body: Incoming) -> Result<Form, OAuthError> {
+pub(crate) async fn read(headers: &HeaderMap, body: Incoming) -> Result<Form, OAuthError> {
     let is_form = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

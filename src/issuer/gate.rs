@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
 
 /// Checks that may wait for a turn, per running one.
-pub const QUEUE_PER_PERMIT: usize = 32;
+pub(super) const QUEUE_PER_PERMIT: usize = 32;
 
 /// Why the gate did not run the work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,12 +10,11 @@ use super::client_auth::{self, AuthContext};
 use super::form::Form;
 use crate::model::{ClientRef, RealmRef, ResourceServerRef};
 use crate::snapshot::Snapshot;
-use crate::token::{self, Claims, RevocationKey};
 use crate::verifier::Verifier;
 
 /// Who called introspection or revocation, authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
+pub(super) enum Caller {
     /// A resource server (its index), with its own credentials.
     ResourceServer(ResourceServerRef),
     /// A client of the realm (its index), with its registered authentication method.
@@ -26,7 +25,7 @@ pub enum Caller {
 /// `client_secret_basic` or `client_secret_post` with their own credentials) or revocation
 /// (`clients_too` true: also the realm's clients, each with its registered method, RFC 7009
 /// § 2.1). Resource-server and client ids never collide (the configuration refuses it).
-pub async fn authenticate_caller(
+pub(super) async fn authenticate_caller(
     cx: &AuthContext<'_>,
     snap: &Snapshot,
     realm: RealmRef,
@@ -73,41 +72,12 @@ pub async fn authenticate_caller(
     Err(client_auth::refuse_unknown(cx, &presented, message).await)
 }
 
-/// Verifies `token` as a token of `realm` valid now and not revoked; `None` for anything
-/// else (the reason is logged).
-async fn active_claims(
-    verifier: &Verifier,
-    snap: &Snapshot,
-    realm: RealmRef,
-    asking: ResourceServerRef,
-    token: &str,
-) -> Option<std::sync::Arc<Claims>> {
-    let r = &snap.realms[realm];
-    let judge = snap.judge(asking)?;
-    let claims = match token::verify(token, &judge, verifier.cache()).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!(reason = e.reason(), "introspected token is not valid");
-            return None;
-        }
-    };
-    let now = verifier.clock().now();
-    let live = claims.exp.is_some_and(|exp| now < exp.saturating_add(r.leeway))
-        && claims.nbf.is_none_or(|nbf| now >= nbf.saturating_sub(r.leeway));
-    let revoked = !verifier.revocations().never_used()
-        && verifier
-            .revocations()
-            .is_revoked(&RevocationKey::of(r.name.as_str(), &claims, token));
-    (live && !revoked).then_some(claims)
-}
-
 /// RFC 7662 § 2.2: `{"active": false}` for anything invalid, expired, revoked or meant for
 /// another audience; otherwise the token's claims, with `scope` cut to the asking resource
 /// server's scopes.
-pub async fn introspect(
+pub(super) async fn introspect(
     verifier: &Verifier,
     snap: &Snapshot,
-    realm: RealmRef,
     asking: ResourceServerRef,
     form: &Form,
 ) -> Result<Value, OAuthError> {
@@ -115,12 +85,13 @@ pub async fn introspect(
         .get("token")
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
     let rs = &snap.resource_servers[asking];
-    let Some(claims) = active_claims(verifier, snap, realm, asking, token).await else {
-        return Ok(json!({ "active": false }));
+    let claims = match verifier.active(snap, asking, token).await {
+        Ok(claims) => claims,
+        Err(e) => {
+            tracing::debug!(reason = e.reason(), "introspected token is not active");
+            return Ok(json!({ "active": false }));
+        }
     };
-    if !claims.has_aud(rs.audience.as_str()) {
-        return Ok(json!({ "active": false }));
-    }
     let mut out = Map::new();
     out.insert("active".into(), true.into());
     let scope: Vec<&str> = claims.scopes().filter(|s| rs.scopes.contains(s)).collect();
@@ -151,7 +122,7 @@ pub async fn introspect(
 /// the error." A resource server may revoke the tokens for its audience, a client the tokens
 /// issued to it; a valid token of anyone else is refused (`unauthorized_client`). An invalid,
 /// expired or unknown token is answered as revoked (§ 2.2).
-pub async fn revoke(
+pub(super) async fn revoke(
     verifier: &Verifier,
     snap: &Snapshot,
     realm: RealmRef,
@@ -161,7 +132,11 @@ pub async fn revoke(
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
-    let Some(claims) = verify_any(verifier, snap, realm, caller, token).await else {
+    let first = match caller {
+        Caller::ResourceServer(i) => Some(i),
+        Caller::Client(_) => None,
+    };
+    let Ok(claims) = verifier.verify_in_realm(snap, realm, first, token).await else {
         return Ok(());
     };
     let (may, who) = match caller {
@@ -188,53 +163,4 @@ pub async fn revoke(
         "token revoked"
     );
     Ok(())
-}
-
-/// Verifies a token of `realm` for revocation, whoever it was issued for: signed tokens as
-/// they are; encrypted ones with the caller's own decryption keys first, then those of every
-/// other resource server of the realm that encrypts (so a token meant for someone else is
-/// recognised and refused, not silently ignored).
-async fn verify_any(
-    verifier: &Verifier,
-    snap: &Snapshot,
-    realm: RealmRef,
-    caller: Caller,
-    token: &str,
-) -> Option<std::sync::Arc<Claims>> {
-    let entry = &snap.realms[realm];
-    let plain = token::Judge {
-        realm: &entry.realm,
-        keys: &entry.keys,
-        epoch: snap.epoch,
-        outer: None,
-    };
-    // RFC 7516 § 7.1: five parts is a compact JWE.
-    if token.bytes().filter(|b| *b == b'.').count() != 4 {
-        return token::verify(token, &plain, verifier.cache()).await.ok();
-    }
-    let own = match caller {
-        Caller::ResourceServer(i) => Some(i),
-        Caller::Client(_) => None,
-    };
-    let others = snap
-        .resource_servers
-        .entries()
-        .map(|(i, _)| i)
-        .filter(|i| Some(*i) != own);
-    for i in own.into_iter().chain(others) {
-        if snap.resource_servers[i].realm != realm {
-            continue;
-        }
-        let Some(outer) = snap.outer(i) else {
-            continue;
-        };
-        let judge = token::Judge {
-            outer: Some(outer),
-            ..plain
-        };
-        if let Ok(claims) = token::verify(token, &judge, verifier.cache()).await {
-            return Some(claims);
-        }
-    }
-    None
 }

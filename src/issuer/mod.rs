@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -30,6 +30,7 @@ pub use token_endpoint::Issued;
 
 use crate::jwks::alg_name;
 use crate::model::{IssuerEndpoint, RealmRef};
+use crate::respond;
 use crate::snapshot::Snapshot;
 use crate::verifier::Verifier;
 use throttle::Source;
@@ -94,7 +95,7 @@ impl Issuer {
             req.method() == Method::GET || req.method() == Method::HEAD
         };
         if !method_ok {
-            let mut resp = json_response(
+            let mut resp = respond::json(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &json!({ "error": "invalid_request", "error_description": "method not allowed" }),
             );
@@ -111,11 +112,11 @@ impl Issuer {
         }
         let plain = |r: Result<Response<Full<Bytes>>, OAuthError>| r.map(|resp| (resp, Outcome::default()));
         let result = match endpoint {
-            IssuerEndpoint::Metadata => plain(Ok(json_response(StatusCode::OK, &metadata(snap, realm)))),
+            IssuerEndpoint::Metadata => plain(Ok(respond::json(StatusCode::OK, &metadata(snap, realm)))),
             IssuerEndpoint::Jwks => {
                 let keys: Vec<&serde_json::Map<String, Value>> =
                     snap.realms[realm].signing.keys().iter().map(|k| &k.public).collect();
-                let mut resp = json_response(StatusCode::OK, &json!({ "keys": keys }));
+                let mut resp = respond::json(StatusCode::OK, &json!({ "keys": keys }));
                 resp.headers_mut()
                     .insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
                 resp.headers_mut()
@@ -182,7 +183,7 @@ impl Issuer {
         if !issued.scope.is_empty() {
             body["scope"] = issued.scope.into();
         }
-        Ok((json_response(StatusCode::OK, &body), outcome))
+        Ok((respond::json(StatusCode::OK, &body), outcome))
     }
 
     async fn introspect(
@@ -200,8 +201,8 @@ impl Issuer {
             introspect::Caller::ResourceServer(i) => i,
             introspect::Caller::Client(_) => return Err(OAuthError::ServerError),
         };
-        let answer = introspect::introspect(&self.verifier, snap, realm, asking, &form).await?;
-        Ok(json_response(StatusCode::OK, &answer))
+        let answer = introspect::introspect(&self.verifier, snap, asking, &form).await?;
+        Ok(respond::json(StatusCode::OK, &answer))
     }
 
     async fn revoke(
@@ -273,14 +274,4 @@ fn metadata(snap: &Snapshot, realm: RealmRef) -> Value {
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "scopes_supported": scopes,
     })
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    resp
 }

@@ -22,7 +22,7 @@ pub use crate::model::secret::check_phc;
 use crate::time::SharedClock;
 
 /// How long a successful check is remembered.
-pub const REMEMBER_SUCCESS: Duration = Duration::from_secs(300);
+pub(super) const REMEMBER_SUCCESS: Duration = Duration::from_secs(300);
 
 /// What an unknown client id is checked against, so that it costs what a known one costs
 /// (argon2id with the parameters [`hash_secret`] uses; its secret is of no use to anyone, as

@@ -15,12 +15,12 @@ use crate::time::SharedClock;
 
 /// Failures one (client id, source) pair may have within [`FAILURE_WINDOW`]; the next try from
 /// that source is refused until the window ends.
-pub const MAX_FAILURES: u32 = 5;
+pub(super) const MAX_FAILURES: u32 = 5;
 /// Failures one source may have, over all client ids, within [`FAILURE_WINDOW`] (bounds how
 /// many client ids one address can probe, and how much hashing it can cause).
-pub const MAX_SOURCE_FAILURES: u32 = 50;
+pub(super) const MAX_SOURCE_FAILURES: u32 = 50;
 /// The window failures are counted in, in seconds from the first failure.
-pub const FAILURE_WINDOW: u32 = 60;
+pub(super) const FAILURE_WINDOW: u32 = 60;
 
 /// Pairs and sources remembered at most; the least used are forgotten first.
 const CAPACITY: u64 = 50_000;
@@ -50,7 +50,7 @@ type PairKey = ([u8; 16], Source);
 
 /// Failure counts with their windows.
 #[derive(Clone)]
-pub struct Throttle {
+pub(super) struct Throttle {
     clock: SharedClock,
     /// Window starts are stored as seconds after this instant (so they fit 32 bits).
     base: i64,
@@ -71,7 +71,7 @@ impl std::fmt::Debug for Throttle {
 /// [succeeded](Reservation::succeeded) or was [never made](Reservation::release).
 #[derive(Debug)]
 #[must_use = "dropping a reservation counts a failure"]
-pub struct Reservation {
+pub(super) struct Reservation {
     pair: Arc<AtomicU64>,
     /// The source's own slot, once [`Throttle::reserve_source`] took it.
     source: Option<Arc<AtomicU64>>,
@@ -80,7 +80,7 @@ pub struct Reservation {
 impl Reservation {
     /// The secret was right: this source's failures for this client start over, and this
     /// check no longer counts against the source.
-    pub fn succeeded(self) {
+    pub(super) fn succeeded(self) {
         self.pair.store(0, Ordering::Release);
         if let Some(source) = &self.source {
             give_back(source);
@@ -89,7 +89,7 @@ impl Reservation {
 
     /// The secret was not checked (no capacity, unusable stored hash, the source's bound):
     /// nothing is counted.
-    pub fn release(self) {
+    pub(super) fn release(self) {
         give_back(&self.pair);
         if let Some(source) = &self.source {
             give_back(source);
@@ -99,7 +99,7 @@ impl Reservation {
 
 impl Throttle {
     /// Empty counts, with windows on `clock`.
-    pub fn new(clock: SharedClock) -> Self {
+    pub(super) fn new(clock: SharedClock) -> Self {
         let base = clock.now();
         // NB: eviction by idle time only frees memory; windows are judged on the clock.
         let idle = Duration::from_secs(u64::from(FAILURE_WINDOW) * 2);
@@ -113,7 +113,7 @@ impl Throttle {
 
     /// Reserves a failure for `client_id` from `source`; `Err(seconds)` when that pair has
     /// used up its failures, with the seconds until its window ends.
-    pub fn reserve(&self, client_id: &str, source: Source) -> Result<Reservation, u64> {
+    pub(super) fn reserve(&self, client_id: &str, source: Source) -> Result<Reservation, u64> {
         let pair = self
             .pairs
             .get_with((digest(client_id), source), || Arc::new(AtomicU64::new(0)));
@@ -124,7 +124,7 @@ impl Throttle {
     /// Also reserves a failure against `source` as a whole, before a hash is paid (a
     /// remembered success needs none); `Err(seconds)` when the source has used up its
     /// failures over all client ids.
-    pub fn reserve_source(&self, reservation: &mut Reservation, source: Source) -> Result<(), u64> {
+    pub(super) fn reserve_source(&self, reservation: &mut Reservation, source: Source) -> Result<(), u64> {
         if reservation.source.is_some() {
             return Ok(());
         }

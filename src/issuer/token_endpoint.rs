@@ -26,7 +26,7 @@ pub struct Issued {
 }
 
 /// Handles one token request.
-pub async fn token(
+pub(super) async fn token(
     cx: &AuthContext<'_>,
     snap: &Snapshot,
     realm: RealmRef,
@@ -123,7 +123,7 @@ pub async fn token(
 
 /// The target: `resource` (RFC 8707, the audience URI), else `resourceServer` (its id,
 /// as other admin APIs name it), else the realm's default resource server.
-pub fn select_target(snap: &Snapshot, realm: RealmRef, form: &Form) -> Result<ResourceServerRef, OAuthError> {
+pub(super) fn select_target(snap: &Snapshot, realm: RealmRef, form: &Form) -> Result<ResourceServerRef, OAuthError> {
     let in_realm = |rs: &ResourceServerEntry| rs.realm == realm;
     let by_resource = match form.resources.as_slice() {
         [] => None,
@@ -163,7 +163,7 @@ pub fn select_target(snap: &Snapshot, realm: RealmRef, form: &Form) -> Result<Re
 /// Requested ∩ the client's allowed ∩ the target's scopes (or, with `scope_source =
 /// "any_resource_server"`, any resource server's of the realm). No `scope`: the target's
 /// default scopes the client may have. A requested scope that cannot be granted fails.
-pub fn grant_scopes(
+pub(super) fn grant_scopes(
     snap: &Snapshot,
     realm: RealmRef,
     client: &Client,

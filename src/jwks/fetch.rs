@@ -56,17 +56,17 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// Builds a client trusting the platform's roots (falling back to the Mozilla roots
-    /// bundled with webpki-roots when the platform has none).
+    /// Builds a client trusting the platform's roots ([`crate::tls::platform_roots`]).
     pub fn new() -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder.with_native_roots() {
-            Ok(b) => b,
-            Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
+        // NB: key servers are identity providers, trusted through the platform's roots
+        // (`[server] upstream_ca` is the trust of upstream APIs, a different party).
+        let builder = match crate::tls::platform_client_config() {
+            Some(config) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
+            None => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
         };
         // Plain http is refused at config load unless the realm says danger_allow_http_jwks.
         let https = builder.https_or_http().enable_http1().wrap_connector(http);

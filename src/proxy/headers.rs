@@ -32,7 +32,7 @@ pub struct Provenance<'a> {
 }
 
 /// Turns the client's headers into the upstream's: see the module's rules.
-pub fn prepare_request(
+pub(super) fn prepare_request(
     headers: &mut HeaderMap,
     from: &Provenance<'_>,
     rs: &ResourceServer,

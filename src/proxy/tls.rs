@@ -13,10 +13,10 @@ use arc_swap::ArcSwap;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use crate::snapshot::Snapshot;
-use crate::tls::{UpstreamCa, provider};
+use crate::tls::{UpstreamCa, platform_roots, provider};
 
 /// The verifier every upstream handshake consults: the current snapshot's `upstream_ca`, or
 /// the platform's roots.
@@ -35,7 +35,7 @@ impl UpstreamTrust {
     /// Trusts what the current snapshot of `snapshots` says. `None` when no verifier can be
     /// built at all (no roots anywhere).
     pub(super) fn new(snapshots: Arc<ArcSwap<Snapshot>>) -> Option<Self> {
-        let platform = WebPkiServerVerifier::builder_with_provider(Arc::new(platform_roots()), provider())
+        let platform = WebPkiServerVerifier::builder_with_provider(platform_roots(), provider())
             .build()
             .map_err(|e| tracing::error!(error = %e, "no usable platform roots for upstream TLS"))
             .ok()?;
@@ -101,23 +101,4 @@ pub(super) fn client_config(trust: Arc<UpstreamTrust>) -> Option<ClientConfig> {
         .with_custom_certificate_verifier(trust)
         .with_no_client_auth();
     Some(config)
-}
-
-/// The operating system's trust store; Mozilla's roots (webpki-roots) when it has none, as
-/// hyper-rustls does.
-fn platform_roots() -> RootCertStore {
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for e in &native.errors {
-        tracing::debug!(error = %e, "while loading the platform's trust store");
-    }
-    let (added, ignored) = roots.add_parsable_certificates(native.certs);
-    if ignored > 0 {
-        tracing::debug!(ignored, "platform trust store certificates not usable as anchors");
-    }
-    if added == 0 {
-        tracing::warn!("the platform's trust store is empty; upstream TLS uses Mozilla's roots");
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    roots
 }

@@ -35,7 +35,7 @@ pub(super) struct Line<'a> {
     pub client: Option<&'a str>,
     pub upstream: Option<Duration>,
     /// A failure in words (upstream errors, issuer refusals).
-    pub detail: Option<&'a str>,
+    pub detail: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A request to an embedded issuer's endpoint.
@@ -50,7 +50,13 @@ pub(super) struct IssuerCall<'a> {
 
 impl<'a> Line<'a> {
     /// A line for a request; the caller fills in what it learned.
-    pub fn new(method: &'a Method, path: &'a str, request_id: &'a str, remote: SocketAddr, started: Instant) -> Self {
+    pub(super) fn new(
+        method: &'a Method,
+        path: &'a str,
+        request_id: &'a str,
+        remote: SocketAddr,
+        started: Instant,
+    ) -> Self {
         Self {
             method,
             path,
@@ -87,7 +93,7 @@ macro_rules! access_event {
             client = $line.client,
             duration_us = u64::try_from($duration.as_micros()).unwrap_or(u64::MAX),
             upstream_us = $line.upstream.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
-            detail = $line.detail,
+            detail = $line.detail.as_deref(),
             "request"
         )
     };

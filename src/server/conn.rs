@@ -33,14 +33,14 @@ pub(super) struct DrainWatch {
 
 impl Drain {
     /// Nothing draining yet.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             tx: watch::channel(false).0,
         }
     }
 
     /// A watcher for a new connection.
-    pub fn watcher(&self) -> DrainWatch {
+    pub(super) fn watcher(&self) -> DrainWatch {
         DrainWatch {
             rx: self.tx.subscribe(),
         }
@@ -49,7 +49,7 @@ impl Drain {
     /// Tells every connection to close once its in-flight requests are answered, then waits
     /// for all of them, for at most `deadline`. Connections still open past it are left to
     /// the runtime's shutdown.
-    pub async fn shutdown(self, deadline: Duration) {
+    pub(super) async fn shutdown(self, deadline: Duration) {
         self.tx.send_replace(true);
         tokio::select! {
             () = self.tx.closed() => tracing::info!("all connections drained"),
@@ -62,7 +62,7 @@ impl Drain {
 
 impl DrainWatch {
     /// Resolves once draining has begun.
-    pub async fn started(&mut self) {
+    pub(super) async fn started(&mut self) {
         // An error means the drain itself is gone: close as well.
         let _ = self.rx.wait_for(|d| *d).await;
     }
@@ -83,7 +83,7 @@ impl Activity {
     /// Checking a flag once per period (instead of stamping times on every read) keeps the
     /// I/O path to one relaxed store; the close then comes between one and two periods
     /// after the last activity.
-    pub async fn idle_for(&self, period: Duration) {
+    pub(super) async fn idle_for(&self, period: Duration) {
         loop {
             tokio::time::sleep(period).await;
             let moved = self.moved.swap(false, Ordering::Relaxed);
@@ -100,13 +100,13 @@ pub(super) struct InFlight(Arc<Activity>);
 
 impl InFlight {
     /// Counts a request from its head on.
-    pub fn start(activity: &Arc<Activity>) -> Self {
+    pub(super) fn start(activity: &Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         Self(activity.clone())
     }
 
     /// Keeps counting until `resp`'s body has been sent (or abandoned).
-    pub fn until_sent(self, resp: Response<Body>) -> Response<Counted> {
+    pub(super) fn until_sent(self, resp: Response<Body>) -> Response<Counted> {
         resp.map(|body| Counted { body, _in_flight: self })
     }
 }
@@ -154,7 +154,7 @@ pub(super) struct Watched<I> {
 
 impl<I> Watched<I> {
     /// `io`, reporting to `activity`.
-    pub fn new(io: I, activity: &Arc<Activity>) -> Self {
+    pub(super) fn new(io: I, activity: &Arc<Activity>) -> Self {
         Self {
             io,
             activity: activity.clone(),

@@ -15,9 +15,10 @@
 //! issuers' endpoints included; `route`..`authorize` are then
 //! [`Verifier::check`](crate::verifier::Verifier::check); `forward`
 //! is [`Forwarder::forward`](crate::proxy::Forwarder::forward); `rescue` is
-//! [`crate::rescue`]. The snapshot is loaded once per request, at the start. `log` (one
-//! access line and the request's metrics, at every way out, refusals included) is
-//! `access`; each request carries an id ([`request_id`]). `accept` applies the listener's
+//! [`crate::rescue`]. The snapshot is loaded once per request, at the start. Each phase ends
+//! in an `Exit` (how the request left, with what it learned); `log` writes the one access
+//! line and counts the request's metrics from it (`access`), for every way out alike. Each
+//! request carries an id ([`request_id`]). `accept` applies the listener's
 //! limits (`limits`: head size and count, header-read timeout, open connections) and
 //! `conn` closes idle connections and drains on shutdown.
 
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Method, Request, Response, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -37,13 +38,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::issuer::Issuer;
+use crate::issuer::{Issuer, Outcome as IssuerOutcome};
 use crate::metrics::Metrics;
-use crate::model::IssuerEndpoint;
-use crate::proxy::{Forwarder, Provenance, UpstreamBody};
+use crate::model::{IssuerEndpoint, RealmRef};
+use crate::proxy::{Forwarder, Provenance, UpstreamBody, UpstreamError};
 use crate::rescue;
 use crate::routing;
-use crate::verifier::{Denied, Verifier};
+use crate::snapshot::Snapshot;
+use crate::verifier::{Allowed, Denied, Verifier};
 use access::{IssuerCall, Line};
 
 mod access;
@@ -233,160 +235,251 @@ where
     }
 }
 
-/// One request: its id first, then the pipeline. Every answer carries the id back.
+/// One request: its id first, then the phases, then the `log` phase at the one way out.
+/// Every answer carries the id back.
 async fn handle(shared: &Shared, req: Request<Incoming>, remote: SocketAddr, proto: &'static str) -> Response<Body> {
     let started = Instant::now();
     let id = request_id::take(req.headers());
-    let mut resp = pipeline(shared, req, remote, proto, &id, started).await;
+    let snap = shared.verifier.snapshot();
+    let method = req.method().clone();
+    let at = Arrival { remote, proto, id: &id };
+    let (mut resp, exit) = phases(shared, &snap, req, &at).await;
+    log(shared, &snap, &exit, &method, &at, resp.status().as_u16(), started);
     resp.headers_mut().insert(request_id::HEADER, id);
     resp
 }
 
-/// The phases; each way out writes the `log` phase's access line.
-async fn pipeline(
-    shared: &Shared,
-    req: Request<Incoming>,
+/// Where a request came from.
+struct Arrival<'a> {
     remote: SocketAddr,
+    /// `X-Forwarded-Proto`: the listener's scheme.
     proto: &'static str,
-    id: &HeaderValue,
-    started: Instant,
-) -> Response<Body> {
-    let snap = shared.verifier.snapshot();
-    let method = req.method().clone();
-    // Ids are ASCII by construction (`request_id::take`).
-    let request_id = id.to_str().unwrap_or("-");
+    /// The request's id ([`request_id::take`]).
+    id: &'a HeaderValue,
+}
+
+/// How a request left the phases: what the `log` phase writes and counts for it. Each phase
+/// ends in one of these, so no phase writes a line of its own.
+enum Exit {
+    /// `route`: the Host (or `:authority`) is not acceptable.
+    BadHost { error: routing::HostError, uri: Uri },
+    /// An embedded issuer's endpoint answered.
+    Issuer {
+        uri: Uri,
+        realm: RealmRef,
+        endpoint: IssuerEndpoint,
+        outcome: IssuerOutcome,
+    },
+    /// `route` .. `authorize` refused.
+    Denied { denied: Denied, uri: Uri },
+    /// `forward`: the body announced more than the resource server takes.
+    BodyTooLarge(Allowed),
+    /// `forward`: the upstream answered, after `upstream`.
+    Forwarded { allowed: Allowed, upstream: Duration },
+    /// `forward`: the request did not make it through (upstream fault, or the client's body).
+    Failed {
+        allowed: Allowed,
+        upstream: Duration,
+        error: UpstreamError,
+    },
+}
+
+/// `route` → (issuer endpoint | `extract` → `verify` → `authorize` → `forward`).
+async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &Arrival<'_>) -> (Response<Body>, Exit) {
     // The host, validated once for every request: routing and X-Forwarded-Host use this one.
     let host = match routing::request_host(req.version(), req.uri(), req.headers()) {
         Ok(host) => host,
-        Err(e) => {
-            let resp = rescue::bad_host(&e);
-            let detail = e.to_string();
-            access::finish(
-                &shared.metrics,
-                &Line {
-                    outcome: "bad_host",
-                    status: resp.status().as_u16(),
-                    detail: Some(&detail),
-                    ..Line::new(&method, req.uri().path(), request_id, remote, started)
-                },
-            );
-            return resp.map(Either::Right);
+        Err(error) => {
+            let resp = rescue::bad_host(&error);
+            let uri = req.into_parts().0.uri;
+            return (resp.map(Either::Right), Exit::BadHost { error, uri });
         }
     };
     // The embedded issuers' endpoints are exact paths and come before protected resources.
-    if let Some((path, &(realm, endpoint))) = snap.issuer_routes.get_key_value(req.uri().path()) {
-        let (resp, outcome) = shared.issuer.handle(&snap, realm, endpoint, req, remote).await;
-        let resource_server = outcome
-            .resource_server
-            .as_deref()
-            .and_then(|id| snap.resource_server(id))
-            .map(|(_, rs)| &rs.id);
-        let success = if matches!(endpoint, IssuerEndpoint::Token) {
-            "issued"
-        } else {
-            "ok"
+    if let Some(&(realm, endpoint)) = snap.issuer_routes.get(req.uri().path()) {
+        let uri = req.uri().clone();
+        let (resp, outcome) = shared.issuer.handle(snap, realm, endpoint, req, at.remote).await;
+        let exit = Exit::Issuer {
+            uri,
+            realm,
+            endpoint,
+            outcome,
         };
-        access::finish(
-            &shared.metrics,
-            &Line {
-                issuer: Some(IssuerCall {
-                    realm: &snap.realms[realm].name,
-                    endpoint: endpoint.name(),
-                    error: outcome.error,
-                }),
-                resource_server,
-                outcome: outcome.error.unwrap_or(success),
-                status: resp.status().as_u16(),
-                client: outcome.client_id.as_deref(),
-                detail: outcome.detail.as_deref(),
-                ..Line::new(&method, path, request_id, remote, started)
-            },
-        );
-        return resp.map(Either::Right);
+        return (resp.map(Either::Right), exit);
     }
-    let decision = shared
+    let host_name = host.map(|h| h.as_str());
+    let allowed = match shared
         .verifier
-        .check(
-            &snap,
-            &method,
-            host.map(|h| h.as_str()),
-            req.uri().path(),
-            req.headers(),
-        )
-        .await;
-    let allowed = match decision {
-        Ok(a) => a,
+        .check(snap, req.method(), host_name, req.uri().path(), req.headers())
+        .await
+    {
+        Ok(allowed) => allowed,
         Err(denied) => {
-            let resp = rescue::refusal(&denied, &snap);
-            let matched = match &denied {
-                Denied::Token { resource, .. } | Denied::NotInForce { resource } => {
-                    let pr = &snap.resources[*resource];
-                    Some((&pr.id, &snap.resource_servers[pr.resource_server].id))
-                }
-                Denied::BadPath(_) | Denied::NoRoute => None,
-            };
-            access::finish(
-                &shared.metrics,
-                &Line {
-                    resource: matched.map(|(pr, _)| pr),
-                    resource_server: matched.map(|(_, rs)| rs),
-                    outcome: denied.reason(),
-                    status: resp.status().as_u16(),
-                    ..Line::new(&method, req.uri().path(), request_id, remote, started)
-                },
-            );
-            return resp.map(Either::Right);
+            let resp = rescue::refusal(&denied, snap);
+            let uri = req.into_parts().0.uri;
+            return (resp.map(Either::Right), Exit::Denied { denied, uri });
         }
     };
-    let rs = allowed.resource_server(&snap);
-    let detail: String;
-    let mut line = Line {
-        resource: Some(&allowed.resource(&snap).id),
-        resource_server: Some(&rs.id),
-        client: allowed.claims.client_id().or(allowed.claims.sub()),
-        ..Line::new(&method, allowed.path.as_str(), request_id, remote, started)
+    let from = Provenance {
+        client: at.remote.ip(),
+        proto: at.proto,
+        host: host.and_then(|h| h.to_header_value()),
+        request_id: at.id,
     };
-    // forward. A body announcing more than the resource server takes never reaches it; one
-    // without a length is cut while it streams (the upstream then sees an aborted request).
+    forward(shared, snap, req, allowed, &from).await
+}
+
+/// `forward`: the allowed request to its resource server, its answer streamed back.
+async fn forward(
+    shared: &Shared,
+    snap: &Snapshot,
+    req: Request<Incoming>,
+    allowed: Allowed,
+    from: &Provenance<'_>,
+) -> (Response<Body>, Exit) {
+    let rs = allowed.resource_server(snap);
+    // A body announcing more than the resource server takes never reaches it; one without a
+    // length is cut while it streams (the upstream then sees an aborted request).
     if let Some(max) = rs.max_body_bytes
         && limits::announces_more_than(req.body(), max)
     {
-        let resp = rescue::body_too_large();
-        line.outcome = "body_too_large";
-        line.status = resp.status().as_u16();
-        access::finish(&shared.metrics, &line);
-        return resp.map(Either::Right);
+        return (rescue::body_too_large().map(Either::Right), Exit::BodyTooLarge(allowed));
     }
-    let from = Provenance {
-        client: remote.ip(),
-        proto,
-        host: host.and_then(|h| h.to_header_value()),
-        request_id: id,
-    };
     let req = req.map(|body| UpstreamBody::new(body, rs.max_body_bytes));
     let upstream_started = Instant::now();
-    let forwarded = shared.forwarder.forward(req, &allowed, &snap, &from).await;
-    line.upstream = Some(upstream_started.elapsed());
+    let forwarded = shared.forwarder.forward(req, &allowed, snap, from).await;
+    let upstream = upstream_started.elapsed();
     match forwarded {
-        Ok(resp) => {
-            line.outcome = "allowed";
-            line.status = resp.status().as_u16();
-            access::finish(&shared.metrics, &line);
-            resp.map(Either::Left)
+        Ok(resp) => (resp.map(Either::Left), Exit::Forwarded { allowed, upstream }),
+        Err(error) => {
+            let resp = rescue::upstream_failure(&error);
+            let exit = Exit::Failed {
+                allowed,
+                upstream,
+                error,
+            };
+            (resp.map(Either::Right), exit)
         }
-        Err(e) => {
-            let resp = rescue::upstream_failure(&e);
-            if e.is_clients() {
-                line.outcome = e.kind();
+    }
+}
+
+/// `log`: the one access line and the request's metrics, for every way out.
+fn log(
+    shared: &Shared,
+    snap: &Snapshot,
+    exit: &Exit,
+    method: &Method,
+    at: &Arrival<'_>,
+    status: u16,
+    started: Instant,
+) {
+    // Ids are ASCII by construction (`request_id::take`).
+    let request_id = at.id.to_str().unwrap_or("-");
+    let line = |path| Line {
+        status,
+        ..Line::new(method, path, request_id, at.remote, started)
+    };
+    let line = match exit {
+        Exit::BadHost { error, uri } => Line {
+            outcome: "bad_host",
+            detail: Some(error.to_string().into()),
+            ..line(uri.path())
+        },
+        Exit::Issuer {
+            uri,
+            realm,
+            endpoint,
+            outcome,
+        } => issuer_line(snap, *realm, *endpoint, outcome, line(uri.path())),
+        Exit::Denied { denied, uri } => denied_line(snap, denied, line(uri.path())),
+        Exit::BodyTooLarge(allowed) => Line {
+            outcome: "body_too_large",
+            ..allowed_line(snap, allowed, line(allowed.path.as_str()))
+        },
+        Exit::Forwarded { allowed, upstream } => Line {
+            outcome: "allowed",
+            upstream: Some(*upstream),
+            ..allowed_line(snap, allowed, line(allowed.path.as_str()))
+        },
+        Exit::Failed {
+            allowed,
+            upstream,
+            error,
+        } => {
+            let outcome = if error.is_clients() {
+                error.kind()
             } else {
-                line.outcome = "upstream_error";
-                shared.metrics.upstream_error(&rs.id, e.kind());
+                shared
+                    .metrics
+                    .upstream_error(&allowed.resource_server(snap).id, error.kind());
+                "upstream_error"
+            };
+            Line {
+                outcome,
+                upstream: Some(*upstream),
+                detail: Some(error.to_string().into()),
+                ..allowed_line(snap, allowed, line(allowed.path.as_str()))
             }
-            detail = e.to_string();
-            line.detail = Some(&detail);
-            line.status = resp.status().as_u16();
-            access::finish(&shared.metrics, &line);
-            resp.map(Either::Right)
         }
+    };
+    access::finish(&shared.metrics, &line);
+}
+
+/// The line of an embedded issuer's answer: its realm and endpoint, the client and resource
+/// server a token went to, or the RFC 6749 error code.
+fn issuer_line<'a>(
+    snap: &'a Snapshot,
+    realm: RealmRef,
+    endpoint: IssuerEndpoint,
+    outcome: &'a IssuerOutcome,
+    line: Line<'a>,
+) -> Line<'a> {
+    let success = if matches!(endpoint, IssuerEndpoint::Token) {
+        "issued"
+    } else {
+        "ok"
+    };
+    Line {
+        issuer: Some(IssuerCall {
+            realm: &snap.realms[realm].name,
+            endpoint: endpoint.name(),
+            error: outcome.error,
+        }),
+        resource_server: outcome
+            .resource_server
+            .as_deref()
+            .and_then(|id| snap.resource_server(id))
+            .map(|(_, rs)| &rs.id),
+        outcome: outcome.error.unwrap_or(success),
+        client: outcome.client_id.as_deref(),
+        detail: outcome.detail.as_deref().map(Into::into),
+        ..line
+    }
+}
+
+/// The line of a refusal: the resource (and its server) when one matched, and the reason.
+fn denied_line<'a>(snap: &'a Snapshot, denied: &Denied, line: Line<'a>) -> Line<'a> {
+    let matched = match denied {
+        Denied::Token { resource, .. } | Denied::NotInForce { resource } => {
+            let pr = &snap.resources[*resource];
+            Some((&pr.id, &snap.resource_servers[pr.resource_server].id))
+        }
+        _ => None,
+    };
+    Line {
+        resource: matched.map(|(pr, _)| pr),
+        resource_server: matched.map(|(_, rs)| rs),
+        outcome: denied.reason(),
+        ..line
+    }
+}
+
+/// What every line of an allowed request says: the resource, its server and the client.
+fn allowed_line<'a>(snap: &'a Snapshot, allowed: &'a Allowed, line: Line<'a>) -> Line<'a> {
+    Line {
+        resource: Some(&allowed.resource(snap).id),
+        resource_server: Some(&allowed.resource_server(snap).id),
+        client: allowed.claims.client_id().or(allowed.claims.sub()),
+        ..line
     }
 }

@@ -21,19 +21,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use moka::Expiry;
 use moka::sync::Cache;
 
 use super::Claims;
 use crate::model::Name;
-use crate::time::SharedClock;
+use crate::time::{OwnTtl, SharedClock, Ttl};
 
 /// Capacity of the refusal cache.
-pub const REFUSED_CAPACITY: u64 = 10_000;
+pub(super) const REFUSED_CAPACITY: u64 = 10_000;
 /// How long a refusal is remembered.
-pub const REFUSED_TTL: Duration = Duration::from_secs(30);
+pub(super) const REFUSED_TTL: Duration = Duration::from_secs(30);
 
 /// What a token was judged under. A cached verdict answers only a lookup under the same.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +90,11 @@ struct Entry {
     ttl: Duration,
 }
 
-struct UntilExp;
+impl Ttl for Entry {
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
 
 /// What entries are keyed by: the SHA-256 digest of the whole token (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,16 +103,7 @@ pub struct TokenKey([u8; 32]);
 impl TokenKey {
     /// The key of `token` (its compact serialization, JWS or JWE).
     pub fn of(token: &str) -> Self {
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
-        Self(out)
-    }
-}
-
-impl Expiry<TokenKey, Arc<Entry>> for UntilExp {
-    fn expire_after_create(&self, _key: &TokenKey, value: &Arc<Entry>, _created_at: Instant) -> Option<Duration> {
-        Some(value.ttl)
+        Self(super::sha256(token.as_bytes()))
     }
 }
 
@@ -139,7 +133,7 @@ impl std::fmt::Debug for TokenCache {
 impl TokenCache {
     /// A cache holding at most `capacity` tokens; `capacity == 0` disables it.
     pub fn new(capacity: u64, clock: SharedClock) -> Self {
-        let inner = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).expire_after(UntilExp).build());
+        let inner = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).expire_after(OwnTtl).build());
         let refused = (capacity > 0).then(|| {
             Cache::builder()
                 .max_capacity(REFUSED_CAPACITY)

@@ -261,10 +261,7 @@ impl Claims {
     /// an ECDSA signature `(r, s)` also verifies as `(r, n − s)`, and a JWE can be re-encrypted.
     pub fn set_signing_input(&mut self, signing_input: &str) {
         if self.jti.is_none() {
-            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, signing_input.as_bytes());
-            let mut out = [0u8; 32];
-            out.copy_from_slice(d.as_ref());
-            self.signed = Some(Box::new(out));
+            self.signed = Some(Box::new(super::sha256(signing_input.as_bytes())));
         }
     }
 
@@ -302,15 +299,10 @@ impl Claims {
         self.scopes().any(|s| s == scope)
     }
 
-    /// Per-request checks, in order; the first failure is the answer.
-    pub fn check_request(&self, cx: &RequestContext<'_>) -> Result<(), TokenError> {
-        let RequestContext {
-            now,
-            leeway,
-            resource_server,
-            resource,
-        } = *cx;
-        // 1. exp: "MUST NOT be accepted on or after" it (RFC 7519 § 4.1.4), with leeway.
+    /// Whether the token is live at `now` (seconds), with `leeway`: the one check of the time
+    /// claims, for access tokens, client assertions and introspection alike. Returns `exp`.
+    pub fn check_lifetime(&self, now: i64, leeway: i64) -> Result<i64, TokenError> {
+        // 1. exp is required and "MUST NOT be accepted on or after" it (RFC 7519 § 4.1.4).
         let exp = self.exp.ok_or(TokenError::MissingClaim("exp"))?;
         if now >= exp.saturating_add(leeway) {
             return Err(TokenError::Expired);
@@ -327,6 +319,19 @@ impl Claims {
         {
             return Err(TokenError::IssuedInFuture);
         }
+        Ok(exp)
+    }
+
+    /// Per-request checks, in order; the first failure is the answer.
+    pub fn check_request(&self, cx: &RequestContext<'_>) -> Result<(), TokenError> {
+        let RequestContext {
+            now,
+            leeway,
+            resource_server,
+            resource,
+        } = *cx;
+        // 1-3. exp, nbf, iat.
+        let exp = self.check_lifetime(now, leeway)?;
         // 3b. auth_time in the future, likewise: checked whether or not the route has a
         // max_age, since a token from the future is wrong everywhere.
         if let Some(auth_time) = self.auth_time

@@ -88,6 +88,21 @@ pub async fn verify(token: &str, judge: &Judge<'_>, cache: &TokenCache) -> Resul
     }
 }
 
+/// SHA-256 of `bytes`: the one digest token identities are made of (cache keys, the
+/// signing-input identity, revocation keys).
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Whether `token` has the five parts of a compact JWE (RFC 7516 § 7.1) rather than a JWS's
+/// three.
+pub fn is_jwe(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 4
+}
+
 /// The verification work behind [`verify`]'s caches.
 async fn verify_uncached(
     token: &str,

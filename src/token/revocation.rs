@@ -8,14 +8,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lc_rs::digest::{Context, SHA256};
-use moka::Expiry;
 use moka::sync::Cache;
 
 use super::Claims;
-use crate::time::SharedClock;
+use crate::time::{OwnTtl, SharedClock};
 
 /// The revocation key of a token: a SHA-256 over its realm and identity, a fixed 32 bytes
 /// built without allocating (it is built on every request once a revocation exists).
@@ -42,20 +41,12 @@ impl RevocationKey {
             (None, None) => {
                 let signing_input = super::jws::split(token).map_or(token, |c| c.signing_input);
                 ctx.update(b"s");
-                ctx.update(aws_lc_rs::digest::digest(&SHA256, signing_input.as_bytes()).as_ref());
+                ctx.update(&super::sha256(signing_input.as_bytes()));
             }
         }
         let mut out = [0u8; 32];
         out.copy_from_slice(ctx.finish().as_ref());
         Self(out)
-    }
-}
-
-struct UntilExp;
-
-impl Expiry<RevocationKey, Duration> for UntilExp {
-    fn expire_after_create(&self, _key: &RevocationKey, ttl: &Duration, _created_at: Instant) -> Option<Duration> {
-        Some(*ttl)
     }
 }
 
@@ -79,7 +70,7 @@ impl Revocations {
     /// An empty set holding at most `capacity` revocations.
     pub fn new(capacity: u64, clock: SharedClock) -> Self {
         Self {
-            inner: Cache::builder().max_capacity(capacity).expire_after(UntilExp).build(),
+            inner: Cache::builder().max_capacity(capacity).expire_after(OwnTtl).build(),
             clock,
             used: Arc::new(AtomicBool::new(false)),
         }

@@ -3,7 +3,8 @@
 
 // A test reports a failure by panicking, so `unwrap` and `expect` are how a test says "this
 // must hold" (the crate-wide lints that forbid them guard the product, not its tests).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// `unreachable_pub` guards the library's API; a test binary's helpers have no API.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod support;
 

@@ -1,0 +1,93 @@
+//! The declared entities: every `[server]` table, realm, resource server, protected resource
+//! and client a configuration declares, each with where it was declared. This is the
+//! compiler's one input, whatever the source: configuration files are read into it, and any
+//! other source of entities adds its declarations to the same set, so one compiler checks
+//! them all with the same rules and a reference from one source to another resolves like
+//! any other.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::raw::{RawClient, RawFile, RawProtectedResource, RawRealm, RawResourceServer, RawServer};
+
+/// Where a declaration came from: what its errors name, and what its relative paths
+/// resolve against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Origin {
+    /// The file (or, for a source that is not a file, its name).
+    pub file: PathBuf,
+    /// The directory relative paths in it resolve against.
+    pub dir: PathBuf,
+}
+
+impl Origin {
+    /// The origin of declarations read from the file at `path`.
+    pub(super) fn file(path: &Path) -> Self {
+        Self {
+            file: path.to_path_buf(),
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        }
+    }
+}
+
+/// One declared entity, as written.
+#[derive(Debug)]
+pub(super) struct Declaration<T> {
+    /// Where it was declared.
+    pub origin: Arc<Origin>,
+    /// Its position among the entities of its kind in its origin, from 0: what names it
+    /// (`resource_server #2`) when it has no id.
+    pub position: usize,
+    /// The entity as written.
+    pub raw: T,
+}
+
+/// Every entity of a configuration, in declaration order.
+#[derive(Debug, Default)]
+pub(super) struct Declared {
+    /// The origins, in the order they were added.
+    pub origins: Vec<Arc<Origin>>,
+    /// `[server]` tables (at most one is allowed; the compiler says so).
+    pub servers: Vec<Declaration<RawServer>>,
+    /// Realms.
+    pub realms: Vec<Declaration<RawRealm>>,
+    /// Resource servers.
+    pub resource_servers: Vec<Declaration<RawResourceServer>>,
+    /// Protected resources.
+    pub resources: Vec<Declaration<RawProtectedResource>>,
+    /// Clients.
+    pub clients: Vec<Declaration<RawClient>>,
+}
+
+impl Declared {
+    /// Adds what one parsed source declares.
+    pub(super) fn add(&mut self, origin: Origin, raw: RawFile) {
+        let origin = Arc::new(origin);
+        self.origins.push(origin.clone());
+        let RawFile {
+            server,
+            realm,
+            resource_server,
+            protected_resource,
+            client,
+        } = raw;
+        push(&mut self.servers, &origin, server);
+        push(&mut self.realms, &origin, realm);
+        push(&mut self.resource_servers, &origin, resource_server);
+        push(&mut self.resources, &origin, protected_resource);
+        push(&mut self.clients, &origin, client);
+    }
+
+    /// The first origin: what an error about the configuration as a whole names.
+    pub(super) fn first_file(&self) -> PathBuf {
+        self.origins.first().map(|o| o.file.clone()).unwrap_or_default()
+    }
+}
+
+fn push<T>(into: &mut Vec<Declaration<T>>, origin: &Arc<Origin>, raws: impl IntoIterator<Item = T>) {
+    into.extend(raws.into_iter().enumerate().map(|(position, raw)| Declaration {
+        origin: origin.clone(),
+        position,
+        raw,
+    }));
+}
