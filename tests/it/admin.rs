@@ -10,8 +10,8 @@ fn with_admin(config: &str) -> String {
 
 #[tokio::test]
 async fn healthz_and_readyz_with_local_keys() {
-    let h = Harness::start_with(&with_admin(&default_config()), TestKey::es256("k1")).await;
-    let admin = h.gateway.admin_addr().unwrap_or_else(|| panic!("no admin listener"));
+    let h = Harness::builder().config(with_admin(&default_config())).start().await;
+    let admin = h.gateway.admin_addr().expect("no admin listener");
     let a = send(&h.client, Method::GET, &format!("http://{admin}/healthz"), &[], "").await;
     assert_eq!(a.status, StatusCode::OK);
     let a = send(&h.client, Method::GET, &format!("http://{admin}/readyz"), &[], "").await;
@@ -27,14 +27,17 @@ async fn healthz_and_readyz_with_local_keys() {
 #[tokio::test]
 async fn a_realm_without_usable_keys_is_not_ready() {
     // A remote-only realm whose key server fails from the start.
-    let jwks = JwksServer::start(String::new()).await;
-    jwks.set(StatusCode::INTERNAL_SERVER_ERROR, "oops".into()).await;
+    let jwks = Upstream::serving("").await;
+    jwks.set(StatusCode::INTERNAL_SERVER_ERROR, "oops").await;
     let config = default_config().replace(
         "jwks_file = \"{keys}\"",
-        &format!("jwks_uri = \"{}\"\ndanger_allow_http_jwks = true", jwks.uri()),
+        &format!(
+            "jwks_uri = \"{}\"\ndanger_allow_http_jwks = true",
+            jwks.url("/jwks.json")
+        ),
     );
-    let h = Harness::start_with(&with_admin(&config), TestKey::es256("k1")).await;
-    let admin = h.gateway.admin_addr().unwrap_or_else(|| panic!("no admin listener"));
+    let h = Harness::builder().config(with_admin(&config)).start().await;
+    let admin = h.gateway.admin_addr().expect("no admin listener");
     let a = send(&h.client, Method::GET, &format!("http://{admin}/readyz"), &[], "").await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
     assert_eq!(a.json()["ready"], false);
@@ -42,7 +45,7 @@ async fn a_realm_without_usable_keys_is_not_ready() {
     // Recovery makes it ready.
     jwks.set(StatusCode::OK, public_jwks(&[&h.key])).await;
     let keys = h.gateway.verifier().snapshot().realms[RealmRef::at(0)].keys.clone();
-    keys.refresh().await.unwrap_or_else(|e| panic!("{e}"));
+    keys.refresh().await.unwrap();
     let a = send(&h.client, Method::GET, &format!("http://{admin}/readyz"), &[], "").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }

@@ -9,8 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use portcullis::config::{ConfigError, ConfigErrors};
 use portcullis::snapshot::Snapshot;
@@ -22,13 +20,6 @@ use crate::support::*;
 // ---------------------------------------------------------------------------------------
 // Helpers (local to this file: support.rs is shared).
 // ---------------------------------------------------------------------------------------
-
-/// `text` with `from` replaced by `to`; panics when `from` is absent, so a drift of the
-/// base configuration cannot silently turn a test into a no-op.
-fn edit(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "config does not contain {from:?}");
-    text.replacen(from, to, 1)
-}
 
 /// A base configuration that loads: one realm with an ES256 signing key (`signing.json`)
 /// and a local verification key (`keys.json`), one resource server, two protected
@@ -92,7 +83,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tempfile::tempdir().expect("tempdir");
         let fx = Self { dir };
         let verify = TestKey::es256("v1");
         let sign = TestKey::es256("s1");
@@ -699,7 +690,7 @@ fn every_error_of_a_file_is_reported() {
 fn split(fx: &Fixture, apis: &str) -> (PathBuf, PathBuf, PathBuf) {
     let (realm_part, apis_part) = BASE
         .split_once("[[resource_server]]")
-        .unwrap_or_else(|| panic!("BASE has no resource server"));
+        .expect("BASE has no resource server");
     let dir = fx.path("conf.d");
     let realm = fx.write("conf.d/10-realm.toml", realm_part);
     let second = fx.write("conf.d/20-apis.toml", &format!("[[resource_server]]{apis_part}{apis}"));
@@ -709,6 +700,12 @@ fn split(fx: &Fixture, apis: &str) -> (PathBuf, PathBuf, PathBuf) {
     // Not a *.toml file: ignored.
     fx.write("conf.d/README.md", "not = configuration");
     (dir, realm, second)
+}
+
+/// Applies [`edit`] to the file at `path`.
+fn edit_file(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, edit(&text, from, to)).unwrap();
 }
 
 #[test]
@@ -731,15 +728,7 @@ fn a_directory_of_files_merges() {
 fn an_error_in_the_second_file_of_a_directory_names_that_file() {
     let fx = Fixture::new();
     let (dir, _realm, apis) = split(&fx, "");
-    std::fs::write(
-        &apis,
-        edit(
-            &std::fs::read_to_string(&apis).unwrap_or_default(),
-            "realm = \"r\"",
-            "realm = \"q\"",
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    edit_file(&apis, "realm = \"r\"", "realm = \"q\"");
     let errors = load_err(&dir);
     find(&errors, &apis, RS, "realm");
     assert!(
@@ -751,15 +740,7 @@ fn an_error_in_the_second_file_of_a_directory_names_that_file() {
     // A syntax-level error (a typo) in the second file names it too.
     let fx = Fixture::new();
     let (dir, _realm, apis) = split(&fx, "");
-    std::fs::write(
-        &apis,
-        edit(
-            &std::fs::read_to_string(&apis).unwrap_or_default(),
-            "upstream = ",
-            "upstrem = ",
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    edit_file(&apis, "upstream = ", "upstrem = ");
     let errors = load_err(&dir);
     find(&errors, &apis, "resource_server #1", "upstrem");
 
@@ -779,8 +760,7 @@ fn typos_in_two_files_of_a_directory_are_both_reported() {
     let fx = Fixture::new();
     let (dir, realm, apis) = split(&fx, "");
     for (file, from, to) in [(&realm, "issuer = ", "issur = "), (&apis, "upstream = ", "upstrem = ")] {
-        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(file, edit(&text, from, to)).unwrap_or_else(|e| panic!("{e}"));
+        edit_file(file, from, to);
     }
     let errors = load_err(&dir);
     find(&errors, &realm, "realm #1", "issur");
@@ -802,7 +782,7 @@ fn server_in_two_files_of_a_directory_is_refused() {
 fn an_empty_directory_is_refused() {
     let fx = Fixture::new();
     let dir = fx.path("empty");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&dir).unwrap();
     let errors = load_err(&dir);
     assert_eq!(errors[0].file, dir);
     assert!(errors[0].message.contains("no *.toml"), "{}", errors[0].message);
@@ -822,6 +802,17 @@ fn token_now(h: &Harness, scope: &str) -> String {
     h.key.sign(&c)
 }
 
+/// A gateway on the default configuration with `line` added to its resource server.
+async fn start_with_rs_line(line: &str) -> Harness {
+    let config = edit(&default_config(), API_RS, &format!("{API_RS}{line}\n"));
+    Harness::builder().config(config).start().await
+}
+
+/// GET `path` with a `scope` token valid at the harness clock's current time.
+async fn get_now(h: &Harness, path: &str, scope: &str) -> Answer {
+    h.get(path, &token_now(h, scope)).await
+}
+
 const READ_RESOURCE: &str = "[[protected_resource]]\nid = \"read\"\n";
 const API_RS: &str = "default_scopes = [\"read\"]\n";
 
@@ -833,61 +824,47 @@ async fn protected_resource_outside_its_window_is_not_found() {
         READ_RESOURCE,
         "[[protected_resource]]\nid = \"read\"\nvalid_from = \"2026-06-01T01:00:00Z\"\ndisabled_on = 2026-06-02T00:00:00Z\n",
     );
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config).start().await;
 
     // Not yet valid: 404, even with a good token, and no fall-through to `/**`.
-    let a = h.get("/items/1", &token_now(&h, "read")).await;
+    let a = get_now(&h, "/items/1", "read").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
     assert_eq!(h.upstream.hits(), 0);
     // Other resources are unaffected.
-    assert_eq!(h.get("/else", &token_now(&h, "read")).await.status, StatusCode::OK);
+    assert_eq!(get_now(&h, "/else", "read").await.status, StatusCode::OK);
     assert_eq!(h.upstream.hits(), 1);
 
     // One second before valid_from: still refused.
     h.clock.advance(3599);
-    assert_eq!(
-        h.get("/items/1", &token_now(&h, "read")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(get_now(&h, "/items/1", "read").await.status, StatusCode::NOT_FOUND);
     assert_eq!(h.upstream.hits(), 1);
 
     // At valid_from: in force.
     h.clock.advance(1);
-    let a = h.get("/items/1", &token_now(&h, "read")).await;
+    let a = get_now(&h, "/items/1", "read").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(h.upstream.hits(), 2);
     // Its scope rule applies again.
-    assert_eq!(
-        h.get("/items/1", &token_now(&h, "write")).await.status,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(get_now(&h, "/items/1", "write").await.status, StatusCode::FORBIDDEN);
 
     // The last second before disabled_on: in force.
     h.clock.set(NOW + 86_399);
-    assert_eq!(h.get("/items/1", &token_now(&h, "read")).await.status, StatusCode::OK);
+    assert_eq!(get_now(&h, "/items/1", "read").await.status, StatusCode::OK);
     assert_eq!(h.upstream.hits(), 3);
 
     // At disabled_on and after: refused, upstream untouched.
     h.clock.set(NOW + 86_400);
-    let a = h.get("/items/1", &token_now(&h, "read")).await;
+    let a = get_now(&h, "/items/1", "read").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
     h.clock.advance(1_000_000);
-    assert_eq!(
-        h.get("/items/1", &token_now(&h, "read")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(get_now(&h, "/items/1", "read").await.status, StatusCode::NOT_FOUND);
     assert_eq!(h.upstream.hits(), 3);
 }
 
 #[tokio::test]
 async fn disabled_resource_server_refuses_with_invalid_token() {
     // Disabled one minute after NOW.
-    let config = edit(
-        &default_config(),
-        API_RS,
-        "default_scopes = [\"read\"]\ndisabled_on = \"2026-06-01T00:01:00Z\"\n",
-    );
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = start_with_rs_line("disabled_on = \"2026-06-01T00:01:00Z\"").await;
     let token = token_now(&h, "read");
     assert_eq!(h.get("/items/1", &token).await.status, StatusCode::OK);
     assert_eq!(h.upstream.hits(), 1);
@@ -896,33 +873,22 @@ async fn disabled_resource_server_refuses_with_invalid_token() {
     // The same token (cached as verified) and a fresh one are both refused.
     for t in [token.clone(), token_now(&h, "read")] {
         let a = h.get("/items/1", &t).await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
-        assert!(a.challenge().contains(r#"error="invalid_token""#), "{}", a.challenge());
+        assert_invalid_token(&a, "a disabled resource server");
         assert!(a.challenge().contains(r#"realm="t""#), "{}", a.challenge());
-        assert_eq!(a.error(), "invalid_token");
     }
     // Every route of that server.
-    assert_eq!(
-        h.get("/anything", &token_now(&h, "read")).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(get_now(&h, "/anything", "read").await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(h.upstream.hits(), 1);
 }
 
 #[tokio::test]
 async fn resource_server_not_yet_valid_refuses_with_invalid_token() {
-    let config = edit(
-        &default_config(),
-        API_RS,
-        "default_scopes = [\"read\"]\nvalid_from = 2026-06-01T00:10:00Z\n",
-    );
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
-    let a = h.get("/items/1", &token_now(&h, "read")).await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
-    assert!(a.challenge().contains(r#"error="invalid_token""#), "{}", a.challenge());
+    let h = start_with_rs_line("valid_from = 2026-06-01T00:10:00Z").await;
+    let a = get_now(&h, "/items/1", "read").await;
+    assert_invalid_token(&a, "a resource server not yet valid");
     assert_eq!(h.upstream.hits(), 0);
     h.clock.advance(600);
-    assert_eq!(h.get("/items/1", &token_now(&h, "read")).await.status, StatusCode::OK);
+    assert_eq!(get_now(&h, "/items/1", "read").await.status, StatusCode::OK);
     assert_eq!(h.upstream.hits(), 1);
 }
 
@@ -950,16 +916,6 @@ fn stderr(o: &Output) -> String {
 
 fn path_arg(p: &Path) -> &str {
     p.to_str().unwrap_or_else(|| panic!("non-UTF-8 path {}", p.display()))
-}
-
-/// The decoded JSON of one part (0 = header, 1 = payload) of a compact JWS.
-fn jwt_part(token: &str, i: usize) -> Value {
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a compact JWS: {token}");
-    let bytes = URL_SAFE_NO_PAD
-        .decode(parts[i])
-        .unwrap_or_else(|e| panic!("part {i} is not base64url: {e}"));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("part {i} is not JSON: {e}"))
 }
 
 fn json_of(text: &str) -> Value {
@@ -1031,7 +987,7 @@ fn keygen(alg: &str, kid: &str, out: &Path) -> (Value, Value) {
 
 #[test]
 fn keygen_writes_a_private_jwks_and_prints_the_public_one() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     for alg in ALGS {
         let out = dir.path().join(format!("{alg}.json"));
         let (private, public) = keygen(alg, "k", &out);
@@ -1059,7 +1015,7 @@ fn keygen_writes_a_private_jwks_and_prints_the_public_one() {
         }
 
         // portcullis loads what it wrote, as signing keys and as a verification key set.
-        let bytes = std::fs::read(&out).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = std::fs::read(&out).unwrap();
         let signing = portcullis::jwks::SigningKeys::parse(&bytes).unwrap_or_else(|e| panic!("{alg}: {e}"));
         assert_eq!(signing.keys().len(), 1);
         assert_eq!(portcullis::jwks::alg_name(signing.keys()[0].alg), alg);
@@ -1071,10 +1027,7 @@ fn keygen_writes_a_private_jwks_and_prints_the_public_one() {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&out)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(&out).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{alg}: mode {:o}", mode & 0o777);
         }
     }
@@ -1082,16 +1035,16 @@ fn keygen_writes_a_private_jwks_and_prints_the_public_one() {
 
 #[test]
 fn keygen_refuses_to_overwrite_and_appends_on_request() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.json");
     let (first, _) = keygen("ES256", "k1", &out);
-    let before = std::fs::read(&out).unwrap_or_else(|e| panic!("{e}"));
+    let before = std::fs::read(&out).unwrap();
 
     // Without --append: refused, the file untouched.
     let o = portcullis(&["keygen", "--alg", "ES256", "--kid", "k2", "--out", path_arg(&out)]);
     assert_ne!(o.status.code(), Some(0), "overwrote {}", out.display());
     assert!(stderr(&o).contains("--append"), "{}", stderr(&o));
-    assert_eq!(std::fs::read(&out).unwrap_or_else(|e| panic!("{e}")), before);
+    assert_eq!(std::fs::read(&out).unwrap(), before);
 
     // With --append: a second key, the first one kept as it was.
     let o = portcullis(&[
@@ -1105,7 +1058,7 @@ fn keygen_refuses_to_overwrite_and_appends_on_request() {
         "--append",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let doc = json_of(&std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("{e}")));
+    let doc = json_of(&std::fs::read_to_string(&out).unwrap());
     let keys = doc["keys"].as_array().unwrap_or_else(|| panic!("{doc}"));
     assert_eq!(keys.len(), 2, "{doc}");
     assert_eq!(keys[0], first["keys"][0]);
@@ -1116,20 +1069,17 @@ fn keygen_refuses_to_overwrite_and_appends_on_request() {
     let printed = json_of(&stdout(&o));
     assert_eq!(printed["keys"].as_array().map(Vec::len), Some(1));
     assert_eq!(printed["keys"][0]["kid"], "k2");
-    let set = portcullis::jwks::SigningKeys::parse(doc.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let set = portcullis::jwks::SigningKeys::parse(doc.to_string().as_bytes()).unwrap();
     assert_eq!(set.keys().len(), 2);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&out)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "mode {:o}", mode & 0o777);
     }
 
     // Appending a kid that is already there: refused, file untouched.
-    let before = std::fs::read(&out).unwrap_or_else(|e| panic!("{e}"));
+    let before = std::fs::read(&out).unwrap();
     let o = portcullis(&[
         "keygen",
         "--alg",
@@ -1141,7 +1091,7 @@ fn keygen_refuses_to_overwrite_and_appends_on_request() {
         "--append",
     ]);
     assert_ne!(o.status.code(), Some(0));
-    assert_eq!(std::fs::read(&out).unwrap_or_else(|e| panic!("{e}")), before);
+    assert_eq!(std::fs::read(&out).unwrap(), before);
 }
 
 /// Runs `token` and returns the JWT it printed.
@@ -1178,12 +1128,10 @@ async fn token_for_the_default_config_is_an_rfc9068_access_token() {
     // The demo configuration's own verifier accepts it for GET /orders, and enforces it.
     let clock = portcullis::time::system();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(config);
-    let verifier = portcullis::app::verifier(&root, clock)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let verifier = portcullis::app::verifier(&root, clock).await.unwrap();
     let snap = verifier.snapshot();
     let mut headers = HeaderMap::new();
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or_else(|e| panic!("{e}"));
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
     headers.insert(http::header::AUTHORIZATION, bearer);
     let allowed = verifier
         .check(&snap, &Method::GET, None, "/orders/42", &headers)
@@ -1193,8 +1141,7 @@ async fn token_for_the_default_config_is_an_rfc9068_access_token() {
     let denied = verifier
         .check(&snap, &Method::POST, None, "/orders", &headers)
         .await
-        .err()
-        .unwrap_or_else(|| panic!("a read token may not write"));
+        .expect_err("a read token may not write");
     assert_eq!(denied.reason(), "insufficient_scope");
 
     // Without --scope: the resource server's default scopes; --ttl and --auth-age apply.
@@ -1234,7 +1181,7 @@ fn token_refuses_an_unknown_resource_server_or_a_broken_config() {
 
 #[tokio::test]
 async fn a_token_minted_by_the_cli_is_accepted_by_a_gateway_on_the_same_config() {
-    let keys = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let keys = tempfile::tempdir().unwrap();
     for alg in ALGS {
         let file = keys.path().join(format!("{alg}.private.json"));
         let (_, public) = keygen(alg, &format!("cli-{alg}"), &file);
@@ -1247,7 +1194,7 @@ async fn a_token_minted_by_the_cli_is_accepted_by_a_gateway_on_the_same_config()
             API_RS,
             &format!("default_scopes = [\"read\"]\nsigning_alg = \"{alg}\"\n"),
         );
-        let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+        let h = Harness::builder().config(config).start().await;
         let config_path = h.config_dir().join("portcullis.toml");
         // The gateway loaded exactly this file.
         assert_eq!(h.gateway.verifier().snapshot().sources, vec![config_path.clone()]);
@@ -1280,9 +1227,9 @@ async fn a_token_minted_by_the_cli_is_accepted_by_a_gateway_on_the_same_config()
             keygen("ES256", "cli-ES256", &other);
             let cfg2 = h.dir.path().join("other.toml");
             let text = std::fs::read_to_string(&config_path)
-                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap()
                 .replace(&file.display().to_string(), &other.display().to_string());
-            std::fs::write(&cfg2, text).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&cfg2, text).unwrap();
             let forged = cli_token(&cfg2, "api", &["--scope", "read"]);
             let a = h.get("/items/1", &forged).await;
             assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);

@@ -7,8 +7,6 @@
 //! assertion depends on how long anything takes.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,39 +14,22 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::sync::{Notify, mpsc};
 
 use crate::support::*;
-
-/// Upper bound on any wait, so a gateway that buffers or hangs fails the test instead of
-/// blocking it. Never an assertion about speed.
-const GUARD: Duration = Duration::from_secs(30);
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(GUARD, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing happened within {GUARD:?}"))
-}
 
 /// The default test configuration with a generous upstream response timeout, for tests
 /// that move a lot of bytes or wait on each other (never on the clock).
 fn patient_config() -> String {
     default_config().replace("response_timeout = \"1s\"", "response_timeout = \"60s\"")
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -63,94 +44,6 @@ fn all_values(headers: &HeaderMap, name: &str) -> Vec<String> {
         .iter()
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect()
-}
-
-// ---------------------------------------------------------------------------------------
-// A raw HTTP/1.1 client: what is written is exactly what the gateway parses.
-
-/// A response read off the wire.
-#[derive(Debug)]
-struct RawAnswer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl RawAnswer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Sends `GET target HTTP/1.1` with `headers` (a `Host` and `Connection: close` are added
-/// unless given; a given `Connection` must include `close`) and reads the answer to EOF.
-async fn raw_get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> RawAnswer {
-    let mut req = format!("GET {target} HTTP/1.1\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str(&format!("Host: {addr}\r\n"));
-    }
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("connection")) {
-        req.push_str("Connection: close\r\n");
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    raw_send(addr, req.as_bytes(), End::Open).await
-}
-
-/// What the raw client does with its side of the connection once the request is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// Keeps it open and reads the answer to EOF.
-    Open,
-    /// Shuts down its writing half (the body ends early) and reads the answer to EOF.
-    HalfClose,
-}
-
-/// Writes `request` exactly as given and reads the answer to EOF. An empty answer (the
-/// gateway closed without one) has status 0.
-async fn raw_send(addr: SocketAddr, request: &[u8], end: End) -> RawAnswer {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream.write_all(request).await.unwrap_or_else(|e| panic!("write: {e}"));
-    if end == End::HalfClose {
-        stream.shutdown().await.unwrap_or_else(|e| panic!("shutdown: {e}"));
-    }
-    let mut buf = Vec::new();
-    // A reset after (or instead of) the answer ends it too.
-    let _ = within("reading the answer", stream.read_to_end(&mut buf)).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    if text.is_empty() {
-        return RawAnswer {
-            status: 0,
-            headers: Vec::new(),
-            body: String::new(),
-        };
-    }
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in answer: {text:?}"));
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    RawAnswer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -175,53 +68,12 @@ fn chan_body(capacity: usize) -> (mpsc::Sender<Bytes>, ChanBody) {
     (tx, ChanBody { rx })
 }
 
-type UpBody = UnsyncBoxBody<Bytes, Infallible>;
-
-fn full(text: impl Into<Bytes>) -> UpBody {
-    Full::new(text.into()).boxed_unsync()
-}
-
-/// A one-off upstream on 127.0.0.1 answering every request with `handler`.
-async fn serve_with<F, Fut>(handler: F) -> SocketAddr
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<UpBody>> + Send + 'static,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(req).await) }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-/// The patient configuration pointed at `addr` instead of the harness' upstream.
-fn config_for(addr: SocketAddr) -> String {
-    patient_config().replace("http://{upstream}", &format!("http://{addr}"))
-}
-
 // ---------------------------------------------------------------------------------------
 // Hop-by-hop headers.
 
 #[tokio::test]
 async fn hop_by_hop_request_headers_are_removed() {
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let token = h.key.sign(&claims("read"));
     let auth = bearer(&token);
     let a = raw_get(
@@ -267,7 +119,7 @@ async fn hop_by_hop_request_headers_are_removed() {
 
 #[tokio::test]
 async fn hop_by_hop_response_headers_are_removed() {
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let token = h.key.sign(&claims("read"));
     // The recording upstream answers with `keep-alive: timeout=5` and `x-upstream: yes`.
     let a = h.get("/items/7", &token).await;
@@ -278,20 +130,13 @@ async fn hop_by_hop_response_headers_are_removed() {
 
 #[tokio::test]
 async fn response_headers_named_in_connection_are_removed() {
-    let addr = serve_with(|_req| async {
-        let mut resp = Response::new(full("ok"));
-        let hs = resp.headers_mut();
-        hs.insert("connection", http::HeaderValue::from_static("X-Private-Hop"));
-        hs.insert("x-private-hop", http::HeaderValue::from_static("1"));
-        hs.insert(
-            "proxy-authenticate",
-            http::HeaderValue::from_static("Basic realm=\"up\""),
-        );
-        hs.insert("x-end-to-end", http::HeaderValue::from_static("kept"));
-        resp
-    })
-    .await;
-    let h = Harness::start_with(&config_for(addr), TestKey::es256("k1")).await;
+    let reply = Reply::fixed(StatusCode::OK, "ok")
+        .header("connection", "X-Private-Hop")
+        .header("x-private-hop", "1")
+        .header("proxy-authenticate", "Basic realm=\"up\"")
+        .header("x-end-to-end", "kept");
+    let up = Upstream::builder().reply(reply).start().await;
+    let h = Harness::builder().config(patient_config()).upstream(up).start().await;
     let token = h.key.sign(&claims("read"));
     let a = h.get("/items/7", &token).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -306,7 +151,7 @@ async fn response_headers_named_in_connection_are_removed() {
 async fn underscored_header_names_never_reach_the_upstream() {
     // CGI and WSGI servers turn `-` and `_` alike into `_` (`HTTP_X_AUTH_SCOPE`), so an
     // underscore spelling of a claim or framing header would pass as the real one.
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let auth = bearer(&h.key.sign(&claims("read")));
     let a = raw_get(
         h.gateway.local_addr(),
@@ -346,7 +191,7 @@ async fn underscored_header_names_never_reach_the_upstream() {
 
 #[tokio::test]
 async fn connection_cannot_name_away_what_the_gateway_sets() {
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let auth = bearer(&h.key.sign(&claims("read")));
     let a = raw_get(
         h.gateway.local_addr(),
@@ -383,7 +228,7 @@ async fn connection_cannot_name_away_what_the_gateway_sets() {
 
 #[tokio::test]
 async fn forwarded_headers_are_appended_and_overwritten() {
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let auth = bearer(&h.key.sign(&claims("read")));
     let a = h
         .send(
@@ -441,7 +286,7 @@ async fn claim_headers_replace_spoofed_ones_and_missing_claims_leave_none() {
         "scope = \"x-auth-scope\"",
         "scope = \"x-auth-scope\"\nemail = \"x-auth-email\"",
     );
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config).start().await;
     let mut c = claims("read");
     c["sub"] = json!("alice");
     let auth = bearer(&h.key.sign(&c));
@@ -488,7 +333,7 @@ async fn claim_headers_render_any_json_and_follow_a_reload() {
     let mapping =
         "scope = \"x-auth-scope\"\nroles = \"x-auth-roles\"\nlevel = \"x-auth-level\"\nnote = \"x-auth-note\"";
     let config = patient_config().replace("scope = \"x-auth-scope\"", mapping);
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(&config).start().await;
     let mut c = claims("read");
     c["roles"] = json!(["reader", "auditor"]);
     c["level"] = json!(3);
@@ -512,16 +357,11 @@ async fn claim_headers_render_any_json_and_follow_a_reload() {
     assert_eq!(h.upstream.hits(), hits);
 
     // A reload that forwards one more claim applies to tokens verified before it.
-    let keys = h.dir.path().join("keys.json");
-    let next = config
-        .replace(
-            "note = \"x-auth-note\"",
-            "note = \"x-auth-note\"\ntier = \"x-auth-tier\"",
-        )
-        .replace("{upstream}", &h.upstream.addr.to_string())
-        .replace("{keys}", &keys.display().to_string());
-    std::fs::write(h.dir.path().join("portcullis.toml"), next).unwrap_or_else(|e| panic!("{e}"));
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.write_config(&config.replace(
+        "note = \"x-auth-note\"",
+        "note = \"x-auth-note\"\ntier = \"x-auth-tier\"",
+    ));
+    h.gateway.reload().await.unwrap();
     assert_eq!(h.get("/items/7", &token).await.status, StatusCode::OK);
     let seen = h.upstream.last().await;
     assert_eq!(header(&seen.headers, "x-auth-tier"), Some(r#"{"name":"gold"}"#));
@@ -530,7 +370,7 @@ async fn claim_headers_render_any_json_and_follow_a_reload() {
 
 #[tokio::test]
 async fn keep_authorization_false_removes_it_upstream() {
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let token = h.key.sign(&claims("read"));
     assert_eq!(h.get("/items/7", &token).await.status, StatusCode::OK);
     let seen = h.upstream.last().await;
@@ -544,7 +384,7 @@ async fn keep_authorization_false_removes_it_upstream() {
         "response_timeout = \"60s\"",
         "response_timeout = \"60s\"\nkeep_authorization = false",
     );
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config).start().await;
     let token = h.key.sign(&claims("read"));
     assert_eq!(h.get("/items/7", &token).await.status, StatusCode::OK);
     let seen = h.upstream.last().await;
@@ -558,12 +398,8 @@ async fn keep_authorization_false_removes_it_upstream() {
 
 #[tokio::test]
 async fn refused_upstream_is_502_upstream_unavailable() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        l.local_addr().unwrap_or_else(|e| panic!("{e}"))
-    };
-    let config = default_config().replace("http://{upstream}", &format!("http://{closed}"));
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let config = default_config().replace("http://{upstream}", &format!("http://{}", closed_port()));
+    let h = Harness::builder().config(config).start().await;
     let a = h.get("/items/7", &h.key.sign(&claims("read"))).await;
     assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.body);
     assert_eq!(header(&a.headers, "content-type"), Some("application/json"));
@@ -586,7 +422,7 @@ async fn slow_upstream_is_504_upstream_timeout() {
 
 #[tokio::test]
 async fn large_request_body_arrives_whole() {
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let auth = bearer(&h.key.sign(&claims("read write")));
     let body: String = (0..4 * 1024 * 1024u32)
         .map(|i| char::from(b'a' + (i % 26) as u8))
@@ -601,22 +437,20 @@ async fn large_request_body_arrives_whole() {
 
 #[tokio::test]
 async fn chunked_request_body_arrives() {
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let auth = bearer(&h.key.sign(&claims("read write")));
     let (tx, body) = chan_body(8);
     let chunks = ["first,", "second,", "third"];
     for c in chunks {
-        tx.send(Bytes::from(c)).await.unwrap_or_else(|e| panic!("send: {e}"));
+        tx.send(Bytes::from(c)).await.expect("send");
     }
     drop(tx);
     let client: Client<HttpConnector, ChanBody> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let req = Request::post(h.url("/items"))
         .header("authorization", &auth)
         .body(body)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = within("chunked POST", client.request(req))
-        .await
-        .unwrap_or_else(|e| panic!("chunked POST: {e}"));
+        .unwrap();
+    let resp = within("chunked POST", client.request(req)).await.expect("chunked POST");
     assert_eq!(resp.status(), StatusCode::OK);
     let seen = h.upstream.last().await;
     assert_eq!(&seen.body[..], chunks.concat().as_bytes());
@@ -635,7 +469,7 @@ fn write_outcomes(text: &str, outcome: &str) -> f64 {
 #[tokio::test]
 async fn malformed_or_aborted_request_bodies_are_the_clients_fault() {
     let config = format!("[server]\nadmin_listen = \"127.0.0.1:0\"\n{}", patient_config());
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config).start().await;
     let gw = h.gateway.local_addr();
     let auth = bearer(&h.key.sign(&claims("write")));
     let post = |framing: &str, body: &str| {
@@ -671,11 +505,11 @@ async fn malformed_or_aborted_request_bodies_are_the_clients_fault() {
     }
     // Gone: the client closes mid-body without waiting.
     {
-        let mut stream = TcpStream::connect(gw).await.unwrap_or_else(|e| panic!("{e}"));
+        let mut stream = TcpStream::connect(gw).await.unwrap();
         stream
             .write_all(&post("Content-Length: 100", "only part"))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         drop(stream);
     }
     // Every one is counted as the client's (4xx), none as the upstream's.
@@ -704,63 +538,56 @@ async fn request_body_streams_to_the_upstream() {
     // The upstream reports the first piece it reads; the client sends the rest of its body
     // only after that, so a gateway that waits for the whole body never gets there.
     let (first_tx, mut first_rx) = mpsc::channel::<Bytes>(1);
-    let addr = serve_with(move |req: Request<Incoming>| {
-        let first_tx = first_tx.clone();
-        async move {
-            let mut body = req.into_body();
-            let mut all = Vec::new();
-            let mut told = false;
-            while let Some(frame) = body.frame().await {
-                let Ok(frame) = frame else { break };
-                if let Ok(data) = frame.into_data() {
-                    all.extend_from_slice(&data);
-                    if !told && !data.is_empty() {
-                        told = true;
-                        let _ = first_tx.send(data).await;
+    let up = Upstream::builder()
+        .handler(move |req: Request<Incoming>| {
+            let first_tx = first_tx.clone();
+            async move {
+                let mut body = req.into_body();
+                let mut all = Vec::new();
+                let mut told = false;
+                while let Some(frame) = body.frame().await {
+                    let Ok(frame) = frame else { break };
+                    if let Ok(data) = frame.into_data() {
+                        all.extend_from_slice(&data);
+                        if !told && !data.is_empty() {
+                            told = true;
+                            let _ = first_tx.send(data).await;
+                        }
                     }
                 }
+                Response::new(full(all))
             }
-            Response::new(full(all))
-        }
-    })
-    .await;
-    let h = Harness::start_with(&config_for(addr), TestKey::es256("k1")).await;
+        })
+        .start()
+        .await;
+    let h = Harness::builder().config(patient_config()).upstream(up).start().await;
     let auth = bearer(&h.key.sign(&claims("read write")));
     let (tx, body) = chan_body(1);
     let client: Client<HttpConnector, ChanBody> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let req = Request::post(h.url("/items"))
         .header("authorization", &auth)
         .body(body)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let pending = tokio::spawn(async move { client.request(req).await });
-    tx.send(Bytes::from_static(b"head-of-the-body;"))
-        .await
-        .unwrap_or_else(|e| panic!("send: {e}"));
+    tx.send(Bytes::from_static(b"head-of-the-body;")).await.expect("send");
     let first = within(
         "the upstream reading the start of a body the client has not finished",
         first_rx.recv(),
     )
     .await
-    .unwrap_or_else(|| panic!("the upstream ended without reading a body"));
+    .expect("the upstream ended without reading a body");
     assert!(
         b"head-of-the-body;".starts_with(&first),
         "first piece upstream: {first:?}"
     );
-    tx.send(Bytes::from_static(b"tail"))
-        .await
-        .unwrap_or_else(|e| panic!("send: {e}"));
+    tx.send(Bytes::from_static(b"tail")).await.expect("send");
     drop(tx);
     let resp = within("the streamed POST", pending)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("streamed POST: {e}"));
+        .unwrap()
+        .expect("streamed POST");
     assert_eq!(resp.status(), StatusCode::OK);
-    let echoed = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_bytes();
+    let echoed = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&echoed[..], b"head-of-the-body;tail");
 }
 
@@ -772,38 +599,40 @@ async fn response_body_streams_to_the_client() {
     const CHUNK: usize = 64 * 1024;
     let release = Arc::new(Notify::new());
     let gate = release.clone();
-    let addr = serve_with(move |_req: Request<Incoming>| {
-        let gate = gate.clone();
-        async move {
-            let (tx, body) = chan_body(4);
-            tokio::spawn(async move {
-                if tx.send(Bytes::from_static(b"first-piece;")).await.is_err() {
-                    return;
-                }
-                gate.notified().await;
-                for i in 0..REST_CHUNKS {
-                    let byte = b'a' + (i % 26) as u8;
-                    if tx.send(Bytes::from(vec![byte; CHUNK])).await.is_err() {
+    let up = Upstream::builder()
+        .handler(move |_req: Request<Incoming>| {
+            let gate = gate.clone();
+            async move {
+                let (tx, body) = chan_body(4);
+                tokio::spawn(async move {
+                    if tx.send(Bytes::from_static(b"first-piece;")).await.is_err() {
                         return;
                     }
-                }
-            });
-            Response::new(body.boxed_unsync())
-        }
-    })
-    .await;
-    let h = Harness::start_with(&config_for(addr), TestKey::es256("k1")).await;
+                    gate.notified().await;
+                    for i in 0..REST_CHUNKS {
+                        let byte = b'a' + (i % 26) as u8;
+                        if tx.send(Bytes::from(vec![byte; CHUNK])).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                Response::new(body.boxed_unsync())
+            }
+        })
+        .start()
+        .await;
+    let h = Harness::builder().config(patient_config()).upstream(up).start().await;
     let auth = bearer(&h.key.sign(&claims("read")));
     let req = Request::get(h.url("/items/7"))
         .header("authorization", &auth)
         .body(Full::new(Bytes::new()))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let resp = within(
         "the response head while the upstream body is open",
         h.client.request(req),
     )
     .await
-    .unwrap_or_else(|e| panic!("GET: {e}"));
+    .expect("GET");
     assert_eq!(resp.status(), StatusCode::OK);
     let mut body = resp.into_body();
     let mut got = Vec::new();
@@ -811,17 +640,14 @@ async fn response_body_streams_to_the_client() {
         let frame = within("the first piece while the upstream body is open", body.frame())
             .await
             .unwrap_or_else(|| panic!("body ended after {} bytes", got.len()))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         if let Ok(data) = frame.into_data() {
             got.extend_from_slice(&data);
         }
     }
     assert_eq!(&got[..], b"first-piece;");
     release.notify_one();
-    let rest = within("the rest of the body", body.collect())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_bytes();
+    let rest = within("the rest of the body", body.collect()).await.unwrap().to_bytes();
     assert_eq!(rest.len(), REST_CHUNKS * CHUNK);
     for (i, chunk) in rest.chunks(CHUNK).enumerate() {
         let byte = b'a' + (i % 26) as u8;
@@ -829,37 +655,32 @@ async fn response_body_streams_to_the_client() {
     }
 }
 
+#[tokio::test]
+async fn a_chunked_upstream_answer_reaches_a_raw_client_whole() {
+    // The upstream answers in pieces of unknown length: the gateway streams them on in
+    // chunked framing, which the client decodes back into the one body.
+    let reply = Reply::fixed(StatusCode::OK, "first,second,third").chunked(6);
+    let up = Upstream::builder().reply(reply).start().await;
+    let h = Harness::builder().config(patient_config()).upstream(up).start().await;
+    let auth = bearer(&h.key.sign(&claims("read")));
+    let a = raw_get(h.gateway.local_addr(), "/items/7", &[("Authorization", &auth)]).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.header("transfer-encoding"), Some("chunked"), "{a:?}");
+    assert_eq!(a.body, "first,second,third");
+    assert_eq!(h.upstream.hits(), 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // HTTP/2 from the client, HTTP/1.1 to the upstream.
 
-#[derive(Debug, Clone)]
-struct Versioned {
-    version: Version,
-    uri: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
 #[tokio::test]
 async fn h2c_prior_knowledge_is_served_and_forwarded_as_http11() {
-    let seen: Arc<Mutex<Vec<Versioned>>> = Arc::default();
-    let record = seen.clone();
-    let addr = serve_with(move |req: Request<Incoming>| {
-        let record = record.clone();
-        async move {
-            let (parts, body) = req.into_parts();
-            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            record.lock().await.push(Versioned {
-                version: parts.version,
-                uri: parts.uri.to_string(),
-                headers: parts.headers,
-                body,
-            });
-            Response::new(full("from upstream"))
-        }
-    })
-    .await;
-    let h = Harness::start_with(&config_for(addr), TestKey::es256("k1")).await;
+    let up = Upstream::builder()
+        .reply(Reply::fixed(StatusCode::OK, "from upstream"))
+        .start()
+        .await;
+    let addr = up.addr;
+    let h = Harness::builder().config(patient_config()).upstream(up).start().await;
     let auth = bearer(&h.key.sign(&claims("read write")));
     let h2: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)
@@ -868,25 +689,13 @@ async fn h2c_prior_knowledge_is_served_and_forwarded_as_http11() {
     let req = Request::get(h.url("/items/7?x=1"))
         .header("authorization", &auth)
         .body(Full::new(Bytes::new()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = within("h2c GET", h2.request(req))
-        .await
-        .unwrap_or_else(|e| panic!("h2c GET: {e}"));
+        .unwrap();
+    let resp = within("h2c GET", h2.request(req)).await.expect("h2c GET");
     assert_eq!(resp.version(), Version::HTTP_2);
     assert_eq!(resp.status(), StatusCode::OK);
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_bytes();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"from upstream");
-    let last = seen
-        .lock()
-        .await
-        .last()
-        .cloned()
-        .unwrap_or_else(|| panic!("upstream saw nothing"));
+    let last = h.upstream.last().await;
     assert_eq!(last.version, Version::HTTP_11);
     assert_eq!(last.uri, "/items/7?x=1");
     assert_eq!(header(&last.headers, "host"), Some(addr.to_string().as_str()));
@@ -901,17 +710,10 @@ async fn h2c_prior_knowledge_is_served_and_forwarded_as_http11() {
     let req = Request::post(h.url("/items"))
         .header("authorization", &auth)
         .body(Full::new(Bytes::from_static(b"{\"over\":\"h2\"}")))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = within("h2c POST", h2.request(req))
-        .await
-        .unwrap_or_else(|e| panic!("h2c POST: {e}"));
+        .unwrap();
+    let resp = within("h2c POST", h2.request(req)).await.expect("h2c POST");
     assert_eq!(resp.status(), StatusCode::OK);
-    let last = seen
-        .lock()
-        .await
-        .last()
-        .cloned()
-        .unwrap_or_else(|| panic!("upstream saw nothing"));
+    let last = h.upstream.last().await;
     assert_eq!(last.version, Version::HTTP_11);
     assert_eq!(&last.body[..], b"{\"over\":\"h2\"}");
 }
@@ -921,7 +723,7 @@ async fn h2c_prior_knowledge_is_served_and_forwarded_as_http11() {
 
 #[tokio::test]
 async fn path_spellings_of_admin_match_the_admin_resource() {
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let gw = h.gateway.local_addr();
     let read = bearer(&h.key.sign(&claims("read")));
     let admin = bearer(&h.key.sign(&claims("read admin")));
@@ -964,7 +766,7 @@ async fn path_spellings_of_admin_match_the_admin_resource() {
 
 #[tokio::test]
 async fn ambiguous_paths_are_400() {
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let gw = h.gateway.local_addr();
     let token = bearer(&h.key.sign(&claims("read write admin")));
     for path in [
@@ -995,7 +797,7 @@ async fn ambiguous_paths_are_400() {
 
 #[tokio::test]
 async fn upstream_receives_the_normalized_path() {
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let gw = h.gateway.local_addr();
     let token = bearer(&h.key.sign(&claims("read")));
     for (sent, forwarded) in [
@@ -1017,7 +819,7 @@ async fn upstream_receives_the_normalized_path() {
 
 #[tokio::test]
 async fn raw_utf8_in_a_path_is_percent_encoded_once() {
-    let h = Harness::start_with(&patient_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(patient_config()).start().await;
     let gw = h.gateway.local_addr();
     let token = bearer(&h.key.sign(&claims("read")));
     // The raw bytes and their escapes (either case) are one path, matched and forwarded the
@@ -1058,7 +860,7 @@ host = "admin.test"
 paths = ["/hosted/**"]
 scopes = ["admin"]
 "#;
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config).start().await;
     let gw = h.gateway.local_addr();
     let read = bearer(&h.key.sign(&claims("read")));
     for host in ["admin.test", "ADMIN.Test", "admin.test:8443", "Admin.TEST:80"] {
@@ -1105,7 +907,7 @@ scopes = ["admin"]
 
 #[tokio::test]
 async fn malformed_hosts_are_400_and_never_routed_or_forwarded() {
-    let h = Harness::start_with(&internal_host_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(internal_host_config()).start().await;
     let gw = h.gateway.local_addr();
     let read = bearer(&h.key.sign(&claims("read")));
     // Each would have missed the `admin.internal` rule, fallen through to the catch-all and
@@ -1172,7 +974,7 @@ async fn malformed_hosts_are_400_and_never_routed_or_forwarded() {
 
 #[tokio::test]
 async fn http11_needs_exactly_one_host() {
-    let h = Harness::start_with(&internal_host_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(internal_host_config()).start().await;
     let gw = h.gateway.local_addr();
     let read = bearer(&h.key.sign(&claims("read")));
     let ask = |line: &str, hosts: &[&str]| {
@@ -1231,23 +1033,23 @@ async fn http11_needs_exactly_one_host() {
 
 #[tokio::test]
 async fn h2_authority_is_validated_and_must_agree_with_host() {
-    let h = Harness::start_with(&internal_host_config(), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(internal_host_config()).start().await;
     let gw = h.gateway.local_addr();
     let read = bearer(&h.key.sign(&claims("read")));
-    let stream = TcpStream::connect(gw).await.unwrap_or_else(|e| panic!("{e}"));
+    let stream = TcpStream::connect(gw).await.unwrap();
     let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
         .await
-        .unwrap_or_else(|e| panic!("h2 handshake: {e}"));
+        .expect("h2 handshake");
     tokio::spawn(conn);
     let mut ask = async |authority: &str, hosts: &[&str]| {
         let mut req = Request::get(format!("http://{authority}/hosted/x")).header("authorization", &read);
         for host in hosts {
             req = req.header("host", *host);
         }
-        let req = req.body(Full::new(Bytes::new())).unwrap_or_else(|e| panic!("{e}"));
+        let req = req.body(Full::new(Bytes::new())).unwrap();
         let resp = within("an h2 answer", send.send_request(req))
             .await
-            .unwrap_or_else(|e| panic!("h2 request: {e}"));
+            .expect("h2 request");
         resp.status()
     };
     assert_eq!(ask("admin.internal", &[]).await, StatusCode::FORBIDDEN);
@@ -1274,7 +1076,7 @@ async fn h2_authority_is_validated_and_must_agree_with_host() {
 async fn unmatched_status_is_configurable() {
     let narrowed = patient_config().replace("paths = [\"/**\"]", "paths = [\"/open/**\"]");
 
-    let h = Harness::start_with(&narrowed, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(&narrowed).start().await;
     let auth = bearer(&h.key.sign(&claims("read")));
     let a = h
         .send(Method::GET, "/nothing/here", &[("authorization", &auth)], "")
@@ -1282,7 +1084,7 @@ async fn unmatched_status_is_configurable() {
     assert_eq!(a.status, StatusCode::NOT_FOUND, "default: {}", a.body);
 
     let config = format!("[server]\nunmatched_status = 403\n{narrowed}");
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config).start().await;
     let auth = bearer(&h.key.sign(&claims("read")));
     let a = h
         .send(Method::GET, "/nothing/here", &[("authorization", &auth)], "")

@@ -11,14 +11,10 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use portcullis::app::{Gateway, Options};
-use portcullis::time::ManualClock;
 
 use crate::support::*;
 
@@ -34,27 +30,28 @@ const WINDOW: i64 = 60;
 fn hashes() -> &'static (String, String) {
     static HASHES: OnceLock<(String, String)> = OnceLock::new();
     HASHES.get_or_init(|| {
-        let h = |s: &str| portcullis::issuer::hash_secret(s).unwrap_or_else(|e| panic!("hash: {e}"));
+        let h = |s: &str| portcullis::issuer::hash_secret(s).expect("hash");
         (h(CLIENT_SECRET), h(RS_SECRET))
     })
 }
 
-/// One issuing realm, one resource server with its own credentials, one Basic client.
-fn config(signing: &str, upstream: SocketAddr) -> String {
+/// One issuing realm, one resource server with its own credentials, one Basic client;
+/// `head` first.
+fn harness(head: &str) -> HarnessBuilder {
     let (client_hash, rs_hash) = hashes();
-    format!(
-        r#"
+    let config = format!(
+        r#"{head}
 [[realm]]
 name = "t"
 issuer = "http://127.0.0.1/realms/t"
 algorithms = ["ES256"]
-signing_keys = "{signing}"
+signing_keys = "{{dir}}/signing.json"
 
 [[resource_server]]
 id = "api"
 realm = "t"
 audience = "https://api.test"
-upstream = "http://{upstream}"
+upstream = "http://{{upstream}}"
 scopes = ["read"]
 default_scopes = ["read"]
 default = true
@@ -74,42 +71,10 @@ token_endpoint_auth_method = "client_secret_basic"
 client_secret_hash = "{client_hash}"
 scopes = ["read"]
 "#
-    )
-}
-
-/// Writes the configuration into `dir` (with `head` first) and returns its path.
-async fn write_config(dir: &tempfile::TempDir, head: &str) -> (std::path::PathBuf, Upstream) {
-    let upstream = spawn_upstream().await;
-    let signing = dir.path().join("signing.json");
-    std::fs::write(&signing, private_jwks(&[&TestKey::es256("realm-es")])).unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("portcullis.toml");
-    let text = format!("{head}{}", config(&signing.display().to_string(), upstream.addr));
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-    (path, upstream)
-}
-
-/// The gateway in process, on a manual clock.
-async fn start() -> (Gateway, std::sync::Arc<ManualClock>, tempfile::TempDir, Upstream) {
-    init_logs();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (config, upstream) = write_config(&dir, "").await;
-    let clock = ManualClock::new(NOW);
-    let gateway = Gateway::start(Options {
-        config,
-        listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
-        clock: clock.clone(),
-        drain: Duration::from_secs(5),
-        workers: None,
-    })
-    .await
-    .unwrap_or_else(|e| panic!("gateway: {e}"));
-    (gateway, clock, dir, upstream)
-}
-
-/// `Authorization: Basic` per RFC 6749 § 2.3.1.
-fn basic(id: &str, secret: &str) -> String {
-    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
+    );
+    Harness::builder()
+        .config(config)
+        .file("signing.json", private_jwks(&[&TestKey::es256("realm-es")]))
 }
 
 /// The loopback address `127.0.0.n`.
@@ -119,7 +84,7 @@ fn source(n: u8) -> IpAddr {
 
 /// POSTs a form to `path` over a fresh connection from `src`.
 async fn post_from(src: IpAddr, gateway: SocketAddr, path: &str, authorization: &str, body: &str) -> Answer {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket
         .bind(SocketAddr::new(src, 0))
         .unwrap_or_else(|e| panic!("bind {src}: {e}"));
@@ -129,31 +94,19 @@ async fn post_from(src: IpAddr, gateway: SocketAddr, path: &str, authorization: 
         .unwrap_or_else(|e| panic!("connect from {src}: {e}"));
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     tokio::spawn(conn);
     let req = Request::post(path)
         .header("host", gateway.to_string())
         .header("content-type", "application/x-www-form-urlencoded")
         .header("authorization", authorization)
         .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let resp = sender
         .send_request(req)
         .await
         .unwrap_or_else(|e| panic!("{path} from {src}: {e}"));
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_bytes();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    Answer::read(resp).await
 }
 
 async fn token_from(src: IpAddr, gateway: SocketAddr, id: &str, secret: &str) -> Answer {
@@ -193,8 +146,8 @@ fn failed(a: &Answer, why: &str) {
 
 #[tokio::test]
 async fn failures_from_one_source_throttle_that_source_only() {
-    let (gateway, clock, _dir, _upstream) = start().await;
-    let gw = gateway.local_addr();
+    let h = harness("").start().await;
+    let (gw, clock) = (h.gateway.local_addr(), &h.clock);
     let (attacker, owner) = (source(2), source(1));
     for (path, id, secret) in [
         (TOKEN, "basic-client", CLIENT_SECRET),
@@ -231,8 +184,8 @@ async fn failures_from_one_source_throttle_that_source_only() {
 
 #[tokio::test]
 async fn a_success_clears_only_its_own_sources_failures() {
-    let (gateway, _clock, _dir, _upstream) = start().await;
-    let gw = gateway.local_addr();
+    let h = harness("").start().await;
+    let gw = h.gateway.local_addr();
     for i in 0..MAX_FAILURES - 1 {
         failed(
             &token_from(source(4), gw, "basic-client", "wrong").await,
@@ -264,8 +217,8 @@ async fn a_success_clears_only_its_own_sources_failures() {
 
 #[tokio::test]
 async fn unknown_client_ids_are_verified_and_throttled_like_known_ones() {
-    let (gateway, _clock, _dir, _upstream) = start().await;
-    let gw = gateway.local_addr();
+    let h = harness("").start().await;
+    let gw = h.gateway.local_addr();
     // An unknown id answers exactly as a known id with a wrong secret, and goes through the
     // same per-source throttle (it pays the same dummy verification).
     for (path, id) in [(TOKEN, "nobody"), (INTROSPECT, "no-rs")] {
@@ -306,7 +259,7 @@ impl Drop for Reaper {
 
 /// A `kB` line of `/proc/<pid>/status`, in KiB.
 fn proc_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| panic!("{e}"));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
@@ -334,19 +287,18 @@ async fn catches_sighup(pid: u32) {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_secret_checks_keep_memory_bounded() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (path, _upstream) = write_config(&dir, "[server]\nlisten = \"127.0.0.1:0\"\n").await;
+    let files = harness("[server]\nlisten = \"127.0.0.1:0\"\n").prepare().await;
     let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["serve", "--config"])
-        .arg(&path)
+        .arg(&files.config)
         .args(["--log-format", "json"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
+        .expect("spawn");
     let mut gateway = Reaper(child);
     let pid = gateway.0.id();
-    let stderr = gateway.0.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let stderr = gateway.0.stderr.take().expect("no stderr");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -392,7 +344,7 @@ async fn concurrent_secret_checks_keep_memory_bounded() {
         }
         let mut answers = Vec::with_capacity(n);
         for t in tasks {
-            answers.push(t.await.unwrap_or_else(|e| panic!("{e}")));
+            answers.push(t.await.unwrap());
         }
         answers
     };
@@ -431,7 +383,7 @@ async fn concurrent_secret_checks_keep_memory_bounded() {
     Command::new("kill")
         .args(["-HUP", &pid.to_string()])
         .status()
-        .unwrap_or_else(|e| panic!("kill: {e}"));
+        .expect("kill");
     next_log("configuration reloaded").await;
     let answers = fire(128, TOKEN, "basic-client", CLIENT_SECRET, true).await;
     for a in &answers {

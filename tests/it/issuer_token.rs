@@ -5,17 +5,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::{Method, StatusCode};
 use josekit::jwk::Jwk;
 use josekit::jws::JwsVerifier;
-use portcullis::app::{Gateway, Options};
-use portcullis::time::ManualClock;
 use serde_json::{Map, Value, json};
 
+use crate::support::basic as basic_header;
 use crate::support::*;
 
 const ISS: &str = "http://127.0.0.1/realms/t";
@@ -59,7 +55,7 @@ fn hash_of(client: &str) -> String {
             SECRETS
                 .iter()
                 .map(|(c, s)| {
-                    let h = portcullis::issuer::hash_secret(s).unwrap_or_else(|e| panic!("hash: {e}"));
+                    let h = portcullis::issuer::hash_secret(s).expect("hash");
                     (*c, h)
                 })
                 .collect()
@@ -206,37 +202,14 @@ scopes = ["reports:read"]
 
 /// Starts the gateway with [`config`]`(realm_extra)`.
 async fn start(realm_extra: &str) -> Harness {
-    init_logs();
     let k = keys();
-    let upstream = spawn_upstream().await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let write = |name: &str, text: &str| {
-        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("write {name}: {e}"));
-    };
-    write("signing-t.json", &private_jwks(&[&k.es, &k.rs, &k.ed, &k.es_retired]));
-    write("signing-n.json", &private_jwks(&[&k.n]));
-    write(
-        "portcullis.toml",
-        &config(realm_extra).replace("{upstream}", &upstream.addr.to_string()),
-    );
-    let clock = ManualClock::new(NOW);
-    let gateway = Gateway::start(Options {
-        config: dir.path().join("portcullis.toml"),
-        listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
-        clock: clock.clone(),
-        drain: Duration::from_secs(5),
-        workers: None,
-    })
-    .await
-    .unwrap_or_else(|e| panic!("gateway: {e}"));
-    Harness {
-        dir,
-        gateway,
-        upstream,
-        key: k.es.clone(),
-        clock,
-        client: client(),
-    }
+    Harness::builder()
+        .config(config(realm_extra))
+        .file("signing-t.json", private_jwks(&[&k.es, &k.rs, &k.ed, &k.es_retired]))
+        .file("signing-n.json", private_jwks(&[&k.n]))
+        .key(k.es.clone())
+        .start()
+        .await
 }
 
 /// How a token request authenticates.
@@ -263,20 +236,6 @@ impl Auth<'_> {
 
 fn basic(client: &str) -> Auth<'_> {
     Auth::Basic(client, secret(client))
-}
-
-/// RFC 6749 § 2.3.1: both parts form-urlencoded, then Base64.
-fn basic_header(id: &str, secret: &str) -> String {
-    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
-}
-
-fn form(params: &[(&str, &str)]) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in params {
-        s.append_pair(k, v);
-    }
-    s.finish()
 }
 
 /// POSTs a token request to `path`; checks that the answer never echoes the secret.
@@ -344,13 +303,7 @@ fn header(a: &Answer, name: &str) -> String {
 
 /// A JWT's header and claims, decoded without verification.
 fn parts(jwt: &str) -> (Value, Value) {
-    let p: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(p.len(), 3, "not a compact JWS: {jwt}");
-    let decode = |s: &str| -> Value {
-        let bytes = URL_SAFE_NO_PAD.decode(s).unwrap_or_else(|e| panic!("base64url: {e}"));
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("JSON: {e}"))
-    };
-    (decode(p[0]), decode(p[1]))
+    (jwt_part(jwt, 0), jwt_part(jwt, 1))
 }
 
 /// The access token of a 200 answer, with its header and claims.
@@ -362,10 +315,6 @@ fn issued(a: &Answer) -> (String, Value, Value) {
         .to_owned();
     let (h, c) = parts(&at);
     (at, h, c)
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
 }
 
 #[tokio::test]
@@ -411,27 +360,12 @@ async fn client_secret_basic_and_post_get_rfc9068_tokens_the_gateway_accepts() {
     let a = h.get("/items/1", &read_token).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(h.upstream.hits(), 1);
-    let a = h
-        .send(
-            Method::POST,
-            "/items/1",
-            &[("authorization", &bearer(&read_token))],
-            "{}",
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
-    assert!(
-        a.challenge().contains(r#"error="insufficient_scope""#),
-        "{}",
-        a.challenge()
-    );
-    assert!(a.challenge().contains(r#"scope="write""#), "{}", a.challenge());
+    let a = h.post("/items/1", &read_token, "{}").await;
+    assert_insufficient_scope(&a, "write");
     assert_eq!(h.upstream.hits(), 1);
     let a = token(&h, basic("basic-client"), &cc(&[("scope", "read write")])).await;
     let (rw, _, _) = issued(&a);
-    let a = h
-        .send(Method::POST, "/items/1", &[("authorization", &bearer(&rw))], "{}")
-        .await;
+    let a = h.post("/items/1", &rw, "{}").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(h.upstream.hits(), 2);
     // A token for another audience does not open this resource server.
@@ -762,23 +696,11 @@ fn josekit_verify(jwt: &str, jwks: &Value, kid: &str) -> Map<String, Value> {
         .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
         .and_then(Value::as_object)
         .unwrap_or_else(|| panic!("kid {kid} not published: {jwks}"));
-    let jwk = Jwk::from_map(jwk.clone()).unwrap_or_else(|e| panic!("josekit JWK: {e}"));
+    let jwk = Jwk::from_map(jwk.clone()).expect("josekit JWK");
     let verifier: Box<dyn JwsVerifier> = match jwk.algorithm() {
-        Some("ES256") => Box::new(
-            josekit::jws::ES256
-                .verifier_from_jwk(&jwk)
-                .unwrap_or_else(|e| panic!("{e}")),
-        ),
-        Some("RS256") => Box::new(
-            josekit::jws::RS256
-                .verifier_from_jwk(&jwk)
-                .unwrap_or_else(|e| panic!("{e}")),
-        ),
-        Some("EdDSA") => Box::new(
-            josekit::jws::EdDSA
-                .verifier_from_jwk(&jwk)
-                .unwrap_or_else(|e| panic!("{e}")),
-        ),
+        Some("ES256") => Box::new(josekit::jws::ES256.verifier_from_jwk(&jwk).unwrap()),
+        Some("RS256") => Box::new(josekit::jws::RS256.verifier_from_jwk(&jwk).unwrap()),
+        Some("EdDSA") => Box::new(josekit::jws::EdDSA.verifier_from_jwk(&jwk).unwrap()),
         other => panic!("unexpected alg {other:?}"),
     };
     let (payload, header) = josekit::jwt::decode_with_verifier(jwt, verifier.as_ref())
@@ -814,12 +736,9 @@ async fn tokens_are_signed_with_the_targets_alg_and_verify_with_josekit() {
     // the same alg (even labelled with the active kid), nor with a changed signature.
     let (es_token, _) = &tokens[0];
     let verifier = |key: &TestKey, kid: &str| {
-        let mut jwk =
-            Jwk::from_map(key.public.as_object().cloned().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut jwk = Jwk::from_map(key.public.as_object().cloned().unwrap_or_default()).unwrap();
         jwk.set_key_id(kid);
-        josekit::jws::ES256
-            .verifier_from_jwk(&jwk)
-            .unwrap_or_else(|e| panic!("{e}"))
+        josekit::jws::ES256.verifier_from_jwk(&jwk).unwrap()
     };
     let k = keys();
     assert!(josekit::jwt::decode_with_verifier(es_token, &verifier(&k.es, "es-active")).is_ok());

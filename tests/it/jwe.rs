@@ -6,21 +6,18 @@
 //! primitives (RFC 7516 § 5.1 and § 5.2), each way.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey};
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, StatusCode};
 use josekit::JoseError;
 use josekit::jwe::{self as jose, JweDecrypter, JweEncrypter, JweHeader};
 use josekit::jwk::alg::ec::EcCurve;
 use josekit::jwk::alg::rsa::RsaKeyPair;
 use josekit::jwk::{Jwk, KeyPair as _};
-use portcullis::app::{Gateway, Options};
-use portcullis::time::ManualClock;
 use portcullis::token::jwe::JweKeys;
 use portcullis::token::{Claims, Outer, TokenError};
 use serde_json::{Map, Value, json};
@@ -50,7 +47,7 @@ fn signer() -> &'static TestKey {
 /// The argon2 hash of [`SECRET`], computed once.
 fn secret_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| portcullis::issuer::hash_secret(SECRET).unwrap_or_else(|e| panic!("hash: {e}")))
+    HASH.get_or_init(|| portcullis::issuer::hash_secret(SECRET).expect("hash"))
 }
 
 /// The content-encryption key length of `enc`, in bytes (RFC 7518 § 5.1).
@@ -97,7 +94,7 @@ fn public(jwk: &Jwk) -> Jwk {
     if jwk.key_type() == "oct" {
         return jwk.clone();
     }
-    let mut p = jwk.to_public_key().unwrap_or_else(|e| panic!("public key: {e}"));
+    let mut p = jwk.to_public_key().expect("public key");
     if let Some(kid) = jwk.key_id() {
         p.set_key_id(kid);
     }
@@ -110,7 +107,7 @@ fn bare(jwk: &Jwk) -> Jwk {
     let mut m = to_map(jwk);
     m.remove("kid");
     m.remove("alg");
-    Jwk::from_map(m).unwrap_or_else(|e| panic!("jwk: {e}"))
+    Jwk::from_map(m).expect("jwk")
 }
 
 fn boxed_enc<E: JweEncrypter + 'static>(r: Result<E, JoseError>) -> Result<Box<dyn JweEncrypter>, JoseError> {
@@ -223,9 +220,7 @@ fn protected(token: &str) -> Value {
 
 /// The header and claims of a compact JWS, unverified.
 fn jws_parts(jws: &str) -> (Value, Value) {
-    let p: Vec<&str> = jws.split('.').collect();
-    assert_eq!(p.len(), 3, "not a compact JWS: {jws}");
-    (json_of(&b64d(p[0])), json_of(&b64d(p[1])))
+    (jwt_part(jws, 0), jwt_part(jws, 1))
 }
 
 /// Valid inner claims for audience `aud` at `NOW`, as the realm's issuer.
@@ -321,64 +316,28 @@ const REALM_KEYS: &str = "encryption = \"realm\"\nkey_alg = \"RSA-OAEP-256\"\nco
 /// Starts the gateway on `config` (`{upstream}` filled in) with [`signer`] in
 /// `signing.json` and `files` beside it.
 async fn start(config: &str, files: &[(String, String)]) -> Harness {
-    init_logs();
-    let upstream = spawn_upstream().await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let write = |name: &str, text: &str| {
-        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("write {name}: {e}"));
-    };
-    write("signing.json", &private_jwks(&[signer()]));
+    let mut builder = Harness::builder()
+        .config(config)
+        .file("signing.json", private_jwks(&[signer()]))
+        .key(signer().clone());
     for (name, text) in files {
-        write(name, text);
+        builder = builder.file(name, text);
     }
-    write(
-        "portcullis.toml",
-        &config.replace("{upstream}", &upstream.addr.to_string()),
-    );
-    let clock = ManualClock::new(NOW);
-    let gateway = Gateway::start(Options {
-        config: dir.path().join("portcullis.toml"),
-        listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
-        clock: clock.clone(),
-        drain: Duration::from_secs(5),
-        workers: None,
-    })
-    .await
-    .unwrap_or_else(|e| panic!("gateway: {e}"));
-    Harness {
-        dir,
-        gateway,
-        upstream,
-        key: signer().clone(),
-        clock,
-        client: client(),
-    }
+    builder.start().await
 }
 
 /// A `client_credentials` token request with `params`.
 async fn issue(h: &Harness, params: &[(&str, &str)]) -> Answer {
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("grant_type", "client_credentials");
-    for (k, v) in params {
-        form.append_pair(k, v);
-    }
-    let auth = format!("Basic {}", STANDARD.encode(format!("{CLIENT}:{SECRET}")));
+    let mut pairs = vec![("grant_type", "client_credentials")];
+    pairs.extend_from_slice(params);
+    let auth = basic(CLIENT, SECRET);
     h.send(
         Method::POST,
         TOKEN_PATH,
         &[FORM, ("authorization", auth.as_str())],
-        &form.finish(),
+        &form(&pairs),
     )
     .await
-}
-
-/// The access token of a 200 token answer.
-fn access_token(a: &Answer) -> String {
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    a.json()["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no access_token: {}", a.body))
-        .to_owned()
 }
 
 /// The verified-token cache entry of `token` for resource server `rs_id`, exactly as the
@@ -578,8 +537,8 @@ impl SeedKeys {
 
     /// The inner token's claims, opened with `key`.
     fn claims(token: &str, key: &Jwk) -> Value {
-        let inner = open(token, "RSA-OAEP-256", key).unwrap_or_else(|e| panic!("{e}"));
-        jws_parts(&String::from_utf8(inner).unwrap_or_else(|e| panic!("{e}"))).1
+        let inner = open(token, "RSA-OAEP-256", key).unwrap();
+        jws_parts(&String::from_utf8(inner).unwrap()).1
     }
 }
 
@@ -680,11 +639,10 @@ async fn seed_changing_the_default_resource_server() {
         &path,
         seed_config("resource_server", Some("RS2"), false).replace("{upstream}", &h.upstream.addr.to_string()),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let v = h.gateway.verifier();
     let previous = v.snapshot();
-    let next = portcullis::app::load_snapshot(&path, h.clock.clone(), Some(&previous))
-        .unwrap_or_else(|e| panic!("second configuration: {e}"));
+    let next = portcullis::app::load_snapshot(&path, h.clock.clone(), Some(&previous)).expect("second configuration");
     v.replace(next);
 
     // Without resourceServer: the new default, RS2, and its key.
@@ -778,8 +736,7 @@ async fn gateway_refusals_are_one_indistinguishable_invalid_token() {
     text.set_content_type("text/plain");
     let mut crit = jwe_header(ENC, Some("a-enc"));
     crit.set_critical(&vec!["exp"]);
-    crit.set_claim("exp", Some(json!(NOW + 300)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    crit.set_claim("exp", Some(json!(NOW + 300))).unwrap();
     let mut embedded = jwe_header(ENC, Some("a-enc"));
     embedded.set_jwk(public(&a_key));
     let tampered_header = {
@@ -857,13 +814,7 @@ async fn gateway_refusals_are_one_indistinguishable_invalid_token() {
     ];
 
     let first = h.get("/a/x", "junk").await;
-    assert_eq!(first.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(first.error(), "invalid_token");
-    assert!(
-        first.challenge().contains(r#"error="invalid_token""#),
-        "{}",
-        first.challenge()
-    );
+    assert_invalid_token(&first, "junk");
     for (what, path, token) in &cases {
         let a = h.get(path, token).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{what}: {}", a.body);
@@ -887,7 +838,7 @@ async fn gateway_refusals_are_one_indistinguishable_invalid_token() {
 
 #[test]
 fn load_time_errors_name_file_entity_and_field() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| {
         std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("write {name}: {e}"));
     };
@@ -1079,11 +1030,8 @@ fn rfc7520(name: &str) -> String {
 
 /// The first key of a JWKS document.
 fn first_key(doc: &str) -> Jwk {
-    let set = josekit::jwk::JwkSet::from_bytes(doc.as_bytes()).unwrap_or_else(|e| panic!("JWKS: {e}"));
-    set.keys()
-        .first()
-        .map(|k| (*k).clone())
-        .unwrap_or_else(|| panic!("an empty JWKS"))
+    let set = josekit::jwk::JwkSet::from_bytes(doc.as_bytes()).expect("JWKS");
+    set.keys().first().map(|k| (*k).clone()).expect("an empty JWKS")
 }
 
 /// The JWE examples of RFC 7520 § 5 whose algorithms we accept decrypt with their published
@@ -1140,7 +1088,7 @@ fn rfc7520_examples_decrypt_with_their_published_keys() {
     let doc = rfc7520("5_1.jwks.json");
     let key = first_key(&doc);
     let token = rfc7520("5_1.jwe");
-    let content = open(&token, "RSA1_5", &key).unwrap_or_else(|e| panic!("§5.1: {e}"));
+    let content = open(&token, "RSA1_5", &key).expect("§5.1");
     assert_eq!(String::from_utf8_lossy(&content), plaintext);
     assert!(JweKeys::from_jwks(doc.as_bytes(), "RSA1_5", "A128CBC-HS256").is_err());
 
@@ -1150,7 +1098,7 @@ fn rfc7520_examples_decrypt_with_their_published_keys() {
     let token = rfc7520("5_9.jwe");
     assert_eq!(protected(&token)["zip"], "DEF");
     let key = first_key(&doc);
-    let content = open(&token, "A128KW", &key).unwrap_or_else(|e| panic!("§5.9: {e}"));
+    let content = open(&token, "A128KW", &key).expect("§5.9");
     assert_eq!(String::from_utf8_lossy(&content), plaintext);
     assert_eq!(
         keys.decrypt_content(&token),
@@ -1165,7 +1113,7 @@ fn rfc7520_examples_decrypt_with_their_published_keys() {
 /// A random byte string.
 fn random(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
-    aws_lc_rs::rand::fill(&mut v).unwrap_or_else(|e| panic!("rand: {e}"));
+    aws_lc_rs::rand::fill(&mut v).expect("rand");
     v
 }
 
@@ -1183,8 +1131,8 @@ fn build_jwe(protected: &Value, cek: &[u8], encrypted_key: &[u8], plaintext: &[u
     // Step 13-14: the encoded protected header is the additional authenticated data.
     let header = URL_SAFE_NO_PAD.encode(protected.to_string());
     // Step 9: a 96-bit IV.
-    let iv: [u8; 12] = random(12).try_into().unwrap_or_else(|_| panic!("12 bytes"));
-    let key = LessSafeKey::new(UnboundKey::new(aes_gcm(cek.len()), cek).unwrap_or_else(|e| panic!("{e}")));
+    let iv: [u8; 12] = random(12).try_into().expect("12 bytes");
+    let key = LessSafeKey::new(UnboundKey::new(aes_gcm(cek.len()), cek).unwrap());
     // Step 15: encrypt; the ciphertext and the 128-bit tag travel separately.
     let mut ciphertext = plaintext.to_vec();
     let tag = key
@@ -1193,7 +1141,7 @@ fn build_jwe(protected: &Value, cek: &[u8], encrypted_key: &[u8], plaintext: &[u
             Aad::from(header.as_bytes()),
             &mut ciphertext,
         )
-        .unwrap_or_else(|e| panic!("seal: {e}"));
+        .expect("seal");
     // Step 19: the compact serialization.
     [
         header,
@@ -1208,26 +1156,25 @@ fn build_jwe(protected: &Value, cek: &[u8], encrypted_key: &[u8], plaintext: &[u
 /// RFC 7516 § 5.2 for an AES-GCM `enc`, by hand: the content of `token` given its CEK.
 fn open_jwe(token: &str, cek: &[u8]) -> Vec<u8> {
     let p = jwe_parts(token);
-    let iv: [u8; 12] = b64d(p[2]).try_into().unwrap_or_else(|_| panic!("a 96-bit IV"));
+    let iv: [u8; 12] = b64d(p[2]).try_into().expect("a 96-bit IV");
     let mut in_out = b64d(p[3]);
     in_out.extend_from_slice(&b64d(p[4]));
-    let key = LessSafeKey::new(UnboundKey::new(aes_gcm(cek.len()), cek).unwrap_or_else(|e| panic!("{e}")));
+    let key = LessSafeKey::new(UnboundKey::new(aes_gcm(cek.len()), cek).unwrap());
     key.open_in_place(
         Nonce::assume_unique_for_key(iv),
         Aad::from(p[0].as_bytes()),
         &mut in_out,
     )
-    .unwrap_or_else(|e| panic!("the tag does not verify: {e}"))
+    .expect("the tag does not verify")
     .to_vec()
 }
 
 /// The RSA private key of `jwk` as aws-lc-rs OAEP keys (josekit only converts the format).
 fn rsa_oaep(jwk: &Jwk) -> (OaepPublicEncryptingKey, OaepPrivateDecryptingKey) {
-    let pair = RsaKeyPair::from_jwk(&bare(jwk)).unwrap_or_else(|e| panic!("{e}"));
-    let private = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&pair.to_der_private_key())
-        .unwrap_or_else(|e| panic!("PKCS#8: {e}"));
-    let public = OaepPublicEncryptingKey::new(private.public_key()).unwrap_or_else(|e| panic!("{e}"));
-    let private = OaepPrivateDecryptingKey::new(private).unwrap_or_else(|e| panic!("{e}"));
+    let pair = RsaKeyPair::from_jwk(&bare(jwk)).unwrap();
+    let private = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&pair.to_der_private_key()).expect("PKCS#8");
+    let public = OaepPublicEncryptingKey::new(private.public_key()).unwrap();
+    let private = OaepPrivateDecryptingKey::new(private).unwrap();
     (public, private)
 }
 
@@ -1238,8 +1185,8 @@ fn rsa_oaep(jwk: &Jwk) -> (OaepPublicEncryptingKey, OaepPrivateDecryptingKey) {
 async fn independent_jwe_is_accepted_by_the_gateway() {
     // The signing key: aws-lc-rs makes it, jsonwebtoken signs with it, the realm publishes
     // its JWK (built from the raw point).
-    let pair = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap_or_else(|e| panic!("{e}"));
-    let pkcs8 = pair.to_pkcs8v1().unwrap_or_else(|e| panic!("{e}"));
+    let pair = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let pkcs8 = pair.to_pkcs8v1().unwrap();
     let point = pair.public_key().as_ref().to_vec();
     assert_eq!((point.len(), point[0]), (65, 4), "an uncompressed P-256 point");
     let sig_jwk = json!({
@@ -1283,9 +1230,7 @@ jwks_file = "ind-sig.json"
     let mut jws_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     jws_header.kid = Some("ind-sig".to_owned());
     jws_header.typ = Some("at+jwt".to_owned());
-    let inner = |aud: &str| {
-        jsonwebtoken::encode(&jws_header, &inner_claims(aud), &signing_key).unwrap_or_else(|e| panic!("{e}"))
-    };
+    let inner = |aud: &str| jsonwebtoken::encode(&jws_header, &inner_claims(aud), &signing_key).unwrap();
 
     // RSA-OAEP-256 + A256GCM: a random CEK wrapped with RSAES-OAEP (SHA-256, MGF1-SHA-256).
     let (rsa_public, _) = rsa_oaep(&rsa);
@@ -1293,7 +1238,7 @@ jwks_file = "ind-sig.json"
     let mut wrapped = vec![0u8; rsa_public.ciphertext_size()];
     let wrapped = rsa_public
         .encrypt(&OAEP_SHA256_MGF1SHA256, &cek, &mut wrapped, None)
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .to_vec();
     let oaep = build_jwe(
         &json!({ "alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": "ind-rsa", "cty": "JWT" }),
@@ -1383,13 +1328,13 @@ async fn issuer_jwe_decrypts_with_an_independent_implementation() {
             let mut buf = vec![0u8; rsa_private.min_output_size()];
             let cek = rsa_private
                 .decrypt(&OAEP_SHA256_MGF1SHA256, &b64d(p[1]), &mut buf, None)
-                .unwrap_or_else(|e| panic!("RSA-OAEP-256: {e}"))
+                .expect("RSA-OAEP-256")
                 .to_vec();
             assert_eq!(cek.len(), 32, "an A256GCM key");
             cek
         };
         // Steps 11-16: decrypt and check the tag, with the encoded header as AAD.
-        let inner = String::from_utf8(open_jwe(&token, &cek)).unwrap_or_else(|e| panic!("{e}"));
+        let inner = String::from_utf8(open_jwe(&token, &cek)).unwrap();
         // The nested JWS: the issuer's signature, checked with aws-lc-rs.
         let (signing_input, sig) = inner.rsplit_once('.').unwrap_or_else(|| panic!("{inner}"));
         verifier

@@ -22,8 +22,12 @@ fn remote_config(uri: &str, extra: &str) -> String {
 }
 
 /// Starts a gateway whose only realm takes its keys from `server`.
-async fn start_remote(server: &JwksServer, extra: &str, key: &TestKey) -> Harness {
-    Harness::start_with(&remote_config(&server.uri(), extra), key.clone()).await
+async fn start_remote(server: &Upstream, extra: &str, key: &TestKey) -> Harness {
+    Harness::builder()
+        .config(remote_config(&server.url("/jwks.json"), extra))
+        .key(key.clone())
+        .start()
+        .await
 }
 
 /// The realm's key store as the running gateway sees it.
@@ -46,26 +50,8 @@ fn token_with_kid(key: &TestKey, kid: &str, jti: &str) -> String {
     key.sign_with_header(&json!({ "alg": key.alg_name, "kid": kid, "typ": "at+jwt" }), &c)
 }
 
-async fn set_header(server: &JwksServer, name: &str, value: Option<&str>) {
-    let mut g = server.doc.lock().await;
-    match value {
-        Some(v) => g.2.insert(name.to_owned(), v.to_owned()),
-        None => g.2.remove(name),
-    };
-}
-
 fn assert_ok(a: &Answer, what: &str) {
     assert_eq!(a.status, StatusCode::OK, "{what}: {}", a.body);
-}
-
-fn assert_invalid_token(a: &Answer, what: &str) {
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{what}: {}", a.body);
-    assert!(
-        a.challenge().contains(r#"error="invalid_token""#),
-        "{what}: {}",
-        a.challenge()
-    );
-    assert_eq!(a.error(), "invalid_token", "{what}");
 }
 
 fn assert_unavailable(a: &Answer, what: &str) {
@@ -78,7 +64,7 @@ fn assert_unavailable(a: &Answer, what: &str) {
 async fn remote_only_realm_verifies_tokens_from_the_served_set() {
     let es = TestKey::es256("remote-es");
     let rs = TestKey::generate("RS256", "remote-rs");
-    let server = JwksServer::start(public_jwks(&[&es, &rs])).await;
+    let server = Upstream::serving(public_jwks(&[&es, &rs])).await;
     let h = start_remote(&server, "", &es).await;
 
     let keys = realm_keys(&h);
@@ -86,7 +72,7 @@ async fn remote_only_realm_verifies_tokens_from_the_served_set() {
     assert!(health.usable, "{health:?}");
     assert_eq!(health.local_keys, 0, "the realm has no local keys");
     assert_eq!(health.remote_keys, Some(2), "{health:?}");
-    assert_eq!(server.fetches(), 1, "fetched once at start");
+    assert_eq!(server.hits(), 1, "fetched once at start");
 
     assert_ok(&h.get("/items/1", &token(&es, "a")).await, "ES256 key from the set");
     assert_ok(&h.get("/items/1", &token(&rs, "b")).await, "RS256 key from the set");
@@ -102,10 +88,10 @@ async fn remote_only_realm_verifies_tokens_from_the_served_set() {
 async fn rotation_new_kid_is_refetched_and_removed_kid_is_refused() {
     let old = TestKey::es256("old");
     let new = TestKey::es256("new");
-    let server = JwksServer::start(public_jwks(&[&old])).await;
+    let server = Upstream::serving(public_jwks(&[&old])).await;
     let h = start_remote(&server, "", &old).await;
     let keys = realm_keys(&h);
-    assert_eq!(server.fetches(), 1);
+    assert_eq!(server.hits(), 1);
 
     // Verified once, so it is in the verified-token cache from now on.
     let old_token = token(&old, "old-1");
@@ -116,15 +102,15 @@ async fn rotation_new_kid_is_refetched_and_removed_kid_is_refused() {
     server.set(StatusCode::OK, public_jwks(&[&old, &new])).await;
     let before = keys.generation();
     assert_ok(&h.get("/items/1", &new_token).await, "new kid, found by refetch");
-    assert_eq!(server.fetches(), 2, "one unknown-kid refetch");
+    assert_eq!(server.hits(), 2, "one unknown-kid refetch");
     assert!(keys.generation() > before, "the new set bumps the generation");
     assert_ok(&h.get("/items/1", &old_token).await, "old key still published");
 
     // The old key is withdrawn.
     server.set(StatusCode::OK, public_jwks(&[&new])).await;
     let before = keys.generation();
-    keys.refresh().await.unwrap_or_else(|e| panic!("refresh: {e}"));
-    assert_eq!(server.fetches(), 3);
+    keys.refresh().await.expect("refresh");
+    assert_eq!(server.hits(), 3);
     assert!(keys.generation() > before, "withdrawing a key bumps the generation");
     assert_eq!(keys.health().remote_keys, Some(1));
 
@@ -140,9 +126,9 @@ async fn rotation_new_kid_is_refetched_and_removed_kid_is_refused() {
 async fn unknown_kids_cause_at_most_one_refetch_per_cooldown() {
     let good = TestKey::es256("good");
     let forger = TestKey::es256("forger");
-    let server = JwksServer::start(public_jwks(&[&good])).await;
+    let server = Upstream::serving(public_jwks(&[&good])).await;
     let h = start_remote(&server, "jwks_refetch_cooldown = \"30s\"", &good).await;
-    assert_eq!(server.fetches(), 1, "fetched once at start");
+    assert_eq!(server.hits(), 1, "fetched once at start");
 
     // 20 concurrent requests, each with a different forged kid.
     let mut set = tokio::task::JoinSet::new();
@@ -153,10 +139,10 @@ async fn unknown_kids_cause_at_most_one_refetch_per_cooldown() {
         set.spawn(async move { send(&client, Method::GET, &url, &[("authorization", &bearer)], "").await });
     }
     while let Some(a) = set.join_next().await {
-        let a = a.unwrap_or_else(|e| panic!("request task: {e}"));
+        let a = a.expect("request task");
         assert_invalid_token(&a, "concurrent forged kid");
     }
-    assert_eq!(server.fetches(), 2, "20 concurrent unknown kids: one refetch");
+    assert_eq!(server.hits(), 2, "20 concurrent unknown kids: one refetch");
 
     // 20 sequential ones inside the same cooldown: none.
     for i in 0..20 {
@@ -165,13 +151,13 @@ async fn unknown_kids_cause_at_most_one_refetch_per_cooldown() {
             .await;
         assert_invalid_token(&a, "sequential forged kid");
     }
-    assert_eq!(server.fetches(), 2, "no refetch within the cooldown");
+    assert_eq!(server.hits(), 2, "no refetch within the cooldown");
 
     // Still inside the cooldown one second before it ends.
     h.clock.advance(29);
     let a = h.get("/items/1", &token_with_kid(&forger, "forged-29", "f")).await;
     assert_invalid_token(&a, "forged kid at +29 s");
-    assert_eq!(server.fetches(), 2, "no refetch at +29 s");
+    assert_eq!(server.hits(), 2, "no refetch at +29 s");
 
     // Past the cooldown: exactly one more, then quiet again.
     h.clock.advance(2);
@@ -181,36 +167,34 @@ async fn unknown_kids_cause_at_most_one_refetch_per_cooldown() {
             .await;
         assert_invalid_token(&a, "forged kid after the cooldown");
     }
-    assert_eq!(server.fetches(), 3, "one refetch after the cooldown");
+    assert_eq!(server.hits(), 3, "one refetch after the cooldown");
 
     assert_eq!(h.upstream.hits(), 0);
     assert_ok(&h.get("/items/1", &token(&good, "g")).await, "genuine token");
-    assert_eq!(server.fetches(), 3, "a known kid needs no fetch");
+    assert_eq!(server.hits(), 3, "a known kid needs no fetch");
 }
 
 /// Verifications that queue behind an in-flight unknown-kid refetch reuse its result: a
 /// just-published kid presented by many clients at once costs one fetch and every one of
 /// them passes (the cooldown alone would refuse all but the first).
 ///
-/// Deterministic without sleeping: the test holds the JWKS server's document lock, so the
-/// first refetch stays in flight until every verification has queued behind it (this
-/// runtime has one thread, so spawned tasks run to their first wait before the test task
-/// resumes).
+/// Deterministic without sleeping: the test holds the JWKS server's reply
+/// ([`Upstream::hold`]), so the first refetch stays in flight until every verification has
+/// queued behind it (this runtime has one thread, so spawned tasks run to their first wait
+/// before the test task resumes).
 #[tokio::test]
 async fn verifications_queued_behind_a_refetch_reuse_its_result() {
     let old = TestKey::es256("old");
     let new = TestKey::es256("new");
-    let server = JwksServer::start(public_jwks(&[&old])).await;
+    let server = Upstream::serving(public_jwks(&[&old])).await;
     let h = start_remote(&server, "jwks_refetch_cooldown = \"30s\"", &old).await;
-    assert_eq!(server.fetches(), 1);
+    assert_eq!(server.hits(), 1);
     let verifier = h.gateway.verifier().clone();
     let snap = verifier.snapshot();
-    let (rs, _) = snap
-        .resource_server("api")
-        .unwrap_or_else(|| panic!("no resource server api"));
+    let (rs, _) = snap.resource_server("api").expect("no resource server api");
 
-    let mut doc = server.doc.lock().await;
-    doc.1 = public_jwks(&[&old, &new]);
+    let mut doc = server.hold().await;
+    doc.body = Some(public_jwks(&[&old, &new]));
     let mut set = tokio::task::JoinSet::new();
     for i in 0..20 {
         let (verifier, snap) = (verifier.clone(), snap.clone());
@@ -220,23 +204,23 @@ async fn verifications_queued_behind_a_refetch_reuse_its_result() {
     // Wait (by yielding, not by time) until the first refetch reached the server, where it
     // now waits for the document.
     let mut spins = 0u32;
-    while server.fetches() < 2 {
+    while server.hits() < 2 {
         spins += 1;
         assert!(spins < 1_000_000, "the refetch never reached the JWKS server");
         tokio::task::yield_now().await;
     }
     drop(doc);
     while let Some(r) = set.join_next().await {
-        let r = r.unwrap_or_else(|e| panic!("verify task: {e}"));
+        let r = r.expect("verify task");
         assert!(r.is_ok(), "queued verification of the new kid: {r:?}");
     }
-    assert_eq!(server.fetches(), 2, "one refetch for all of them");
+    assert_eq!(server.hits(), 2, "one refetch for all of them");
 }
 
 #[tokio::test]
 async fn outage_serves_last_good_keys_until_max_stale() {
     let key = TestKey::es256("k1");
-    let server = JwksServer::start(public_jwks(&[&key])).await;
+    let server = Upstream::serving(public_jwks(&[&key])).await;
     let extra = "jwks_ttl = \"60s\"\njwks_max_stale = \"120s\"";
     let h = start_remote(&server, extra, &key).await;
     let keys = realm_keys(&h);
@@ -244,7 +228,7 @@ async fn outage_serves_last_good_keys_until_max_stale() {
     let cached = token(&key, "cached");
     assert_ok(&h.get("/items/1", &cached).await, "before the outage");
 
-    server.set(StatusCode::INTERNAL_SERVER_ERROR, "down".into()).await;
+    server.set(StatusCode::INTERNAL_SERVER_ERROR, "down").await;
     match keys.refresh().await {
         Err(FetchError::Status(s)) => assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR),
         other => panic!("refresh during the outage: {other:?}"),
@@ -289,18 +273,18 @@ async fn outage_serves_last_good_keys_until_max_stale() {
 
     // The endpoint comes back: keys are fresh again.
     server.set(StatusCode::OK, public_jwks(&[&key])).await;
-    keys.refresh().await.unwrap_or_else(|e| panic!("refresh: {e}"));
+    keys.refresh().await.expect("refresh");
     assert_ok(&h.get("/items/1", &token(&key, "recovered")).await, "after recovery");
 }
 
 #[tokio::test]
 async fn no_keys_at_start_is_503_until_a_fetch_succeeds() {
     let key = TestKey::es256("k1");
-    let server = JwksServer::start(public_jwks(&[&key])).await;
-    server.set(StatusCode::INTERNAL_SERVER_ERROR, "down".into()).await;
+    let server = Upstream::serving(public_jwks(&[&key])).await;
+    server.set(StatusCode::INTERNAL_SERVER_ERROR, "down").await;
     let h = start_remote(&server, "", &key).await;
     let keys = realm_keys(&h);
-    assert_eq!(server.fetches(), 1, "tried once at start");
+    assert_eq!(server.hits(), 1, "tried once at start");
     let health = keys.health();
     assert!(!health.usable, "{health:?}");
     assert_eq!(health.remote_keys, None);
@@ -314,7 +298,7 @@ async fn no_keys_at_start_is_503_until_a_fetch_succeeds() {
     assert_eq!(h.upstream.hits(), 0);
 
     server.set(StatusCode::OK, public_jwks(&[&key])).await;
-    keys.refresh().await.unwrap_or_else(|e| panic!("refresh: {e}"));
+    keys.refresh().await.expect("refresh");
     assert!(keys.health().usable);
     assert!(h.gateway.verifier().snapshot().ready());
     assert_ok(&h.get("/items/1", &t).await, "after the first successful fetch");
@@ -324,13 +308,12 @@ async fn no_keys_at_start_is_503_until_a_fetch_succeeds() {
 #[tokio::test]
 async fn unreachable_endpoint_at_start_is_503() {
     let key = TestKey::es256("k1");
-    // A port that was just free and is closed again: connections are refused at once.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        l.local_addr().unwrap_or_else(|e| panic!("{e}"))
-    };
-    let uri = format!("http://{closed}/jwks.json");
-    let h = Harness::start_with(&remote_config(&uri, "jwks_fetch_timeout = \"2s\""), key.clone()).await;
+    let uri = format!("http://{}/jwks.json", closed_port());
+    let h = Harness::builder()
+        .config(remote_config(&uri, "jwks_fetch_timeout = \"2s\""))
+        .key(key.clone())
+        .start()
+        .await;
     let keys = realm_keys(&h);
     assert!(!keys.health().usable);
     assert_unavailable(&h.get("/items/1", &token(&key, "a")).await, "endpoint unreachable");
@@ -367,8 +350,8 @@ fn assert_fresh_for(h: &Harness, keys: &RealmKeys, fetched_at: i64, secs: i64, w
 #[tokio::test]
 async fn cache_control_max_age_is_honoured_within_bounds() {
     let key = TestKey::es256("k1");
-    let server = JwksServer::start(public_jwks(&[&key])).await;
-    set_header(&server, "cache-control", Some("max-age=10")).await;
+    let server = Upstream::serving(public_jwks(&[&key])).await;
+    server.set_header("cache-control", Some("max-age=10")).await;
     let extra = "jwks_ttl = \"5m\"\njwks_min_ttl = \"60s\"\njwks_max_ttl = \"10m\"\njwks_max_stale = \"0s\"";
     let h = start_remote(&server, extra, &key).await;
     let keys = realm_keys(&h);
@@ -386,7 +369,7 @@ async fn cache_control_max_age_is_honoured_within_bounds() {
     ];
     let mut at = NOW + 1000;
     for (header, fresh, what) in cases {
-        set_header(&server, "cache-control", header).await;
+        server.set_header("cache-control", header).await;
         h.clock.set(at);
         keys.refresh().await.unwrap_or_else(|e| panic!("{what}: refresh: {e}"));
         assert_fresh_for(&h, &keys, at, fresh, what);
@@ -395,7 +378,7 @@ async fn cache_control_max_age_is_honoured_within_bounds() {
 
     // While fresh, tokens pass.
     h.clock.set(at);
-    keys.refresh().await.unwrap_or_else(|e| panic!("refresh: {e}"));
+    keys.refresh().await.expect("refresh");
     let mut c = claims("read");
     c["iat"] = json!(at);
     c["exp"] = json!(at + 300);
@@ -406,7 +389,7 @@ async fn cache_control_max_age_is_honoured_within_bounds() {
 async fn oversized_key_set_is_refused_and_keys_are_kept() {
     let k1 = TestKey::es256("k1");
     let k2 = TestKey::es256("k2");
-    let server = JwksServer::start(public_jwks(&[&k1])).await;
+    let server = Upstream::serving(public_jwks(&[&k1])).await;
     let h = start_remote(&server, "jwks_max_bytes = 2048", &k1).await;
     let keys = realm_keys(&h);
     assert!(keys.health().usable);
@@ -438,7 +421,7 @@ async fn oversized_key_set_is_refused_and_keys_are_kept() {
     let small = doc(100);
     assert!(small.len() <= 2048);
     server.set(StatusCode::OK, small).await;
-    keys.refresh().await.unwrap_or_else(|e| panic!("refresh: {e}"));
+    keys.refresh().await.expect("refresh");
     assert_ne!(keys.generation(), generation);
     assert_ok(&h.get("/items/1", &token(&k2, "c")).await, "key from the small set");
     assert_invalid_token(&h.get("/items/1", &token(&k1, "d")).await, "key no longer served");

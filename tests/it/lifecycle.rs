@@ -27,17 +27,6 @@ fn extra(config: &str) -> String {
     )
 }
 
-/// Polls `probe` until it is true; bounded, and asserts only that it happens.
-async fn eventually(what: &str, mut probe: impl AsyncFnMut() -> bool) {
-    for _ in 0..200 {
-        if probe().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not happen within 10 s");
-}
-
 /// Kills the process on drop (a no-op once it has exited).
 #[cfg(unix)]
 struct Reaper(Option<u32>);
@@ -56,34 +45,28 @@ fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])
         .status()
-        .unwrap_or_else(|e| panic!("kill: {e}"));
+        .expect("kill");
     assert!(ok.success());
 }
 
 #[cfg(unix)]
 #[tokio::test]
 async fn sighup_reloads_and_sigterm_drains_and_exits_zero() {
-    let upstream = spawn_upstream().await;
-    let key = TestKey::es256("k1");
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, public_jwks(&[&key])).unwrap_or_else(|e| panic!("{e}"));
     // A config outside the watched directory is still the one SIGHUP re-reads; keep the
     // watcher out of this test by writing the new version to the same path only before HUP.
-    let base = format!("[server]\nlisten = \"127.0.0.1:0\"\n{}", default_config())
-        .replace("{upstream}", &upstream.addr.to_string())
-        .replace("{keys}", &keys.display().to_string());
-    let path = dir.path().join("portcullis.toml");
-    std::fs::write(&path, &base).unwrap_or_else(|e| panic!("{e}"));
+    let base = format!("[server]\nlisten = \"127.0.0.1:0\"\n{}", default_config());
+    let files = Harness::builder().config(&base).prepare().await;
+    let (path, key) = (&files.config, &files.key);
+    let base = files.render(&base);
     let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["serve", "--config"])
-        .arg(&path)
+        .arg(path)
         .args(["--log-format", "json", "--workers", "1"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
-    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("no stderr");
     // If an assertion fails, do not leave the gateway running.
     let mut reaper = Reaper(Some(child.id()));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
@@ -97,8 +80,8 @@ async fn sighup_reloads_and_sigterm_drains_and_exits_zero() {
     let addr = loop {
         let v = tokio::time::timeout(Duration::from_secs(30), rx.recv())
             .await
-            .unwrap_or_else(|_| panic!("the gateway did not start"))
-            .unwrap_or_else(|| panic!("the gateway exited"));
+            .expect("the gateway did not start")
+            .expect("the gateway exited");
         if v["message"] == "portcullis listening" {
             break v["addr"].as_str().unwrap_or_else(|| panic!("no addr: {v}")).to_owned();
         }
@@ -122,7 +105,7 @@ async fn sighup_reloads_and_sigterm_drains_and_exits_zero() {
     // and by `extra` after: the request still passes, so check the access line's resource.
     let a = send(&client, Method::GET, &url, &[("authorization", &auth)], "").await;
     assert_eq!(a.status, StatusCode::OK);
-    std::fs::write(&path, extra(&base)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(path, extra(&base)).unwrap();
     signal(child.id(), "-HUP");
     let read = key.sign(&live_claims("read"));
     let read_auth = format!("Bearer {read}");
@@ -143,15 +126,15 @@ async fn sighup_reloads_and_sigterm_drains_and_exits_zero() {
     }
     assert!(hup_seen, "no SIGHUP reload was logged");
     // A broken edit plus SIGHUP changes nothing.
-    std::fs::write(&path, "not toml [[[").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(path, "not toml [[[").unwrap();
     signal(child.id(), "-HUP");
     let a = send(&client, Method::GET, &url, &[("authorization", &read_auth)], "").await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     signal(child.id(), "-TERM");
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap()
+        .unwrap();
     // Reaped: its pid may be reused now, so the guard must not signal it.
     reaper.0 = None;
     assert!(status.success(), "exit status {status:?}");
@@ -163,29 +146,19 @@ async fn a_symlink_swap_of_the_config_is_seen_by_the_watcher() {
     use std::os::unix::fs::symlink;
     let h = Harness::start().await;
     let dir = h.dir.path();
-    let keys = dir.join("keys.json");
-    let render = |text: &str| {
-        text.replace("{upstream}", &h.upstream.addr.to_string())
-            .replace("{keys}", &keys.display().to_string())
-    };
     // Lay the ConfigMap structure out: portcullis.toml -> ..data/portcullis.toml, ..data -> v1.
-    std::fs::create_dir(dir.join("v1")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.join("v1/portcullis.toml"), render(&default_config())).unwrap_or_else(|e| panic!("{e}"));
-    symlink("v1", dir.join("..data")).unwrap_or_else(|e| panic!("{e}"));
-    symlink("..data/portcullis.toml", dir.join("tmp-link")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::rename(dir.join("tmp-link"), dir.join("portcullis.toml")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(dir.join("v1")).unwrap();
+    std::fs::write(dir.join("v1/portcullis.toml"), h.render(&default_config())).unwrap();
+    symlink("v1", dir.join("..data")).unwrap();
+    symlink("..data/portcullis.toml", dir.join("tmp-link")).unwrap();
+    std::fs::rename(dir.join("tmp-link"), dir.join("portcullis.toml")).unwrap();
     // The update: a new version directory and an atomic swap of ..data.
-    std::fs::create_dir(dir.join("v2")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.join("v2/portcullis.toml"), render(&extra(&default_config()))).unwrap_or_else(|e| panic!("{e}"));
-    symlink("v2", dir.join("..data_tmp")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(dir.join("v2")).unwrap();
+    std::fs::write(dir.join("v2/portcullis.toml"), h.render(&extra(&default_config()))).unwrap();
+    symlink("v2", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
     eventually("the watcher reload after the symlink swap", async || {
-        h.gateway
-            .verifier()
-            .snapshot()
-            .resources
-            .iter()
-            .any(|r| r.id.as_str() == "extra")
+        h.has_resource("extra")
     })
     .await;
     let read = h.key.sign(&claims("read"));
@@ -198,7 +171,7 @@ fn usage_errors_exit_64_and_help_exits_0() {
         Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     };
     for bad in [
         &["serve", "--workers", "0"][..],

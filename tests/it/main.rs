@@ -1,8 +1,10 @@
 //! One integration test binary (as ripgrep does): real sockets on loopback, real keys,
 //! real tokens, the real gateway.
 
+// A test reports a failure by panicking, so `unwrap` and `expect` are how a test says "this
+// must hold" (the crate-wide lints that forbid them guard the product, not its tests).
 // `unreachable_pub` guards the library's API; a test binary's helpers have no API.
-#![allow(unreachable_pub)]
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod support;
 

@@ -6,20 +6,13 @@
 //! (a close, a refusal, an answer), with a generous guard only so a regression fails instead
 //! of hanging.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use portcullis::app::{Gateway, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
@@ -29,21 +22,22 @@ use crate::support::*;
 #[tokio::test]
 async fn metrics_count_requests_tokens_and_keys_with_bounded_labels() {
     let secret = "ops-client-Secret-4411";
-    let hash = portcullis::issuer::hash_secret(secret).unwrap_or_else(|e| panic!("{e}"));
+    let hash = portcullis::issuer::hash_secret(secret).unwrap();
     let key = TestKey::es256("k1");
-    let keys_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let signing = keys_dir.path().join("signing.json");
-    std::fs::write(&signing, private_jwks(&[&key])).unwrap_or_else(|e| panic!("{e}"));
-    let config = config_with("admin_listen = \"127.0.0.1:0\"").replace(
-        "jwks_file = \"{keys}\"",
-        &format!("signing_keys = \"{}\"", signing.display()),
-    ) + &format!("\n[[client]]\nclient_id = \"c1\"\nrealm = \"t\"\nclient_secret_hash = \"{hash}\"\n");
-    let h = Harness::start_with(&config, key).await;
+    let config = config_with("admin_listen = \"127.0.0.1:0\"")
+        .replace("jwks_file = \"{keys}\"", "signing_keys = \"{dir}/signing.json\"")
+        + &format!("\n[[client]]\nclient_id = \"c1\"\nrealm = \"t\"\nclient_secret_hash = \"{hash}\"\n");
+    let h = Harness::builder()
+        .config(config)
+        .file("signing.json", private_jwks(&[&key]))
+        .key(key)
+        .start()
+        .await;
 
     // A token from the embedded issuer, and a refused token request.
     let form = ("content-type", "application/x-www-form-urlencoded");
-    let good = format!("Basic {}", STANDARD.encode(format!("c1:{secret}")));
-    let bad = format!("Basic {}", STANDARD.encode("c1:wrong"));
+    let good = basic("c1", secret);
+    let bad = basic("c1", "wrong");
     let body = "grant_type=client_credentials&scope=read&resource=https%3A%2F%2Fapi.test";
     let a = h
         .send(Method::POST, "/realms/t/token", &[form, ("authorization", &good)], body)
@@ -62,14 +56,7 @@ async fn metrics_count_requests_tokens_and_keys_with_bounded_labels() {
     }
     let a = h.send(Method::GET, "/items/1", &[], "").await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    let a = h
-        .send(
-            Method::POST,
-            "/items",
-            &[("authorization", &format!("Bearer {token}"))],
-            "",
-        )
-        .await;
+    let a = h.post("/items", &token, "").await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(
         h.get("/zz-raw-client-path-7f3", &token).await.status,
@@ -79,7 +66,7 @@ async fn metrics_count_requests_tokens_and_keys_with_bounded_labels() {
         h.get("/zz-raw-encoded%2Fpath-9c1", &token).await.status,
         StatusCode::BAD_REQUEST
     );
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap();
 
     let (a, text) = scrape(&h).await;
     assert_eq!(a.status, StatusCode::OK);
@@ -158,12 +145,9 @@ async fn metrics_count_requests_tokens_and_keys_with_bounded_labels() {
 
 #[tokio::test]
 async fn upstream_errors_are_counted_by_kind() {
-    // An upstream that refuses connections: bind, learn the port, close.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let dead_addr = dead.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    drop(dead);
-    let config = config_with("admin_listen = \"127.0.0.1:0\"").replace("{upstream}", &dead_addr.to_string());
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    // An upstream that refuses connections.
+    let config = config_with("admin_listen = \"127.0.0.1:0\"").replace("{upstream}", &closed_port().to_string());
+    let h = Harness::builder().config(config).start().await;
     let a = h.get("/items/1", &h.key.sign(&claims("read"))).await;
     assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.body);
     let (_, text) = scrape(&h).await;
@@ -185,7 +169,7 @@ async fn upstream_errors_are_counted_by_kind() {
 
 #[tokio::test]
 async fn request_ids_are_kept_or_made_and_travel_both_ways() {
-    let h = Harness::start_with(&config_with(""), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config_with("")).start().await;
     let auth = format!("Bearer {}", h.key.sign(&claims("read")));
     let id_of = |a: &Answer| {
         a.headers
@@ -256,8 +240,8 @@ async fn request_ids_are_kept_or_made_and_travel_both_ways() {
 async fn access_lines_name_the_request_and_never_the_token() {
     // A JSON subscriber for this test's thread only: the current-thread runtime polls the
     // gateway's tasks here too.
-    let log = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
-    let file = Arc::new(log.reopen().unwrap_or_else(|e| panic!("{e}")));
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let file = Arc::new(log.reopen().unwrap());
     let subscriber = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -266,7 +250,7 @@ async fn access_lines_name_the_request_and_never_the_token() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let h = Harness::start_with(&config_with(""), TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config_with("")).start().await;
     let token = h.key.sign(&claims("read"));
     let auth = format!("Bearer {token}");
     let a = h
@@ -288,7 +272,7 @@ async fn access_lines_name_the_request_and_never_the_token() {
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
 
-    let text = std::fs::read_to_string(log.path()).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(log.path()).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -327,14 +311,15 @@ async fn access_lines_name_the_request_and_never_the_token() {
 
 #[tokio::test]
 async fn a_slowloris_connection_is_closed() {
-    let h = Harness::start_with(&config_with("header_read_timeout = \"1s\""), TestKey::es256("k1")).await;
-    let mut s = TcpStream::connect(h.gateway.local_addr())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let h = Harness::builder()
+        .config(config_with("header_read_timeout = \"1s\""))
+        .start()
+        .await;
+    let mut s = TcpStream::connect(h.gateway.local_addr()).await.unwrap();
     // A request line and one header, then nothing: the head never completes.
     s.write_all(b"GET /items/1 HTTP/1.1\r\nHost: gw.test\r\nX-Slow: ")
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let mut out = Vec::new();
     let _ = within("the server closing a half-sent head", s.read_to_end(&mut out)).await;
     // Closed (EOF or reset) without the request ever reaching the upstream.
@@ -346,11 +331,10 @@ async fn a_slowloris_connection_is_closed() {
 
 #[tokio::test]
 async fn oversized_or_too_many_headers_are_refused_with_431() {
-    let h = Harness::start_with(
-        &config_with("max_header_bytes = 16384\nmax_headers = 20"),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = Harness::builder()
+        .config(config_with("max_header_bytes = 16384\nmax_headers = 20"))
+        .start()
+        .await;
     let auth = format!("Bearer {}", h.key.sign(&claims("read")));
     let addr = h.gateway.local_addr();
     let head = |extra: &str| {
@@ -358,11 +342,11 @@ async fn oversized_or_too_many_headers_are_refused_with_431() {
     };
     let many: String = (0..30).map(|i| format!("X-H-{i}: v\r\n")).collect();
     let big = format!("X-Big: {}\r\n", "b".repeat(20_000));
-    assert_eq!(status_of(&raw_exchange(addr, head(&many).as_bytes()).await), 431);
-    assert_eq!(status_of(&raw_exchange(addr, head(&big).as_bytes()).await), 431);
+    assert_eq!(raw_send(addr, head(&many).as_bytes(), End::Open).await.status, 431);
+    assert_eq!(raw_send(addr, head(&big).as_bytes(), End::Open).await.status, 431);
     assert_eq!(h.upstream.hits(), 0);
     let few: String = (0..5).map(|i| format!("X-H-{i}: v\r\n")).collect();
-    assert_eq!(status_of(&raw_exchange(addr, head(&few).as_bytes()).await), 200);
+    assert_eq!(raw_send(addr, head(&few).as_bytes(), End::Open).await.status, 200);
 }
 
 #[tokio::test]
@@ -371,7 +355,7 @@ async fn bodies_over_max_body_bytes_get_413() {
         "response_timeout = \"1s\"",
         "response_timeout = \"30s\"\nmax_body_bytes = 1024",
     );
-    let h = Harness::start_with(&config, TestKey::es256("k1")).await;
+    let h = Harness::builder().config(config).start().await;
     let auth = format!("Bearer {}", h.key.sign(&claims("write")));
 
     // By Content-Length: refused before anything reaches the upstream.
@@ -404,15 +388,15 @@ async fn bodies_over_max_body_bytes_get_413() {
         req.extend(b"0\r\n\r\n");
         req
     };
-    let raw = raw_exchange(addr, &chunked(&[800, 800, 800])).await;
-    assert_eq!(status_of(&raw), 413, "{raw}");
-    assert!(raw.contains("request_too_large"), "{raw}");
+    let a = raw_send(addr, &chunked(&[800, 800, 800]), End::Open).await;
+    assert_eq!(a.status, 413, "{a:?}");
+    assert!(a.body.contains("request_too_large"), "{a:?}");
     // A chunked body within the limit streams through whole.
-    let raw = raw_exchange(addr, &chunked(&[500, 500])).await;
-    assert_eq!(status_of(&raw), 200, "{raw}");
+    let a = raw_send(addr, &chunked(&[500, 500]), End::Open).await;
+    assert_eq!(a.status, 200, "{a:?}");
     // Whatever the upstream recorded of the cut request (it may still be recording), it
     // never had a body: only the one within the limit arrived.
-    let seen = h.upstream.seen.lock().await.clone();
+    let seen = h.upstream.seen().await;
     let bodies: Vec<usize> = seen.iter().skip(whole).map(|s| s.body.len()).collect();
     assert!(bodies.iter().all(|n| *n == 0 || *n == 1000), "{bodies:?}");
     assert_eq!(bodies.iter().filter(|n| **n == 1000).count(), 1, "{bodies:?}");
@@ -422,24 +406,21 @@ async fn bodies_over_max_body_bytes_get_413() {
 async fn an_idle_http2_connection_is_closed() {
     // HTTP/1.1 idle connections end at header_read_timeout (hyper times the next head from
     // the moment a connection goes idle); HTTP/2 ones only by the idle timer.
-    let h = Harness::start_with(
-        &config_with("idle_timeout = \"1s\"\nheader_read_timeout = \"60s\""),
-        TestKey::es256("k1"),
-    )
-    .await;
-    let tcp = TcpStream::connect(h.gateway.local_addr())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let h = Harness::builder()
+        .config(config_with("idle_timeout = \"1s\"\nheader_read_timeout = \"60s\""))
+        .start()
+        .await;
+    let tcp = TcpStream::connect(h.gateway.local_addr()).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
         .await
-        .unwrap_or_else(|e| panic!("h2 handshake: {e}"));
+        .expect("h2 handshake");
     let conn = tokio::spawn(conn);
     let req = Request::builder()
         .uri(h.url("/items/1"))
         .header("authorization", format!("Bearer {}", h.key.sign(&claims("read"))))
         .body(Full::new(Bytes::new()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = sender.send_request(req).await.unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let _ = resp.into_body().collect().await;
     // The server ends the connection (GOAWAY, then close): the client's connection task ends.
@@ -449,110 +430,66 @@ async fn an_idle_http2_connection_is_closed() {
 
 #[tokio::test]
 async fn connections_past_max_connections_wait_for_a_free_slot() {
-    let h = Harness::start_with(
-        &config_with("max_connections = 1\nadmin_listen = \"127.0.0.1:0\""),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = Harness::builder()
+        .config(config_with("max_connections = 1\nadmin_listen = \"127.0.0.1:0\""))
+        .start()
+        .await;
     let auth = format!("Bearer {}", h.key.sign(&claims("read")));
     let addr = h.gateway.local_addr();
     let request = format!("GET /items/1 HTTP/1.1\r\nHost: gw.test\r\nAuthorization: {auth}\r\n\r\n");
     // The first connection takes the only slot and stays open (kept alive).
-    let mut first = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
-    first
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut buf = [0u8; 4096];
-    let n = within("the first answer", first.read(&mut buf))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), 200);
+    let mut first = RawConn::open(addr).await;
+    let a = first.exchange(request.as_bytes(), "the first answer").await;
+    assert_eq!(a.status, 200, "{a:?}");
     // The second connects (the kernel queues it) and sends, but is not accepted yet.
     let second = tokio::spawn(async move {
-        raw_exchange(
-            addr,
-            format!("GET /items/1 HTTP/1.1\r\nHost: gw.test\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
+        let request =
+            format!("GET /items/1 HTTP/1.1\r\nHost: gw.test\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n");
+        raw_send(addr, request.as_bytes(), End::Open).await
     });
     let (_, text) = scrape(&h).await;
     assert_eq!(must(&text, "portcullis_connections_open"), 1.0, "{text}");
     // Closing the first frees the slot: the second is served.
     drop(first);
-    let raw = within("the second answer", second)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(status_of(&raw), 200, "{raw}");
-}
-
-/// An upstream whose every request waits until the test releases it, telling the test when
-/// a request arrived.
-async fn held_upstream() -> (SocketAddr, mpsc::UnboundedReceiver<()>, Arc<Notify>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let (arrived_tx, arrived) = mpsc::unbounded_channel();
-    let release = Arc::new(Notify::new());
-    let state = (arrived_tx, release.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let (arrived_tx, release) = state.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |_req: Request<Incoming>| {
-                    let (arrived_tx, release) = (arrived_tx.clone(), release.clone());
-                    async move {
-                        let released = release.notified();
-                        let _ = arrived_tx.send(());
-                        released.await;
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"finally"))))
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (addr, arrived, release)
+    let a = within("the second answer", second).await.unwrap();
+    assert_eq!(a.status, 200, "{a:?}");
 }
 
 #[tokio::test]
 async fn a_drain_lets_a_slow_request_finish_and_refuses_new_connections() {
-    let (up, mut arrived, release) = held_upstream().await;
-    let key = TestKey::es256("k1");
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, public_jwks(&[&key])).unwrap_or_else(|e| panic!("{e}"));
-    let config_path = dir.path().join("portcullis.toml");
-    let text = default_config()
-        .replace("{upstream}", &up.to_string())
-        .replace("{keys}", &keys.display().to_string())
-        .replace("response_timeout = \"1s\"", "response_timeout = \"120s\"");
-    std::fs::write(&config_path, text).unwrap_or_else(|e| panic!("{e}"));
-    // Built here rather than by the harness: the test owns the gateway (to shut it down)
-    // and picks a drain deadline no test machine reaches.
-    let gateway = Gateway::start(Options {
-        config: config_path,
-        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        clock: portcullis::time::ManualClock::new(NOW),
-        drain: Duration::from_secs(300),
-        workers: None,
-    })
-    .await
-    .unwrap_or_else(|e| panic!("gateway: {e}"));
-    let addr = gateway.local_addr();
-    let url = format!("http://{addr}/slow");
-    let auth = format!("Bearer {}", key.sign(&claims("read")));
+    // An upstream whose every request waits until the test releases it, telling the test
+    // when a request arrived.
+    let (arrived_tx, mut arrived) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let gate = release.clone();
+    let up = Upstream::builder()
+        .handler(move |_req| {
+            let (arrived_tx, gate) = (arrived_tx.clone(), gate.clone());
+            async move {
+                let released = gate.notified();
+                let _ = arrived_tx.send(());
+                released.await;
+                Response::new(full("finally"))
+            }
+        })
+        .start()
+        .await;
+    // The test owns the gateway (to shut it down) and picks a drain deadline no test machine
+    // reaches.
+    let h = Harness::builder()
+        .config(default_config().replace("response_timeout = \"1s\"", "response_timeout = \"120s\""))
+        .upstream(up)
+        .drain(Duration::from_secs(300))
+        .start()
+        .await;
+    let addr = h.gateway.local_addr();
+    let url = h.url("/slow");
+    let auth = bearer(&h.key.sign(&claims("read")));
+    let client = h.client.clone();
 
-    let slow = tokio::spawn(async move { send(&client(), Method::GET, &url, &[("authorization", &auth)], "").await });
+    let slow = tokio::spawn(async move { send(&client, Method::GET, &url, &[("authorization", &auth)], "").await });
     within("the slow request reaching the upstream", arrived.recv()).await;
-    let shutdown = tokio::spawn(gateway.shutdown());
+    let shutdown = tokio::spawn(h.gateway.shutdown());
     // Shutdown has begun once connecting is refused.
     within("new connections being refused", async {
         while TcpStream::connect(addr).await.is_ok() {
@@ -563,20 +500,18 @@ async fn a_drain_lets_a_slow_request_finish_and_refuses_new_connections() {
     // The in-flight request holds the drain open until it is answered.
     assert!(!shutdown.is_finished());
     release.notify_waiters();
-    let a = within("the slow answer", slow).await.unwrap_or_else(|e| panic!("{e}"));
+    let a = within("the slow answer", slow).await.unwrap();
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.body, "finally");
-    within("the drain ending", shutdown)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    within("the drain ending", shutdown).await.unwrap();
 }
 
 /// Writes the default test configuration with `server` as its `[server]` table and
 /// `rs_extra` in its resource server, and loads it.
 fn load_limits(server: &str, rs_extra: &str) -> Result<portcullis::Snapshot, portcullis::config::ConfigErrors> {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, public_jwks(&[&TestKey::es256("k1")])).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&keys, public_jwks(&[&TestKey::es256("k1")])).unwrap();
     let text = format!("[server]\n{server}\n{}", default_config())
         .replace("{upstream}", "127.0.0.1:9")
         .replace("{keys}", &keys.display().to_string())
@@ -585,13 +520,13 @@ fn load_limits(server: &str, rs_extra: &str) -> Result<portcullis::Snapshot, por
             &format!("response_timeout = \"1s\"\n{rs_extra}"),
         );
     let path = dir.path().join("portcullis.toml");
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, text).unwrap();
     portcullis::app::load_snapshot(&path, portcullis::time::system(), None)
 }
 
 #[test]
 fn limit_settings_have_defaults_and_are_checked_at_load() {
-    let snap = load_limits("", "").unwrap_or_else(|e| panic!("{e}"));
+    let snap = load_limits("", "").unwrap();
     let s = &snap.settings;
     assert_eq!(
         (s.max_header_bytes, s.max_headers, s.idle_timeout, s.max_connections),
@@ -603,7 +538,7 @@ fn limit_settings_have_defaults_and_are_checked_at_load() {
         "max_header_bytes = 8192\nmax_headers = 7\nidle_timeout = \"5m\"\nmax_connections = 3",
         "max_body_bytes = 10",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let s = &snap.settings;
     assert_eq!(
         (s.max_header_bytes, s.max_headers, s.idle_timeout, s.max_connections),
@@ -615,8 +550,7 @@ fn limit_settings_have_defaults_and_are_checked_at_load() {
         "max_header_bytes = 8191\nmax_headers = 0\nidle_timeout = \"0s\"\nmax_connections = 0",
         "max_body_bytes = 0",
     )
-    .err()
-    .unwrap_or_else(|| panic!("bad limits were accepted"))
+    .expect_err("bad limits were accepted")
     .0;
     let fields: Vec<(&str, &str)> = errors
         .iter()

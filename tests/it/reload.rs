@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 
 use crate::support::*;
 
@@ -16,21 +16,10 @@ fn variant_b(config: &str) -> String {
     )
 }
 
-fn write_config(h: &Harness, text: &str) {
-    let keys = h.dir.path().join("keys.json");
-    let text = text
-        .replace("{upstream}", &h.upstream.addr.to_string())
-        .replace("{keys}", &keys.display().to_string());
-    // Write then rename, as editors and ConfigMap updates do: readers never see half a file.
-    let tmp = h.dir.path().join("portcullis.toml.tmp");
-    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::rename(&tmp, h.dir.path().join("portcullis.toml")).unwrap_or_else(|e| panic!("{e}"));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
     let base = default_config().replace("paths = [\"/**\"]", "paths = [\"/open/**\"]");
-    let h = Arc::new(Harness::start_with(&base, TestKey::es256("k1")).await);
+    let h = Arc::new(Harness::builder().config(&base).start().await);
     let read = h.key.sign(&claims("read"));
     let write = h.key.sign(&claims("read write"));
     let stop = Arc::new(AtomicBool::new(false));
@@ -71,35 +60,21 @@ async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
     ];
     for round in 0..12 {
         let valid = if round % 2 == 0 { variant_b(&base) } else { base.clone() };
-        write_config(&h, &valid);
+        h.write_config(&valid);
         h.gateway
             .reload()
             .await
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        let has_extra = h
-            .gateway
-            .verifier()
-            .snapshot()
-            .resources
-            .iter()
-            .any(|r| r.id.as_str() == "extra");
-        assert_eq!(has_extra, round % 2 == 0);
+        assert_eq!(h.has_resource("extra"), round % 2 == 0);
         let bad = broken[round % broken.len()];
-        write_config(&h, bad);
+        h.write_config(bad);
         assert!(
             h.gateway.reload().await.is_err(),
             "round {round}: a broken config was accepted"
         );
         // Still the last good one.
-        let still = h
-            .gateway
-            .verifier()
-            .snapshot()
-            .resources
-            .iter()
-            .any(|r| r.id.as_str() == "extra");
         assert_eq!(
-            still,
+            h.has_resource("extra"),
             round % 2 == 0,
             "round {round}: a broken edit changed the running configuration"
         );
@@ -107,7 +82,7 @@ async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
     }
     stop.store(true, Ordering::Relaxed);
     for c in clients {
-        c.await.unwrap_or_else(|e| panic!("a client saw a wrong answer: {e}"));
+        c.await.expect("a client saw a wrong answer");
     }
     assert!(sent.load(Ordering::Relaxed) > 0);
     let (ok, failed) = h.gateway.reload_counts();
@@ -116,61 +91,40 @@ async fn requests_never_see_a_wrong_answer_while_the_config_churns() {
 
 #[tokio::test]
 async fn a_reload_keeps_remote_keys_of_unchanged_realms() {
-    let jwks = JwksServer::start(String::new()).await;
+    let jwks = Upstream::serving("").await;
     let key = TestKey::es256("k1");
     jwks.set(StatusCode::OK, public_jwks(&[&key])).await;
     let config = default_config().replace(
         "jwks_file = \"{keys}\"",
-        &format!("jwks_uri = \"{}\"\ndanger_allow_http_jwks = true", jwks.uri()),
+        &format!(
+            "jwks_uri = \"{}\"\ndanger_allow_http_jwks = true",
+            jwks.url("/jwks.json")
+        ),
     );
-    let h = Harness::start_with(&config, key).await;
-    assert_eq!(jwks.fetches(), 1);
-    write_config(&h, &variant_b(&config));
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(jwks.fetches(), 1, "an unchanged realm refetched its keys on reload");
+    let h = Harness::builder().config(&config).key(key).start().await;
+    assert_eq!(jwks.hits(), 1);
+    h.write_config(&variant_b(&config));
+    h.gateway.reload().await.unwrap();
+    assert_eq!(jwks.hits(), 1, "an unchanged realm refetched its keys on reload");
     let token = h.key.sign(&claims("write"));
     assert_eq!(h.get("/extra", &token).await.status, StatusCode::OK);
     // Changing the realm's key source does refetch.
-    write_config(
-        &h,
-        &variant_b(&config).replace(
-            "danger_allow_http_jwks = true",
-            "danger_allow_http_jwks = true\njwks_ttl = \"10m\"",
-        ),
-    );
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(jwks.fetches(), 2);
+    h.write_config(&variant_b(&config).replace(
+        "danger_allow_http_jwks = true",
+        "danger_allow_http_jwks = true\njwks_ttl = \"10m\"",
+    ));
+    h.gateway.reload().await.unwrap();
+    assert_eq!(jwks.hits(), 2);
 }
 
 #[tokio::test]
 async fn the_watcher_reloads_on_a_file_change() {
     let h = Harness::start().await;
-    write_config(&h, &variant_b(&default_config()));
+    h.write_config(&variant_b(&default_config()));
     // Wait (bounded) for the watcher; this asserts that it happens, not how fast.
-    let mut seen = false;
-    for _ in 0..200 {
-        if h.gateway
-            .verifier()
-            .snapshot()
-            .resources
-            .iter()
-            .any(|r| r.id.as_str() == "extra")
-        {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(seen, "the watcher did not reload within 10 s");
+    eventually("the watcher's reload", async || h.has_resource("extra")).await;
     let token = h.key.sign(&claims("write"));
-    let a = h
-        .send(
-            Method::GET,
-            "/extra",
-            &[("authorization", &format!("Bearer {token}"))],
-            "",
-        )
-        .await;
+    let a = h.get("/extra", &token).await;
     assert_eq!(a.status, StatusCode::OK);
 }
 
@@ -182,35 +136,16 @@ async fn a_verdict_reached_under_the_old_rules_never_answers_under_the_new() {
     // A request loads the snapshot of the day...
     let old = v.snapshot();
     // ...a reload then gives the realm another issuer (its keys stay the same)...
-    write_config(&h, &default_config().replace("/realms/t\"", "/realms/t-next\""));
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.write_config(&default_config().replace("/realms/t\"", "/realms/t-next\""));
+    h.gateway.reload().await.unwrap();
     // ...and the request, still on the old snapshot, stores its verdict after the swap.
-    let (i, _) = old.resource_server("api").unwrap_or_else(|| panic!("no api"));
-    let judge = old.judge(i).unwrap_or_else(|| panic!("no judge"));
-    portcullis::token::verify(&token, &judge, v.cache())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (i, _) = old.resource_server("api").expect("no api");
+    let judge = old.judge(i).expect("no judge");
+    portcullis::token::verify(&token, &judge, v.cache()).await.unwrap();
     // Under the new rules the token is refused, not answered from that verdict.
     let a = h.get("/items/1", &token).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
     assert_eq!(v.cache().hits(), 0);
-}
-
-/// Polls (bounded) until the running configuration has the protected resource `id`.
-async fn wait_for_resource(h: &Harness, id: &str) -> bool {
-    for _ in 0..200 {
-        if h.gateway
-            .verifier()
-            .snapshot()
-            .resources
-            .iter()
-            .any(|r| r.id.as_str() == id)
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,16 +153,16 @@ async fn files_beside_the_configuration_never_reload_it_nor_hold_an_edit_back() 
     let h = Harness::start().await;
     let dir = h.dir.path().to_path_buf();
     let log = dir.join("gateway.log");
-    let config = std::fs::read_to_string(dir.join("portcullis.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let config = std::fs::read_to_string(dir.join("portcullis.toml")).unwrap();
     // A log written beside the configuration, now and then, and the configuration itself
     // rewritten with the same bytes (as a deployment tool re-applying it does): nothing to
     // reload.
     for i in 0..5 {
-        std::fs::write(&log, format!("line {i}\n")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&log, format!("line {i}\n")).unwrap();
         if i == 2 {
             let tmp = dir.join("portcullis.toml.tmp");
-            std::fs::write(&tmp, &config).unwrap_or_else(|e| panic!("{e}"));
-            std::fs::rename(&tmp, dir.join("portcullis.toml")).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&tmp, &config).unwrap();
+            std::fs::rename(&tmp, dir.join("portcullis.toml")).unwrap();
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -244,8 +179,8 @@ async fn files_beside_the_configuration_never_reload_it_nor_hold_an_edit_back() 
             }
         })
     };
-    write_config(&h, &variant_b(&default_config()));
-    let applied = wait_for_resource(&h, "extra").await;
+    h.write_config(&variant_b(&default_config()));
+    let applied = polled(async || h.has_resource("extra")).await;
     stop.store(true, Ordering::Relaxed);
     let _ = noise.await;
     assert!(
@@ -259,16 +194,9 @@ async fn files_beside_the_configuration_never_reload_it_nor_hold_an_edit_back() 
     );
     // A file the configuration names is an input: a new key set is picked up.
     let next = TestKey::es256("k2");
-    std::fs::write(dir.join("keys.json"), public_jwks(&[&next])).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("keys.json"), public_jwks(&[&next])).unwrap();
     let token = next.sign(&claims("read"));
-    let mut accepted = false;
-    for _ in 0..200 {
-        if h.get("/items/1", &token).await.status == StatusCode::OK {
-            accepted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let accepted = polled(async || h.get("/items/1", &token).await.status == StatusCode::OK).await;
     assert!(accepted, "the watcher missed a change to the realm's jwks_file");
     assert_eq!(h.gateway.reload_counts(), (2, 0));
 }

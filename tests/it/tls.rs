@@ -7,43 +7,28 @@
 //! only so that a regression fails instead of hanging; nothing asserts how long anything
 //! takes.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use portcullis::config::ConfigError;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use crate::support::*;
-
-/// Upper bound on any wait, so a hang fails the test. Never an assertion about speed.
-const GUARD: Duration = Duration::from_secs(30);
 
 /// The name the gateway's certificates are issued for; clients connect to 127.0.0.1 and
 /// ask for this name (SNI), so hostname verification is real.
 const GW_NAME: &str = "gw.test";
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(GUARD, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing happened within {GUARD:?}"))
-}
 
 // ---------------------------------------------------------------------------------------
 // A small PKI.
@@ -51,11 +36,11 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 type Ca = CertifiedIssuer<'static, KeyPair>;
 
 fn ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(rcgen::DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-    CertifiedIssuer::self_signed(params, key).unwrap_or_else(|e| panic!("{e}"))
+    let key = KeyPair::generate().unwrap();
+    CertifiedIssuer::self_signed(params, key).unwrap()
 }
 
 /// A leaf certificate and its key.
@@ -70,17 +55,17 @@ impl Leaf {
     }
 
     fn key_der(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::try_from(self.key.serialize_der()).unwrap_or_else(|e| panic!("{e}"))
+        PrivateKeyDer::try_from(self.key.serialize_der()).unwrap()
     }
 }
 
 /// A leaf for `names` (DNS names or IP addresses) signed by `ca`.
 fn leaf(ca: &Ca, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
     let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
-    let mut params = CertificateParams::new(names).unwrap_or_else(|e| panic!("{e}"));
+    let mut params = CertificateParams::new(names).unwrap();
     params.extended_key_usages = vec![usage];
-    let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-    let cert = params.signed_by(&key, ca).unwrap_or_else(|e| panic!("{e}"));
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, ca).unwrap();
     Leaf { cert, key }
 }
 
@@ -104,7 +89,7 @@ struct TlsFiles {
 impl TlsFiles {
     fn new() -> Self {
         Self {
-            dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+            dir: tempfile::tempdir().unwrap(),
         }
     }
 
@@ -133,6 +118,26 @@ impl TlsFiles {
             self.path("key.pem").display().to_string()
         )
     }
+
+    /// A gateway on the default test configuration, serving TLS with the installed
+    /// certificate and `extra` lines in its `[server]` table.
+    async fn start(&self, extra: &str) -> Harness {
+        Harness::builder()
+            .config(format!("{}{}", self.server_table(extra), default_config()))
+            .start()
+            .await
+    }
+
+    /// A gateway as [`Self::start`] that asks for client certificates of `clients` in
+    /// `mode` (`required` or `optional`).
+    async fn start_with_client_ca(&self, clients: &Ca, mode: &str) -> Harness {
+        let client_ca = self.ca("clients.pem", clients);
+        let extra = format!(
+            "tls_client_ca = {:?}\ntls_client_auth = \"{mode}\"",
+            client_ca.display().to_string()
+        );
+        self.start(&extra).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -153,16 +158,14 @@ struct Reply {
 /// A client configuration trusting `ca`, offering `alpn`, presenting `client` if given.
 fn client_config(ca: &Ca, alpn: &[&[u8]], client: Option<&Leaf>) -> ClientConfig {
     let mut roots = RootCertStore::empty();
-    roots.add(ca.der().clone()).unwrap_or_else(|e| panic!("{e}"));
+    roots.add(ca.der().clone()).unwrap();
     let builder = ClientConfig::builder_with_provider(portcullis::tls::provider())
         .with_safe_default_protocol_versions()
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .with_root_certificates(roots);
     let mut config = match client {
         None => builder.with_no_client_auth(),
-        Some(leaf) => builder
-            .with_client_auth_cert(vec![leaf.der()], leaf.key_der())
-            .unwrap_or_else(|e| panic!("{e}")),
+        Some(leaf) => builder.with_client_auth_cert(vec![leaf.der()], leaf.key_der()).unwrap(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     config
@@ -173,7 +176,7 @@ fn client_config(ca: &Ca, alpn: &[&[u8]], client: Option<&Leaf>) -> ClientConfig
 async fn tls_get(addr: SocketAddr, config: ClientConfig, path: &str, token: &str) -> Result<Reply, String> {
     within("TLS request", async {
         let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
-        let name = ServerName::try_from(GW_NAME).unwrap_or_else(|e| panic!("{e}"));
+        let name = ServerName::try_from(GW_NAME).unwrap();
         let tls = TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
@@ -190,7 +193,7 @@ async fn tls_get(addr: SocketAddr, config: ClientConfig, path: &str, token: &str
             let req = Request::get(format!("https://{GW_NAME}{path}"))
                 .header("authorization", format!("Bearer {token}"))
                 .body(Full::new(Bytes::new()))
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
             let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                 .await
                 .map_err(|e| format!("h2 handshake: {e}"))?;
@@ -201,7 +204,7 @@ async fn tls_get(addr: SocketAddr, config: ClientConfig, path: &str, token: &str
                 .header("host", GW_NAME)
                 .header("authorization", format!("Bearer {token}"))
                 .body(Full::new(Bytes::new()))
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
             let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
                 .await
                 .map_err(|e| format!("http/1.1 handshake: {e}"))?;
@@ -232,10 +235,8 @@ async fn tls_get(addr: SocketAddr, config: ClientConfig, path: &str, token: &str
 /// refusal may come as the answer to the handshake or as the first thing read after it.
 async fn refused(addr: SocketAddr, config: ClientConfig) -> String {
     within("TLS refusal", async {
-        let tcp = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
-        let name = ServerName::try_from(GW_NAME).unwrap_or_else(|e| panic!("{e}"));
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let name = ServerName::try_from(GW_NAME).unwrap();
         let mut tls = match TlsConnector::from(Arc::new(config)).connect(name, tcp).await {
             Err(e) => return e.to_string(),
             Ok(tls) => tls,
@@ -251,54 +252,9 @@ async fn refused(addr: SocketAddr, config: ClientConfig) -> String {
 // ---------------------------------------------------------------------------------------
 // A TLS upstream.
 
-/// An upstream that speaks only TLS, counting requests and recording the SNI name of the
-/// last handshake.
-struct TlsUpstream {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    sni: Arc<Mutex<Option<String>>>,
-}
-
-async fn spawn_tls_upstream(leaf: &Leaf) -> TlsUpstream {
-    let config = ServerConfig::builder_with_provider(portcullis::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der()], leaf.key_der())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-    let up = TlsUpstream {
-        addr: listener.local_addr().unwrap_or_else(|e| panic!("{e}")),
-        hits: Arc::new(AtomicUsize::new(0)),
-        sni: Arc::new(Mutex::new(None)),
-    };
-    let (hits, sni) = (up.hits.clone(), up.sni.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let (acceptor, hits, sni) = (acceptor.clone(), hits.clone(), sni.clone());
-            tokio::spawn(async move {
-                // A refused handshake is what some tests expect: nothing to serve then.
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                *sni.lock().await = tls.get_ref().1.server_name().map(str::to_owned);
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let hits = hits.clone();
-                    async move {
-                        hits.fetch_add(1, Ordering::SeqCst);
-                        let body = format!("tls upstream saw {}", req.uri().path());
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    up
+/// An upstream that speaks only TLS with `leaf`'s certificate.
+async fn tls_upstream(leaf: &Leaf) -> Upstream {
+    Upstream::builder().tls(leaf.der(), leaf.key_der()).start().await
 }
 
 /// The default test configuration with the resource server's upstream at `upstream` and
@@ -310,10 +266,6 @@ fn config_with(server: &str, upstream: &str) -> String {
     )
 }
 
-fn config_path(h: &Harness) -> PathBuf {
-    h.dir.path().join("portcullis.toml")
-}
-
 // ---------------------------------------------------------------------------------------
 // Termination.
 
@@ -322,11 +274,7 @@ async fn h2_and_http1_over_tls_are_forwarded_with_x_forwarded_proto_https() {
     let pki = ca("gateway ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(""), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = files.start("").await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
 
@@ -358,7 +306,7 @@ async fn h2_and_http1_over_tls_are_forwarded_with_x_forwarded_proto_https() {
     // Refusals are answered over TLS the same way as over plain HTTP.
     let r = tls_get(addr, client_config(&pki, &[b"h2"], None), "/items/7", "not-a-token")
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(h.upstream.hits(), 3);
 }
@@ -368,19 +316,13 @@ async fn the_tls_listener_does_not_speak_plain_http() {
     let pki = ca("gateway ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(""), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = files.start("").await;
     let token = h.key.sign(&claims("read"));
-    let mut tcp = TcpStream::connect(h.gateway.local_addr())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut tcp = TcpStream::connect(h.gateway.local_addr()).await.unwrap();
     let req = format!(
         "GET /items/7 HTTP/1.1\r\nHost: {GW_NAME}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     );
-    tcp.write_all(req.as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
+    tcp.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     // The handshake fails: at most a TLS alert comes back, then the connection closes.
     let _ = within("reading the refusal", tcp.read_to_end(&mut buf)).await;
@@ -398,16 +340,7 @@ async fn required_client_certificates_refuse_none_and_strangers() {
     let stranger_ca = ca("stranger ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let client_ca = files.ca("clients.pem", &clients);
-    let extra = format!(
-        "tls_client_ca = {:?}\ntls_client_auth = \"required\"",
-        client_ca.display().to_string()
-    );
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(&extra), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = files.start_with_client_ca(&clients, "required").await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
 
@@ -433,7 +366,7 @@ async fn required_client_certificates_refuse_none_and_strangers() {
     for alpn in [b"h2".as_slice(), b"http/1.1"] {
         let r = tls_get(addr, client_config(&pki, &[alpn], Some(&good)), "/items/7", &token)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
     assert_eq!(h.upstream.hits(), 2);
@@ -445,22 +378,13 @@ async fn optional_client_certificates_admit_none_but_refuse_strangers() {
     let clients = ca("client ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let client_ca = files.ca("clients.pem", &clients);
-    let extra = format!(
-        "tls_client_ca = {:?}\ntls_client_auth = \"optional\"",
-        client_ca.display().to_string()
-    );
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(&extra), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = files.start_with_client_ca(&clients, "optional").await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
 
     let none = tls_get(addr, client_config(&pki, &[b"h2"], None), "/items/7", &token)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(none.status, StatusCode::OK);
     let good = tls_get(
         addr,
@@ -469,7 +393,7 @@ async fn optional_client_certificates_admit_none_but_refuse_strangers() {
         &token,
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(good.status, StatusCode::OK);
     let stranger = client_leaf(&ca("stranger ca"));
     let alert = refused(addr, client_config(&pki, &[b"h2"], Some(&stranger))).await;
@@ -486,11 +410,7 @@ async fn a_reload_rotates_the_certificate_and_a_bad_one_keeps_the_old() {
     let files = TlsFiles::new();
     let first = server_leaf(&pki, &[GW_NAME]);
     files.install(&first);
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(""), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = files.start("").await;
     let token = h.key.sign(&claims("read"));
     let addr = h.gateway.local_addr();
     let served = |r: Reply| {
@@ -498,25 +418,20 @@ async fn a_reload_rotates_the_certificate_and_a_bad_one_keeps_the_old() {
         r.server_cert
     };
     let r = tls_get(addr, client_config(&pki, &[b"h2"], None), "/items/7", &token).await;
-    assert_eq!(served(r.unwrap_or_else(|e| panic!("{e}"))), first.der().to_vec());
+    assert_eq!(served(r.unwrap()), first.der().to_vec());
 
     // A new certificate and key: new connections get them after the reload.
     let second = server_leaf(&pki, &[GW_NAME]);
     files.install(&second);
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap();
     let r = tls_get(addr, client_config(&pki, &[b"h2"], None), "/items/7", &token).await;
-    assert_eq!(served(r.unwrap_or_else(|e| panic!("{e}"))), second.der().to_vec());
+    assert_eq!(served(r.unwrap()), second.der().to_vec());
 
     // A certificate without its key: the reload is refused, naming the field, and the
     // second certificate goes on serving.
     let third = server_leaf(&pki, &[GW_NAME]);
     write(&files.path("cert.pem"), &third.cert.pem());
-    let errors = h
-        .gateway
-        .reload()
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("a mismatched key was accepted"));
+    let errors = h.gateway.reload().await.expect_err("a mismatched key was accepted");
     assert!(
         errors
             .0
@@ -525,7 +440,7 @@ async fn a_reload_rotates_the_certificate_and_a_bad_one_keeps_the_old() {
         "{errors}"
     );
     let r = tls_get(addr, client_config(&pki, &[b"http/1.1"], None), "/items/7", &token).await;
-    assert_eq!(served(r.unwrap_or_else(|e| panic!("{e}"))), second.der().to_vec());
+    assert_eq!(served(r.unwrap()), second.der().to_vec());
 }
 
 #[tokio::test]
@@ -533,25 +448,16 @@ async fn a_reload_cannot_turn_tls_off() {
     let pki = ca("gateway ca");
     let files = TlsFiles::new();
     files.install(&server_leaf(&pki, &[GW_NAME]));
-    let h = Harness::start_with(
-        &format!("{}{}", files.server_table(""), default_config()),
-        TestKey::es256("k1"),
-    )
-    .await;
-    let path = config_path(&h);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    let h = files.start("").await;
+    let path = h.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
     let plain: String = text
         .lines()
         .filter(|l| !l.starts_with("tls_") && *l != "[server]")
         .collect::<Vec<_>>()
         .join("\n");
     write(&path, &plain);
-    let errors = h
-        .gateway
-        .reload()
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("TLS was turned off"));
+    let errors = h.gateway.reload().await.expect_err("TLS was turned off");
     assert!(
         errors
             .0
@@ -567,7 +473,7 @@ async fn a_reload_cannot_turn_tls_off() {
         &token,
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -577,20 +483,19 @@ async fn a_reload_cannot_turn_tls_off() {
 #[tokio::test]
 async fn an_https_upstream_chaining_to_upstream_ca_is_served_with_sni() {
     let pki = ca("upstream ca");
-    let up = spawn_tls_upstream(&server_leaf(&pki, &["localhost"])).await;
+    let up = tls_upstream(&server_leaf(&pki, &["localhost"])).await;
     let files = TlsFiles::new();
     let ca_file = files.ca("upstream-ca.pem", &pki);
     let server = format!("[server]\nupstream_ca = {:?}\n", ca_file.display().to_string());
-    let h = Harness::start_with(
-        &config_with(&server, &format!("https://localhost:{}", up.addr.port())),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = Harness::builder()
+        .config(config_with(&server, &format!("https://localhost:{}", up.addr.port())))
+        .start()
+        .await;
     let a = h.get("/items/7", &h.key.sign(&claims("read"))).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    assert_eq!(a.body, "tls upstream saw /items/7");
-    assert_eq!(up.hits.load(Ordering::SeqCst), 1);
-    assert_eq!(up.sni.lock().await.as_deref(), Some("localhost"));
+    assert_eq!(a.body, "upstream saw GET /items/7 (0 body bytes)");
+    assert_eq!(up.hits(), 1);
+    assert_eq!(up.sni().await.as_deref(), Some("localhost"));
 }
 
 #[tokio::test]
@@ -609,16 +514,15 @@ async fn an_upstream_with_an_untrusted_certificate_is_a_502() {
         ("another name", with_ca, server_leaf(&trusted, &["elsewhere.test"])),
     ];
     for (what, server, leaf) in cases {
-        let up = spawn_tls_upstream(&leaf).await;
-        let h = Harness::start_with(
-            &config_with(&server, &format!("https://{}", up.addr)),
-            TestKey::es256("k1"),
-        )
-        .await;
+        let up = tls_upstream(&leaf).await;
+        let h = Harness::builder()
+            .config(config_with(&server, &format!("https://{}", up.addr)))
+            .start()
+            .await;
         let a = h.get("/items/7", &h.key.sign(&claims("read"))).await;
         assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{what}: {}", a.body);
         assert_eq!(a.error(), "upstream_unavailable", "{what}");
-        assert_eq!(up.hits.load(Ordering::SeqCst), 0, "{what}");
+        assert_eq!(up.hits(), 0, "{what}");
         h.gateway.shutdown().await;
     }
 }
@@ -627,22 +531,21 @@ async fn an_upstream_with_an_untrusted_certificate_is_a_502() {
 async fn upstream_trust_follows_a_reload() {
     let old = ca("old upstream ca");
     let new = ca("new upstream ca");
-    let up = spawn_tls_upstream(&server_leaf(&new, &["127.0.0.1"])).await;
+    let up = tls_upstream(&server_leaf(&new, &["127.0.0.1"])).await;
     let files = TlsFiles::new();
     let ca_file = files.ca("upstream-ca.pem", &old);
     let server = format!("[server]\nupstream_ca = {:?}\n", ca_file.display().to_string());
-    let h = Harness::start_with(
-        &config_with(&server, &format!("https://{}", up.addr)),
-        TestKey::es256("k1"),
-    )
-    .await;
+    let h = Harness::builder()
+        .config(config_with(&server, &format!("https://{}", up.addr)))
+        .start()
+        .await;
     let token = h.key.sign(&claims("read"));
     assert_eq!(h.get("/items/7", &token).await.status, StatusCode::BAD_GATEWAY);
     files.ca("upstream-ca.pem", &new);
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    h.gateway.reload().await.unwrap();
     let a = h.get("/items/7", &token).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    assert_eq!(up.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(up.hits(), 1);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,12 +5,12 @@
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http::Version;
 use tokio::net::TcpStream;
 
 use crate::support::*;
 
-const TWO: Option<NonZeroUsize> = NonZeroUsize::new(2);
+const TWO: NonZeroUsize = NonZeroUsize::new(2).unwrap();
 
 fn with_admin(server: &str) -> String {
     config_with(&format!("admin_listen = \"127.0.0.1:0\"\n{server}"))
@@ -20,24 +20,12 @@ fn with_admin(server: &str) -> String {
 async fn on_new_connection(addr: SocketAddr, path: &str, token: &str) -> u16 {
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
-    status_of(&raw_exchange(addr, request.as_bytes()).await)
-}
-
-/// `request` on the kept-alive `conn`: the start of its answer.
-async fn keep_alive_exchange(conn: &mut TcpStream, request: &str, what: &str) -> String {
-    conn.write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut buf = [0u8; 4096];
-    let n = within(what, conn.read(&mut buf))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    raw_send(addr, request.as_bytes(), End::Open).await.status.as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_serve_one_configuration_and_all_see_a_reload() {
-    let h = Harness::start_on(&with_admin(""), TestKey::es256("k1"), TWO).await;
+    let h = Harness::builder().config(with_admin("")).workers(TWO).start().await;
     let addr = h.gateway.local_addr();
     let read = h.key.sign(&claims("read"));
     let write = h.key.sign(&claims("read write"));
@@ -53,7 +41,7 @@ async fn workers_serve_one_configuration_and_all_see_a_reload() {
         async move {
             let mut statuses = Vec::new();
             for t in tasks {
-                statuses.push(within("a request", t).await.unwrap_or_else(|e| panic!("{e}")));
+                statuses.push(within("a request", t).await.unwrap());
             }
             statuses
         }
@@ -64,15 +52,11 @@ async fn workers_serve_one_configuration_and_all_see_a_reload() {
     assert_eq!(h.upstream.hits(), 24);
 
     // One reload reaches every worker: the new resource is served on every connection.
-    let keys = h.dir.path().join("keys.json");
-    let next = format!(
+    h.write_config(&format!(
         "{}\n[[protected_resource]]\nid = \"extra\"\nresource_server = \"api\"\npaths = [\"/extra\"]\nscopes = [\"write\"]\n",
         with_admin("")
-    )
-    .replace("{upstream}", &h.upstream.addr.to_string())
-    .replace("{keys}", &keys.display().to_string());
-    std::fs::write(h.dir.path().join("portcullis.toml"), next).unwrap_or_else(|e| panic!("{e}"));
-    h.gateway.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    ));
+    h.gateway.reload().await.unwrap();
     assert!(round("/extra", write).await.iter().all(|s| *s == 200));
     assert!(round("/extra", read).await.iter().all(|s| *s == 403));
     assert_eq!(h.upstream.hits(), 48);
@@ -96,14 +80,22 @@ async fn workers_serve_one_configuration_and_all_see_a_reload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_share_one_connection_bound() {
-    let h = Harness::start_on(&with_admin("max_connections = 1"), TestKey::es256("k1"), TWO).await;
+    let h = Harness::builder()
+        .config(with_admin("max_connections = 1"))
+        .workers(TWO)
+        .start()
+        .await;
     let addr = h.gateway.local_addr();
     let token = h.key.sign(&claims("read"));
     let request = format!("GET /items/1 HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer {token}\r\n\r\n");
     // The first connection takes the only slot and is kept alive.
-    let mut first = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
-    let answer = keep_alive_exchange(&mut first, &request, "the first answer").await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut first = RawConn::open(addr).await;
+    let answer = first.exchange(request.as_bytes(), "the first answer").await;
+    assert_eq!(
+        (answer.version, answer.status.as_u16()),
+        (Version::HTTP_11, 200),
+        "{answer:?}"
+    );
     // The second waits in the accept queue, whichever worker would take it.
     let second = tokio::spawn({
         let token = token.clone();
@@ -111,14 +103,18 @@ async fn workers_share_one_connection_bound() {
     });
     // A second exchange on the first connection: by its answer the other worker has had
     // every chance to take the waiting connection, had the bound been per worker.
-    let answer = keep_alive_exchange(&mut first, &request, "the first connection's second answer").await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = first
+        .exchange(request.as_bytes(), "the first connection's second answer")
+        .await;
+    assert_eq!(
+        (answer.version, answer.status.as_u16()),
+        (Version::HTTP_11, 200),
+        "{answer:?}"
+    );
     assert!(!second.is_finished());
     let (_, text) = scrape(&h).await;
     assert_eq!(must(&text, "portcullis_connections_open"), 1.0);
     drop(first);
-    let status = within("the second answer", second)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let status = within("the second answer", second).await.unwrap();
     assert_eq!(status, 200);
 }
