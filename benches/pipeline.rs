@@ -1,4 +1,5 @@
 #![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
+#![allow(clippy::unwrap_used)] // a bench that cannot set up should stop loudly
 //! The whole request pipeline in process: a client on a kept-alive loopback connection,
 //! the real gateway (accept, parse, route, extract, verify, authorize, forward, answer)
 //! and a minimal upstream, all on one current-thread runtime, so a figure is the CPU of

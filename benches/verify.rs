@@ -1,4 +1,5 @@
 #![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
+#![allow(clippy::unwrap_used)] // a bench that cannot set up should stop loudly
 //! Token verification benches: each algorithm cold (cache off: full signature check), the
 //! signature check alone with a pre-parsed key and with jsonwebtoken's per-call parsing,
 //! the verified-token cache hit, the whole decision (route + verify + authorize), JWE
@@ -32,7 +33,7 @@ fn key(alg: &str) -> serde_json::Value {
         "EdDSA" => Jwk::generate_ed_key(EdCurve::Ed25519),
         _ => Jwk::generate_rsa_key(2048),
     }
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     jwk.set_key_id(format!("k-{alg}"));
     jwk.set_algorithm(alg);
     let map: serde_json::Map<String, serde_json::Value> = jwk.into();
@@ -45,13 +46,13 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let keys: Vec<_> = ALGS.iter().map(|a| key(a)).collect();
     std::fs::write(
         dir.path().join("keys.json"),
         serde_json::json!({ "keys": keys }).to_string(),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let config = dir.path().join("portcullis.toml");
     std::fs::write(
         &config,
@@ -76,13 +77,13 @@ paths = ["/items/**"]
 scopes = ["read"]
 "#,
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     Fixture { _dir: dir, config }
 }
 
 fn verifier(fx: &Fixture, cache: bool) -> Verifier {
     let clock = ManualClock::new(NOW);
-    let mut snap = portcullis::app::load_snapshot(&fx.config, clock.clone(), None).unwrap_or_else(|e| panic!("{e}"));
+    let mut snap = portcullis::app::load_snapshot(&fx.config, clock.clone(), None).unwrap();
     snap.settings.token_cache_capacity = if cache { 100_000 } else { 0 };
     Verifier::new(snap, clock)
 }
@@ -95,7 +96,7 @@ fn bench_verify(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let fx = fixture();
     let cold = verifier(&fx, false);
     let snap = cold.snapshot();
@@ -103,13 +104,8 @@ fn bench_verify(c: &mut Criterion) {
     for alg in ALGS {
         let t = token(&cold, alg);
         g.bench_with_input(BenchmarkId::from_parameter(alg), &t, |b, t| {
-            b.to_async(&rt).iter(|| async {
-                black_box(
-                    cold.verify_for(&snap, ResourceServerRef::at(0), t)
-                        .await
-                        .unwrap_or_else(|e| panic!("{e}")),
-                )
-            })
+            b.to_async(&rt)
+                .iter(|| async { black_box(cold.verify_for(&snap, ResourceServerRef::at(0), t).await.unwrap()) })
         });
     }
     g.finish();
@@ -117,25 +113,16 @@ fn bench_verify(c: &mut Criterion) {
     let warm = verifier(&fx, true);
     let snap = warm.snapshot();
     let t = token(&warm, "ES256");
-    rt.block_on(async {
-        warm.verify_for(&snap, ResourceServerRef::at(0), &t)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-    });
+    rt.block_on(async { warm.verify_for(&snap, ResourceServerRef::at(0), &t).await.unwrap() });
     c.bench_function("verify_cached/ES256", |b| {
-        b.to_async(&rt).iter(|| async {
-            black_box(
-                warm.verify_for(&snap, ResourceServerRef::at(0), &t)
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}")),
-            )
-        })
+        b.to_async(&rt)
+            .iter(|| async { black_box(warm.verify_for(&snap, ResourceServerRef::at(0), &t).await.unwrap()) })
     });
 
     let mut headers = HeaderMap::new();
     headers.insert(
         http::header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {t}")).unwrap_or_else(|e| panic!("{e}")),
+        HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
     );
     c.bench_function("check_cached/ES256", |b| {
         b.to_async(&rt).iter(|| async {
@@ -159,7 +146,7 @@ fn bench_signature(c: &mut Criterion) {
     for alg in ALGS {
         let t = token(&v, alg);
         let (input, sig_b64) = t.rsplit_once('.').unwrap_or_else(|| panic!("not a JWS"));
-        let sig = portcullis::token::jws::b64(sig_b64).unwrap_or_else(|e| panic!("{e}"));
+        let sig = portcullis::token::jws::b64(sig_b64).unwrap();
         let a = portcullis::jwks::parse_alg(alg).unwrap_or_else(|| panic!("{alg}"));
         let kid = format!("k-{alg}");
         let key = keys
@@ -197,12 +184,12 @@ fn bench_routing(c: &mut Criterion) {
                     methods: None,
                     pattern: p,
                 })
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
         }
         let probe = format!("/svc{}/orders/77/lines", (n / 2) / 4 * 4 + 2);
         g.bench_with_input(BenchmarkId::from_parameter(n), &probe, |b, probe| {
             b.iter(|| {
-                let path = normalize(probe).unwrap_or_else(|e| panic!("{e}"));
+                let path = normalize(probe).unwrap();
                 black_box(router.find(None, &Method::GET, &path).map(|m| m.resource))
             })
         });
@@ -229,7 +216,7 @@ fn enc_key(alg: &str, kid: &str) -> serde_json::Value {
         "A256KW" | "dir" => Jwk::generate_oct_key(32),
         _ => Jwk::generate_ec_key(EcCurve::P256),
     }
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     jwk.set_key_id(kid);
     jwk.set_key_use("enc");
     let map: serde_json::Map<String, serde_json::Value> = jwk.into();
@@ -240,13 +227,13 @@ fn bench_jwe(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("sign.json"),
         serde_json::json!({ "keys": [key("ES256")] }).to_string(),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let mut config = String::from(
         "[[realm]]\nname = \"bench\"\nissuer = \"https://issuer.bench\"\nalgorithms = [\"ES256\"]\nsigning_keys = \"sign.json\"\n",
     );
@@ -256,15 +243,15 @@ fn bench_jwe(c: &mut Criterion) {
             dir.path().join(&file),
             serde_json::json!({ "keys": [enc_key(alg, &format!("e{i}"))] }).to_string(),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         config.push_str(&format!(
             "\n[[resource_server]]\nid = \"rs{i}\"\nrealm = \"bench\"\naudience = \"https://rs{i}.bench\"\nupstream = \"http://127.0.0.1:9\"\nencryption = \"resource_server\"\nencryption_jwks_file = \"{file}\"\nkey_alg = \"{alg}\"\n"
         ));
     }
     let path = dir.path().join("portcullis.toml");
-    std::fs::write(&path, config).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, config).unwrap();
     let clock = ManualClock::new(NOW);
-    let mut snap = portcullis::app::load_snapshot(&path, clock.clone(), None).unwrap_or_else(|e| panic!("{e}"));
+    let mut snap = portcullis::app::load_snapshot(&path, clock.clone(), None).unwrap();
     snap.settings.token_cache_capacity = 0;
     let v = Verifier::new(snap, clock);
     let snap = v.snapshot();
@@ -282,10 +269,10 @@ fn bench_jwe(c: &mut Criterion) {
             .as_ref()
             .unwrap_or_else(|| panic!("no jwe"))
             .encrypt(&jws)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         g.bench_with_input(BenchmarkId::from_parameter(alg), &jwe, |b, t| {
             b.to_async(&rt)
-                .iter(|| async { black_box(v.verify_for(&snap, i, t).await.unwrap_or_else(|e| panic!("{e}"))) })
+                .iter(|| async { black_box(v.verify_for(&snap, i, t).await.unwrap()) })
         });
     }
     g.finish();

@@ -295,6 +295,13 @@ impl Verifier {
         Err(last)
     }
 
+    /// The verified claims of `token` cached for `resource_server` under the current keys,
+    /// if any: what a request would be answered from without signature work.
+    pub fn cached(&self, snap: &Snapshot, resource_server: ResourceServerRef, token: &str) -> Option<Arc<Claims>> {
+        let judge = snap.judge(resource_server)?;
+        self.cache.get(&token::TokenKey::of(token), &judge.judged())
+    }
+
     /// A revoked token is an invalid token, whatever the route needs (RFC 7009 § 2).
     fn refuse_revoked(&self, snap: &Snapshot, realm: RealmRef, token: &str, claims: &Claims) -> Result<(), TokenError> {
         if self.revocations.never_used() {

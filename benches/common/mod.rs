@@ -37,5 +37,5 @@ pub(crate) fn mint_for(key: &SigningKey, audience: &str, scope: &str) -> String 
         },
         key,
     )
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|e| panic!("minting a bench token: {e}"))
 }

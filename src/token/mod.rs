@@ -39,6 +39,19 @@ pub struct Judge<'a> {
     pub outer: Option<Outer<'a>>,
 }
 
+impl Judge<'_> {
+    /// What a cached verdict must have been reached under to answer under this judge: the
+    /// realm, the snapshot, the key generation, the outer layer's identity.
+    pub fn judged(&self) -> Judged<'_> {
+        Judged {
+            realm: &self.realm.name,
+            epoch: self.epoch,
+            generation: self.keys.generation(),
+            outer: self.outer.map_or(0, |o| o.keys.id()),
+        }
+    }
+}
+
 /// Verifies `token` under `judge`: size bound, shape, header policy, signature, `iss`.
 /// Returns the claims, from the cache when this exact token was verified before under the
 /// same keys.
@@ -46,19 +59,14 @@ pub async fn verify(token: &str, judge: &Judge<'_>, cache: &TokenCache) -> Resul
     let Judge {
         realm,
         keys,
-        epoch,
+        epoch: _,
         outer,
     } = *judge;
     if token.len() > realm.max_token_bytes {
         return Err(TokenError::TooLarge(realm.max_token_bytes));
     }
-    let generation = keys.generation();
-    let judged = Judged {
-        realm: &realm.name,
-        epoch,
-        generation,
-        outer: outer.map_or(0, |o| o.keys.id()),
-    };
+    let judged = judge.judged();
+    let generation = judged.generation;
     let Some(key) = cache.is_enabled().then(|| TokenKey::of(token)) else {
         return verify_uncached(token, realm, keys, outer).await.map(Arc::new);
     };

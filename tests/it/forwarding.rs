@@ -404,7 +404,6 @@ async fn refused_upstream_is_502_upstream_unavailable() {
     assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.body);
     assert_eq!(header(&a.headers, "content-type"), Some("application/json"));
     assert_eq!(a.error(), "upstream_unavailable");
-    assert_eq!(h.upstream.hits(), 0);
 }
 
 #[tokio::test]

@@ -345,16 +345,8 @@ async fn issue(h: &Harness, params: &[(&str, &str)]) -> Answer {
 fn cached(h: &Harness, rs_id: &str, token: &str) -> Option<Arc<Claims>> {
     let v = h.gateway.verifier();
     let snap = v.snapshot();
-    let (i, rs) = snap.resource_server(rs_id)?;
-    let tag = snap.outer(i).map_or(0, |o| o.keys.id());
-    let realm = &snap.realms[rs.realm];
-    let judged = portcullis::token::Judged {
-        realm: &realm.name,
-        epoch: snap.epoch,
-        generation: realm.keys.generation(),
-        outer: tag,
-    };
-    v.cache().get(&portcullis::token::TokenKey::of(token), &judged)
+    let (i, _) = snap.resource_server(rs_id)?;
+    v.cached(&snap, i, token)
 }
 
 /// `portcullis::token::verify` for `rs_id`'s route, with the gateway's cache and realm
