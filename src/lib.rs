@@ -26,6 +26,7 @@
 //! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `respond`, `routing`, `snapshot`, `token`, `verifier` |
 //! | `proxy` | forwarding, header rules, upstream TLS trust | `chain`, `model`, `snapshot`, `tls`, `verifier` |
 //! | `verifier` | route → extract → verify → authorize: the embeddable decision | `model`, `routing`, `snapshot`, `time`, `token` |
+//! | `store` | durable shared state: SQLite or PostgreSQL, migrations, change log; the replica follower | `chain`, `time`, `token` |
 //! | `config` | sources → one compiled snapshot (errors name file, entity, field); watching | `inputs`, `jwks`, `model`, `routing`, `snapshot`, `time`, `tls`, `token` |
 //! | `snapshot` | the immutable configuration: one entry per entity, its epoch | `inputs`, `jwks`, `model`, `routing`, `tls`, `token` |
 //! | `token` | bearer extraction, JWS/JWE verification, claims checks, caches, revocations | `jwks`, `model`, `time` |
@@ -56,6 +57,7 @@ pub mod respond;
 pub mod routing;
 pub mod server;
 pub mod snapshot;
+pub mod store;
 pub mod time;
 pub mod tls;
 pub mod token;

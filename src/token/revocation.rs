@@ -22,6 +22,16 @@ use crate::time::{OwnTtl, SharedClock};
 pub struct RevocationKey([u8; 32]);
 
 impl RevocationKey {
+    /// The key's bytes, as the store keeps them.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A key read back from the store.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// The key of a verified token of `realm` with these claims; `token` is its text, used
     /// only for claims that were not built by verification (then the signing input is
     /// taken from the text's first two parts).
@@ -86,6 +96,12 @@ impl Revocations {
             self.used.store(true, Ordering::Release);
             self.inner.insert(key, Duration::from_secs(left));
         }
+    }
+
+    /// Records a revocation until `expires_at` (Unix seconds; the store keeps it so, with
+    /// the leeway already added).
+    pub fn revoke_until(&self, key: RevocationKey, expires_at: i64) {
+        self.revoke(key, expires_at, 0);
     }
 
     /// Whether the token is revoked.

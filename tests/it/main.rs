@@ -22,5 +22,6 @@ mod ops;
 mod properties;
 mod refusals;
 mod reload;
+mod store;
 mod tls;
 mod workers;

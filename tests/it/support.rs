@@ -1183,3 +1183,59 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
 pub fn must(text: &str, series: &str) -> f64 {
     sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
 }
+
+/// A PostgreSQL database of a test's own on the server `PORTCULLIS_TEST_POSTGRES` names
+/// (e.g. `postgres://postgres@127.0.0.1:5432/postgres`); dropped by [`TestDb::drop`].
+pub struct TestDb {
+    /// The database's URL.
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl TestDb {
+    /// A new empty database, or `None` (saying so once) when no server is configured.
+    pub async fn create() -> Option<Self> {
+        let Ok(admin) = std::env::var("PORTCULLIS_TEST_POSTGRES") else {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| eprintln!("PORTCULLIS_TEST_POSTGRES is not set: PostgreSQL tests skipped"));
+            return None;
+        };
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "portcullis_t_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            rand_suffix()
+        );
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PORTCULLIS_TEST_POSTGRES={admin} is unreachable: {e}"));
+        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Some(Self {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        })
+    }
+
+    /// Drops the database (closing whatever still uses it).
+    pub async fn drop(self) {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin)
+            .await
+            .unwrap();
+        sqlx::Executor::execute(
+            &mut conn,
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str(),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    rand::random::<u32>()
+}
