@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use prometheus_client::metrics::counter::Counter;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -19,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::proxy::Forwarder;
 use crate::server::{self, Shared};
 use crate::snapshot::Snapshot;
+use crate::store::{Follower, Store, StoreError, StoredEntity};
 use crate::time::SharedClock;
 use crate::verifier::Verifier;
 
@@ -61,6 +63,14 @@ pub enum StartError {
     /// The server workers could not be started.
     #[error("cannot start the server workers: {0}")]
     Workers(std::io::Error),
+    /// The store could not be opened or read.
+    #[error("store {url}: {source}")]
+    Store {
+        /// Its URL, without a password.
+        url: String,
+        /// The cause.
+        source: StoreError,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -77,11 +87,23 @@ pub fn load_snapshot(
     clock: SharedClock,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, ConfigErrors> {
+    load_snapshot_with(path, clock, previous, &[])
+}
+
+/// Loads and compiles the configuration at `path` together with the store's managed
+/// entities, under the same rules.
+pub fn load_snapshot_with(
+    path: &std::path::Path,
+    clock: SharedClock,
+    previous: Option<&Snapshot>,
+    managed: &[StoredEntity],
+) -> Result<Snapshot, ConfigErrors> {
     let cx = CompileContext {
         clock,
         fetcher: Fetcher::new(),
         previous,
         env: crate::config::process_env,
+        managed,
     };
     config::load(path, &cx)
 }
@@ -116,6 +138,23 @@ pub async fn verifier(path: &std::path::Path, clock: SharedClock) -> Result<Veri
     Ok(Verifier::new(snap, clock))
 }
 
+/// Opens the store the configuration names, and compiles the snapshot again with its
+/// managed entities when it has any.
+async fn open_store(opts: &Options, files_only: Snapshot) -> Result<(Snapshot, Store, Vec<StoredEntity>), StartError> {
+    let url = files_only.settings.store_url.clone();
+    let failed = |source| StartError::Store {
+        url: crate::store::redact(&url),
+        source,
+    };
+    let store = Store::open(&url).await.map_err(failed)?;
+    let (_, managed) = store.entities().await.map_err(failed)?;
+    if managed.is_empty() {
+        return Ok((files_only, store, managed));
+    }
+    let snap = load_snapshot_with(&opts.config, opts.clock.clone(), None, &managed)?;
+    Ok((snap, store, managed))
+}
+
 /// A listener bound to `addr`, and the address it got (port 0 picks one).
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
     let listener = TcpListener::bind(addr)
@@ -128,12 +167,12 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
 }
 
 /// What every connection shares, over `snap`: the verifier, upstream pool, issuer, metrics.
-fn shared_state(snap: Snapshot, clock: SharedClock) -> Shared {
+fn shared_state(snap: Snapshot, clock: SharedClock, store: &Store) -> Shared {
     let connect_timeout = snap.settings.upstream_connect_timeout;
     let verifier = Arc::new(Verifier::new(snap, clock));
     Shared {
         forwarder: Forwarder::new(connect_timeout, verifier.snapshots()),
-        issuer: Arc::new(crate::issuer::Issuer::new(verifier.clone())),
+        issuer: Arc::new(crate::issuer::Issuer::new(verifier.clone(), Some(store.clone()))),
         metrics: Arc::new(Metrics::new()),
         verifier,
     }
@@ -153,7 +192,8 @@ pub struct Gateway {
 impl Gateway {
     /// Loads the configuration, fetches keys, binds and starts serving.
     pub async fn start(opts: Options) -> Result<Self, StartError> {
-        let snap = load_snapshot(&opts.config, opts.clock.clone(), None)?;
+        let files_only = load_snapshot(&opts.config, opts.clock.clone(), None)?;
+        let (snap, store, managed) = open_store(&opts, files_only).await?;
         let (listener, addr) = bind(opts.listen.unwrap_or(snap.settings.listen)).await?;
         let (admin, admin_addr) = match snap.settings.admin_listen {
             Some(a) => {
@@ -162,19 +202,32 @@ impl Gateway {
             }
             None => (None, None),
         };
+        let poll = snap.settings.store_poll_interval;
         start_keys(&snap).await;
-        let shared = Arc::new(shared_state(snap, opts.clock.clone()));
+        let shared = Arc::new(shared_state(snap, opts.clock.clone(), &store));
         let (verifier, metrics) = (shared.verifier.clone(), shared.metrics.clone());
         let (stop, stopped) = watch::channel(false);
         let drain = opts.drain;
+        // Revocations in force are loaded before the first request is served.
+        let (follower, entity_changes) =
+            Follower::new(store.clone(), verifier.revocations().clone(), opts.clock.clone(), poll);
+        follower.load().await.map_err(|source| StartError::Store {
+            url: crate::store::redact(&verifier.snapshot().settings.store_url),
+            source,
+        })?;
+        let store_health = follower.health().clone();
+        tokio::spawn(follower.run(stopped.clone()));
         let reloader = Arc::new(Reloader {
             config: opts.config.clone(),
             clock: opts.clock.clone(),
             shared: shared.clone(),
+            store,
+            managed: ArcSwap::from_pointee(managed),
             lock: tokio::sync::Mutex::new(()),
             reloads: metrics.reloads.clone(),
             failures: metrics.reload_failures.clone(),
         });
+        reload_on_store_change(entity_changes, reloader.clone(), stopped.clone());
         // Every input is watched where it lives: certificates and keys often live apart from
         // the configuration (a mounted secret), and a rotated one is picked up without SIGHUP.
         match ConfigWatch::start(verifier.snapshot().inputs.watch_set()) {
@@ -183,10 +236,13 @@ impl Gateway {
         }
         if let Some(admin) = admin {
             let mut stopped = stopped.clone();
-            let verifier = verifier.clone();
-            let registry = Arc::new(crate::admin::metrics::registry(&metrics, verifier.clone()));
+            let state = Arc::new(crate::admin::AdminState {
+                registry: Arc::new(crate::admin::metrics::registry(&metrics, verifier.clone())),
+                verifier: verifier.clone(),
+                store: Some(store_health),
+            });
             tokio::spawn(async move {
-                crate::admin::serve(admin, verifier, registry, async move {
+                crate::admin::serve(admin, state, async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 })
                 .await;
@@ -280,6 +336,28 @@ fn reload_on_change(mut watch: ConfigWatch, reloader: Arc<Reloader>, mut stopped
     });
 }
 
+/// Recompiles whenever the follower reads an entity change in the store, until `stopped`.
+fn reload_on_store_change(
+    mut changes: watch::Receiver<i64>,
+    reloader: Arc<Reloader>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() { break }
+                    let version = *changes.borrow_and_update();
+                    tracing::debug!(version, "managed entities changed; recompiling");
+                    // Errors are logged and counted by the reloader; the running snapshot stays.
+                    let _ = reloader.reload(Trigger::Store).await;
+                }
+                () = async { let _ = stopped.wait_for(|s| *s).await; } => break,
+            }
+        }
+    });
+}
+
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trigger {
@@ -287,6 +365,8 @@ enum Trigger {
     Watch,
     /// An operator (`SIGHUP`) or the embedding program: always compiled and swapped in.
     Asked,
+    /// The store's managed entities changed: read again, then compiled with the files.
+    Store,
 }
 
 /// What a reload did.
@@ -304,6 +384,9 @@ struct Reloader {
     config: PathBuf,
     clock: SharedClock,
     shared: Arc<Shared>,
+    store: Store,
+    /// The store's managed entities as last read: compiled with the files at every reload.
+    managed: ArcSwap<Vec<StoredEntity>>,
     /// One reload at a time.
     lock: tokio::sync::Mutex<()>,
     reloads: Counter,
@@ -315,17 +398,28 @@ impl Reloader {
     /// the snapshot they loaded; realms whose key sources are unchanged keep their keys.
     async fn reload(&self, trigger: Trigger) -> Result<Reloaded, ConfigErrors> {
         let _one_at_a_time = self.lock.lock().await;
+        if trigger == Trigger::Store {
+            match self.store.entities().await {
+                Ok((_, managed)) => self.managed.store(Arc::new(managed)),
+                Err(e) => {
+                    // The follower retries: its next round sees the same change again.
+                    tracing::warn!(error = %e, "cannot read the managed entities; the running configuration stays");
+                    return Ok(Reloaded::Unchanged);
+                }
+            }
+        }
         let current = self.shared.verifier.snapshot();
         let path = self.config.clone();
         let clock = self.clock.clone();
         let prev = current.clone();
+        let managed = self.managed.load_full();
         // File reads and key parsing: off the runtime workers.
         let compiled = tokio::task::spawn_blocking(move || {
             // A reload of byte-identical inputs would only empty the token caches.
             if trigger == Trigger::Watch && prev.inputs.unchanged() {
                 return None;
             }
-            Some(load_snapshot(&path, clock, Some(&prev)))
+            Some(load_snapshot_with(&path, clock, Some(&prev), &managed))
         })
         .await;
         let compiled = match compiled {

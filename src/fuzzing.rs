@@ -515,6 +515,7 @@ pub fn config(data: &[u8]) {
     }
     let env: Env = no_env;
     let cx = CompileContext {
+        managed: &[],
         clock: dir.clock.clone(),
         fetcher: dir.fetcher.clone(),
         previous: None,

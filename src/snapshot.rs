@@ -44,6 +44,12 @@ pub struct Settings {
     pub upstream_connect_timeout: Duration,
     /// The admin listener (`/healthz`, `/readyz`); off when `None`. Defaults to off.
     pub admin_listen: Option<SocketAddr>,
+    /// The store: its URL (`sqlite://…` or `postgres://…`). Defaults to
+    /// `sqlite://data/portcullis.db`. Read at start; a change takes effect on restart.
+    pub store_url: String,
+    /// How often a replica reads the store's change log when nothing woke it. Defaults to
+    /// 1 s.
+    pub store_poll_interval: Duration,
 }
 
 impl Default for Settings {
@@ -59,6 +65,8 @@ impl Default for Settings {
             max_connections: None,
             upstream_connect_timeout: defaults::UPSTREAM_CONNECT_TIMEOUT,
             admin_listen: None,
+            store_url: defaults::STORE_URL.to_owned(),
+            store_poll_interval: defaults::STORE_POLL_INTERVAL,
         }
     }
 }

@@ -144,12 +144,25 @@ impl Verifier {
     }
 
     /// Revokes a verified token of `realm` (RFC 7009): refused from now on, cache entry
-    /// dropped, remembered until it would have expired anyway.
+    /// dropped, remembered until it would have expired anyway. (The issuer records it in the
+    /// store first, with [`Self::revocation_of`], then applies it here.)
     pub fn revoke(&self, snap: &Snapshot, realm: RealmRef, token: &str, claims: &Claims) {
+        let (key, until) = self.revocation_of(snap, realm, token, claims);
+        self.apply_revocation(key, until, token);
+    }
+
+    /// What revoking a verified token of `realm` records: its identity, and the Unix second
+    /// until which it must stay refused (its `exp` plus the realm's leeway, so a token still
+    /// accepted under leeway stays revoked).
+    pub fn revocation_of(&self, snap: &Snapshot, realm: RealmRef, token: &str, claims: &Claims) -> (RevocationKey, i64) {
         let r = &snap.realms[realm];
         let exp = claims.exp.unwrap_or_else(|| self.clock.now());
-        self.revocations
-            .revoke(RevocationKey::of(r.name.as_str(), claims, token), exp, r.leeway);
+        (RevocationKey::of(r.name.as_str(), claims, token), exp.saturating_add(r.leeway))
+    }
+
+    /// Applies a revocation here: refused from now on, the token's cache entry dropped.
+    pub fn apply_revocation(&self, key: RevocationKey, until: i64, token: &str) {
+        self.revocations.revoke_until(key, until);
         self.cache.invalidate(token);
     }
 

@@ -22,14 +22,14 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::respond;
+use crate::store::StoreHealth;
 use crate::verifier::Verifier;
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves; `/metrics` encodes
 /// `registry` (see [`metrics::registry`]).
 pub async fn serve(
     listener: TcpListener,
-    verifier: Arc<Verifier>,
-    registry: Arc<Registry>,
+    state: Arc<AdminState>,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -45,13 +45,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let verifier = verifier.clone();
-        let registry = registry.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
-                let verifier = verifier.clone();
-                let registry = registry.clone();
-                async move { Ok::<_, Infallible>(answer(&verifier, &registry, &req)) }
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(answer(&state, &req)) }
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -63,7 +61,21 @@ pub async fn serve(
     }
 }
 
-fn answer(verifier: &Verifier, registry: &Registry, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// What the admin listener reports on.
+#[derive(Debug)]
+pub struct AdminState {
+    /// Snapshot, keys and cache.
+    pub verifier: Arc<Verifier>,
+    /// The metrics exposed at `/metrics`.
+    pub registry: Arc<Registry>,
+    /// The store as this replica sees it, when there is one.
+    pub store: Option<Arc<StoreHealth>>,
+}
+
+fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let AdminState {
+        verifier, registry, ..
+    } = state;
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return respond::json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -95,7 +107,19 @@ fn answer(verifier: &Verifier, registry: &Registry, req: &Request<Incoming>) -> 
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            respond::json(status, &json!({ "ready": ready, "realms": realms }))
+            // A store that cannot be reached degrades this replica without making it unready:
+            // it keeps serving what it knows, and every replica shares the same store, so
+            // taking them out of rotation would turn an outage of writes into one of reads.
+            let now = verifier.clock().now();
+            let store = state.store.as_ref().map(|h| {
+                json!({
+                    "status": if h.is_ok() { "ok" } else { "degraded" },
+                    "version": h.version(),
+                    "age_seconds": h.age(now),
+                    "last_error": h.last_error().as_deref(),
+                })
+            });
+            respond::json(status, &json!({ "ready": ready, "realms": realms, "store": store }))
         }
         "/metrics" => match metrics::encode(registry) {
             Ok(text) => {

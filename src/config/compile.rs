@@ -13,6 +13,7 @@ use crate::inputs::Inputs;
 use crate::jwks::Fetcher;
 use crate::model::{IssuerEndpoint, RealmRef, Table};
 use crate::snapshot::{RealmEntry, Snapshot};
+use crate::store::StoredEntity;
 use crate::time::SharedClock;
 
 /// What compiling needs besides the files.
@@ -27,6 +28,8 @@ pub struct CompileContext<'a> {
     /// The process environment (`client_secret_env`), passed in so compiling reads no
     /// global state: [`std::env::var`] in the binary, a map in tests.
     pub env: Env,
+    /// The store's managed entities, compiled with the files' under the same rules.
+    pub managed: &'a [StoredEntity],
 }
 
 /// Looks an environment variable up.
@@ -47,7 +50,7 @@ pub(super) fn compile(
 ) -> Result<Snapshot, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let mut c = Ctx::new(&mut errors, inputs);
-    let settings = super::settings::compile_settings(&mut c, declared);
+    let settings = super::settings::compile_settings(&mut c, declared, cx.env);
     let tls = super::tls::compile(&mut c, declared, cx);
     let compiled = super::realm::compile_realms(&mut c, declared, cx);
     let resource_servers = super::resource_server::compile_resource_servers(&mut c, declared, &compiled);
@@ -160,6 +163,7 @@ mod tests {
             fetcher: Fetcher::new(),
             previous: None,
             env: |_| None,
+            managed: &[],
         };
         compile(&declared, &cx, &mut Inputs::default())
     }

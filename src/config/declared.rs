@@ -8,7 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::raw::{RawClient, RawFile, RawProtectedResource, RawRealm, RawResourceServer, RawServer};
+use crate::store::StoredEntity;
+
+use super::error::ConfigErrors;
+use super::raw::{RawClient, RawFile, RawProtectedResource, RawRealm, RawResourceServer, RawServer, RawStore};
 
 /// Where a declaration came from: what its errors name, and what its relative paths
 /// resolve against.
@@ -57,6 +60,8 @@ pub(super) struct Declared {
     pub resources: Vec<Declaration<RawProtectedResource>>,
     /// Clients.
     pub clients: Vec<Declaration<RawClient>>,
+    /// `[store]` tables (at most one is allowed; the compiler says so).
+    pub stores: Vec<Declaration<RawStore>>,
 }
 
 impl Declared {
@@ -70,18 +75,59 @@ impl Declared {
             resource_server,
             protected_resource,
             client,
+            store,
         } = raw;
         push(&mut self.servers, &origin, server);
         push(&mut self.realms, &origin, realm);
         push(&mut self.resource_servers, &origin, resource_server);
         push(&mut self.resources, &origin, protected_resource);
         push(&mut self.clients, &origin, client);
+        push(&mut self.stores, &origin, store);
+    }
+
+    /// Adds the store's managed entities. Each is a declaration in the files' own shape,
+    /// as JSON; one that does not parse (written by a newer version, or by hand) is an
+    /// error naming it.
+    pub(super) fn add_managed(&mut self, managed: &[StoredEntity]) -> Result<(), ConfigErrors> {
+        let origin = Arc::new(Origin {
+            file: PathBuf::from("store"),
+            dir: PathBuf::new(),
+        });
+        let mut errors = ConfigErrors::default();
+        for (position, m) in managed.iter().enumerate() {
+            let parsed = match m.kind.as_str() {
+                "resource_server" => parse(&m.body).map(|raw| push_one(&mut self.resource_servers, &origin, position, raw)),
+                "protected_resource" => parse(&m.body).map(|raw| push_one(&mut self.resources, &origin, position, raw)),
+                "client" => parse(&m.body).map(|raw| push_one(&mut self.clients, &origin, position, raw)),
+                other => Err(format!("unknown kind {other:?}")),
+            };
+            if let Err(why) = parsed {
+                let entity = format!("{} {:?}", m.kind, m.id);
+                errors.push(&origin.file, &entity, None, format!("cannot be read: {why}"));
+            }
+        }
+        if !managed.is_empty() {
+            self.origins.push(origin);
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 
     /// The first origin: what an error about the configuration as a whole names.
     pub(super) fn first_file(&self) -> PathBuf {
         self.origins.first().map(|o| o.file.clone()).unwrap_or_default()
     }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, String> {
+    serde_json::from_str(json).map_err(|e| e.to_string())
+}
+
+fn push_one<T>(into: &mut Vec<Declaration<T>>, origin: &Arc<Origin>, position: usize, raw: T) {
+    into.push(Declaration {
+        origin: origin.clone(),
+        position,
+        raw,
+    });
 }
 
 fn push<T>(into: &mut Vec<Declaration<T>>, origin: &Arc<Origin>, raws: impl IntoIterator<Item = T>) {

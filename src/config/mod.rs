@@ -33,7 +33,8 @@ use crate::snapshot::Snapshot;
 /// Reads and compiles the configuration at `path` (a file or a directory).
 pub fn load(path: &Path, cx: &CompileContext<'_>) -> Result<Snapshot, ConfigErrors> {
     let mut inputs = Inputs::default();
-    let declared = load::read(path, &mut inputs)?;
+    let mut declared = load::read(path, &mut inputs)?;
+    declared.add_managed(cx.managed)?;
     let mut snap = compile::compile(&declared, cx, &mut inputs)?;
     snap.inputs = inputs;
     Ok(snap)

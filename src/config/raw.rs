@@ -24,6 +24,20 @@ pub(super) struct RawFile {
     /// `[[client]]` tables.
     #[serde(default)]
     pub client: Vec<RawClient>,
+    /// `[store]`: at most one file of a directory may have it.
+    pub store: Option<RawStore>,
+}
+
+/// `[store]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    /// `sqlite://PATH`, `sqlite::memory:` or `postgres://…`.
+    pub url: Option<String>,
+    /// An environment variable holding the URL (a password stays out of the file).
+    pub url_env: Option<String>,
+    /// How often a replica reads the change log when nothing woke it.
+    pub poll_interval: Option<String>,
 }
 
 /// `[server]`.

@@ -8,11 +8,11 @@ use std::str::FromStr;
 use http::StatusCode;
 
 use super::declared::Declared;
-use super::raw::RawServer;
+use super::raw::{RawServer, RawStore};
 use super::report::{Ctx, Entity};
 use crate::snapshot::Settings;
 
-pub(super) fn compile_settings(c: &mut Ctx<'_>, declared: &Declared) -> Settings {
+pub(super) fn compile_settings(c: &mut Ctx<'_>, declared: &Declared, env: super::Env) -> Settings {
     let mut settings = Settings::default();
     let mut seen: Option<&Path> = None;
     for d in &declared.servers {
@@ -24,7 +24,53 @@ pub(super) fn compile_settings(c: &mut Ctx<'_>, declared: &Declared) -> Settings
         seen = Some(&d.origin.file);
         server(&mut e, &d.raw, &mut settings);
     }
+    let mut seen: Option<&Path> = None;
+    for d in &declared.stores {
+        let mut e = c.entity(&d.origin.file, &d.origin.dir, "store");
+        if let Some(first) = seen {
+            e.err("store", format!("[store] is already defined in {}", first.display()));
+            continue;
+        }
+        seen = Some(&d.origin.file);
+        store(&mut e, &d.raw, env, &mut settings);
+    }
     settings
+}
+
+/// `[store]`: the URL (written, or from the environment) of an engine this build has.
+fn store(e: &mut Entity<'_, '_>, raw: &RawStore, env: super::Env, settings: &mut Settings) {
+    let url = match (&raw.url, raw.url_env.as_deref()) {
+        (Some(_), Some(_)) => {
+            e.err("url_env", "set either url or url_env, not both");
+            None
+        }
+        (Some(url), None) => Some(url.clone()),
+        (None, Some(var)) => {
+            let found = env(var);
+            if found.is_none() {
+                e.err("url_env", format!("the environment variable {var:?} is not set"));
+            }
+            found
+        }
+        (None, None) => None,
+    };
+    if let Some(url) = url {
+        let known = url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if known {
+            settings.store_url = url;
+        } else {
+            let shown = crate::store::redact(&url);
+            let field = if raw.url.is_some() { "url" } else { "url_env" };
+            e.err(
+                field,
+                format!("{shown:?} is not sqlite://PATH, sqlite::memory: or postgres://…"),
+            );
+        }
+    }
+    settings.store_poll_interval = e.duration("poll_interval", &raw.poll_interval, settings.store_poll_interval);
+    if settings.store_poll_interval < std::time::Duration::from_millis(100) {
+        e.err("poll_interval", "must be at least 100ms");
+    }
 }
 
 /// One `[server]` table over the defaults.

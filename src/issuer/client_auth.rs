@@ -18,6 +18,7 @@ use super::secrets::{SecretChecker, SecretError};
 use super::throttle::Source;
 use crate::jwks::RealmKeys;
 use crate::model::{Client, ClientAuth, Realm};
+use crate::store::{Store, StoreError};
 use crate::time::OwnTtl;
 use crate::token::{Claims, jws};
 
@@ -176,10 +177,13 @@ fn form_decode(s: &str) -> String {
         .into_owned()
 }
 
-/// Assertion `jti`s seen, each kept until its assertion expires (RFC 7523 § 3 item 7).
+/// Assertion `jti`s seen, each kept until its assertion expires (RFC 7523 § 3 item 7): in
+/// memory, and in the store when there is one, so a `jti` is single use across replicas and
+/// restarts.
 #[derive(Clone)]
 pub struct SeenAssertions {
     inner: Cache<Arc<str>, Duration>,
+    store: Option<Store>,
 }
 
 impl std::fmt::Debug for SeenAssertions {
@@ -190,17 +194,42 @@ impl std::fmt::Debug for SeenAssertions {
 
 impl Default for SeenAssertions {
     fn default() -> Self {
-        Self {
-            inner: Cache::builder().max_capacity(1_000_000).expire_after(OwnTtl).build(),
-        }
+        Self::new(None)
     }
 }
 
 impl SeenAssertions {
-    /// Records `key`; false if it was already there (a replay).
-    fn first_use(&self, key: &str, ttl: Duration) -> bool {
-        let entry = self.inner.entry(Arc::from(key)).or_insert_with(|| ttl);
-        entry.is_fresh()
+    /// An empty memory, backed by `store` when there is one.
+    pub fn new(store: Option<Store>) -> Self {
+        Self {
+            inner: Cache::builder().max_capacity(1_000_000).expire_after(OwnTtl).build(),
+            store,
+        }
+    }
+
+    /// Records `key` until `expires_at`; false if it was already used (a replay), here or on
+    /// any replica sharing the store.
+    ///
+    /// NB: fails closed. When the store cannot say, the assertion is refused (503) rather
+    /// than accepted without its replay check, and the memory forgets it so that the
+    /// client's retry is judged afresh.
+    async fn first_use(&self, key: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        let ttl = Duration::from_secs(u64::try_from(expires_at.saturating_sub(now)).unwrap_or(1).max(1));
+        let key: Arc<str> = Arc::from(key);
+        let entry = self.inner.entry(key.clone()).or_insert_with(|| ttl);
+        if !entry.is_fresh() {
+            return Ok(false);
+        }
+        let Some(store) = &self.store else {
+            return Ok(true);
+        };
+        match store.first_use(&crate::token::sha256(key.as_bytes()), expires_at, now).await {
+            Ok(first) => Ok(first),
+            Err(e) => {
+                self.inner.invalidate(&key);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -360,16 +389,15 @@ async fn check_assertion(
     }
     // 7. jti: single use within the assertion's lifetime.
     let jti = claims.jti().ok_or_else(|| fail("no jti"))?;
-    let ttl = Duration::from_secs(
-        u64::try_from(exp.saturating_add(leeway).saturating_sub(cx.now))
-            .unwrap_or(1)
-            .max(1),
-    );
     let key = format!("{}\u{0}{id}\u{0}{jti}", cx.realm.name);
-    if !cx.seen.first_use(&key, ttl) {
-        return Err(fail("jti replayed"));
+    match cx.seen.first_use(&key, exp.saturating_add(leeway), cx.now).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(fail("jti replayed")),
+        Err(e) => {
+            tracing::error!(error = %e, client_id = id, "assertion replay check unavailable; refused");
+            Err(OAuthError::TemporarilyUnavailable)
+        }
     }
-    Ok(())
 }
 
 /// RFC 7518 § 3.2: "A key of the same size as the hash output ... or larger MUST be used with

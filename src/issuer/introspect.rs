@@ -10,6 +10,7 @@ use super::client_auth::{self, AuthContext};
 use super::form::Form;
 use crate::model::{ClientRef, RealmRef, ResourceServerRef};
 use crate::snapshot::Snapshot;
+use crate::store::Store;
 use crate::verifier::Verifier;
 
 /// Who called introspection or revocation, authenticated.
@@ -124,6 +125,7 @@ pub(super) async fn introspect(
 /// expired or unknown token is answered as revoked (§ 2.2).
 pub(super) async fn revoke(
     verifier: &Verifier,
+    store: Option<&Store>,
     snap: &Snapshot,
     realm: RealmRef,
     caller: Caller,
@@ -156,7 +158,19 @@ pub(super) async fn revoke(
             Caller::Client(_) => "the token was not issued to this client".into(),
         }));
     }
-    verifier.revoke(snap, realm, token, &claims);
+    let (key, until) = verifier.revocation_of(snap, realm, token, &claims);
+    // Committed to the store before it is answered: every replica, and this one after a
+    // restart, refuses the token; a store that cannot take it is a 503, never a revocation
+    // silently kept in one process's memory.
+    if let Some(store) = store {
+        let realm_name = snap.realms[realm].name.as_str();
+        let now = verifier.clock().now();
+        if let Err(e) = store.revoke(realm_name, key.as_bytes(), until, who, now).await {
+            tracing::error!(error = %e, caller = who, "revocation not recorded: the store is unavailable");
+            return Err(OAuthError::TemporarilyUnavailable);
+        }
+    }
+    verifier.apply_revocation(key, until, token);
     tracing::info!(
         caller = who,
         client_id = claims.client_id().unwrap_or("-"),

@@ -32,6 +32,7 @@ use crate::jwks::alg_name;
 use crate::model::{IssuerEndpoint, RealmRef};
 use crate::respond;
 use crate::snapshot::Snapshot;
+use crate::store::Store;
 use crate::verifier::Verifier;
 use throttle::Source;
 
@@ -41,6 +42,8 @@ pub struct Issuer {
     verifier: Arc<Verifier>,
     secrets: SecretChecker,
     seen: SeenAssertions,
+    /// Where revocations are committed (none when embedded without one).
+    store: Option<Store>,
 }
 
 /// What an issuer request came to, for the access log and metrics. Never a token, secret or
@@ -58,13 +61,16 @@ pub struct Outcome {
 }
 
 impl Issuer {
-    /// An issuer deciding with `verifier`'s snapshot, cache and revocation list.
-    pub fn new(verifier: Arc<Verifier>) -> Self {
+    /// An issuer deciding with `verifier`'s snapshot, cache and revocation list, committing
+    /// revocations and assertion `jti`s to `store` when there is one (then they hold across
+    /// restarts and replicas).
+    pub fn new(verifier: Arc<Verifier>, store: Option<Store>) -> Self {
         let secrets = SecretChecker::new(verifier.clock().clone());
         Self {
             verifier,
             secrets,
-            seen: SeenAssertions::default(),
+            seen: SeenAssertions::new(store.clone()),
+            store,
         }
     }
 
@@ -224,7 +230,7 @@ impl Issuer {
         ];
         let cx = self.auth_context(snap, realm, &audiences, source);
         let caller = introspect::authenticate_caller(&cx, snap, realm, &parts.headers, &form, true).await?;
-        introspect::revoke(&self.verifier, snap, realm, caller, &form).await?;
+        introspect::revoke(&self.verifier, self.store.as_ref(), snap, realm, caller, &form).await?;
         let mut resp = Response::new(Full::new(Bytes::new()));
         resp.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

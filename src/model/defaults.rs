@@ -6,6 +6,10 @@ use std::time::Duration;
 
 /// `[server] listen`: loopback, port 8080.
 pub const LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 8080);
+/// `[store] url`: an SQLite file under the working directory, created on first start.
+pub const STORE_URL: &str = "sqlite://data/portcullis.db";
+/// `[store] poll_interval`: how often a replica reads the change log when nothing woke it.
+pub const STORE_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// `[server] token_cache_capacity`: verified tokens kept.
 pub const TOKEN_CACHE_CAPACITY: u64 = 100_000;
 /// `[server] header_read_timeout`: bound on receiving a request head (slowloris).

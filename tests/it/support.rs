@@ -582,8 +582,15 @@ pub fn edit(text: &str, from: &str, to: &str) -> String {
 }
 
 /// `text` with the placeholders filled in: `{upstream}` (the upstream's address), `{keys}`
-/// (the local JWKS file, `keys.json`) and `{dir}` (the configuration's directory).
+/// (the local JWKS file, `keys.json`) and `{dir}` (the configuration's directory). Without
+/// a `[store]` of its own, the gateway gets an SQLite store in `dir`: tests never share one,
+/// nor write to the working directory.
 fn render(text: &str, dir: &Path, upstream: SocketAddr) -> String {
+    let text = if text.contains("[store]") {
+        text.to_owned()
+    } else {
+        format!("{text}\n[store]\nurl = \"sqlite://{{dir}}/store.db\"\n")
+    };
     text.replace("{upstream}", &upstream.to_string())
         .replace("{keys}", &dir.join("keys.json").display().to_string())
         .replace("{dir}", &dir.display().to_string())
