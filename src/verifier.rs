@@ -154,10 +154,19 @@ impl Verifier {
     /// What revoking a verified token of `realm` records: its identity, and the Unix second
     /// until which it must stay refused (its `exp` plus the realm's leeway, so a token still
     /// accepted under leeway stays revoked).
-    pub fn revocation_of(&self, snap: &Snapshot, realm: RealmRef, token: &str, claims: &Claims) -> (RevocationKey, i64) {
+    pub fn revocation_of(
+        &self,
+        snap: &Snapshot,
+        realm: RealmRef,
+        token: &str,
+        claims: &Claims,
+    ) -> (RevocationKey, i64) {
         let r = &snap.realms[realm];
         let exp = claims.exp.unwrap_or_else(|| self.clock.now());
-        (RevocationKey::of(r.name.as_str(), claims, token), exp.saturating_add(r.leeway))
+        (
+            RevocationKey::of(r.name.as_str(), claims, token),
+            exp.saturating_add(r.leeway),
+        )
     }
 
     /// Applies a revocation here: refused from now on, the token's cache entry dropped.

@@ -27,11 +27,7 @@ use crate::verifier::Verifier;
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves; `/metrics` encodes
 /// `registry` (see [`metrics::registry`]).
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AdminState>,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -73,9 +69,7 @@ pub struct AdminState {
 }
 
 fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let AdminState {
-        verifier, registry, ..
-    } = state;
+    let AdminState { verifier, registry, .. } = state;
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return respond::json(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -96,7 +96,9 @@ impl Declared {
         let mut errors = ConfigErrors::default();
         for (position, m) in managed.iter().enumerate() {
             let parsed = match m.kind.as_str() {
-                "resource_server" => parse(&m.body).map(|raw| push_one(&mut self.resource_servers, &origin, position, raw)),
+                "resource_server" => {
+                    parse(&m.body).map(|raw| push_one(&mut self.resource_servers, &origin, position, raw))
+                }
                 "protected_resource" => parse(&m.body).map(|raw| push_one(&mut self.resources, &origin, position, raw)),
                 "client" => parse(&m.body).map(|raw| push_one(&mut self.clients, &origin, position, raw)),
                 other => Err(format!("unknown kind {other:?}")),

@@ -223,7 +223,10 @@ impl SeenAssertions {
         let Some(store) = &self.store else {
             return Ok(true);
         };
-        match store.first_use(&crate::token::sha256(key.as_bytes()), expires_at, now).await {
+        match store
+            .first_use(&crate::token::sha256(key.as_bytes()), expires_at, now)
+            .await
+        {
             Ok(first) => Ok(first),
             Err(e) => {
                 self.inner.invalidate(&key);

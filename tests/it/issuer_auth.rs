@@ -1444,3 +1444,147 @@ max_age = "5m"
     assert_eq!(jwt_part(&again, 1)["auth_time"], NOW + 301);
     assert_eq!(h.get("/fresh", &again).await.status, StatusCode::OK);
 }
+
+// ---------------------------------------------------------------------------------------
+// State in the store: restarts, replicas, an unreachable store.
+
+/// The realm's store record of `token`'s revocation: its key and until when.
+fn store_revocation(token: &str) -> ([u8; 32], i64) {
+    let c = claims_of(token);
+    let exp = c.exp.expect("exp");
+    (*RevocationKey::of("t", &c, token).as_bytes(), exp + LEEWAY)
+}
+
+#[tokio::test]
+async fn a_revocation_survives_a_restart() {
+    let mut h = start_default().await;
+    let t = basic_token(&h, &[]).await;
+    assert_eq!(h.get("/items/1", &t).await.status, StatusCode::OK);
+    revoke(&h, API_BASIC, &t).await;
+    h.restart().await;
+    assert!(is_revoked(&h, &t), "loaded from the store at start");
+    assert_invalid_token(&h.get("/items/1", &t).await, "revoked");
+    // And an assertion jti stays used.
+    let jwt = es_assertion("restart-1", &|_| {});
+    access_token(&token_assertion(&h, &jwt, &[]).await);
+    h.restart().await;
+    assert_invalid_client(&token_assertion(&h, &jwt, &[]).await, "replayed after a restart");
+}
+
+#[tokio::test]
+async fn replicas_on_one_postgres_share_revocations_assertions_and_managed_entities() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let a = start(&format!("\n[store]\nurl = \"{}\"\n", db.url), "target").await;
+    let b = a.replica().await;
+    let t = basic_token(&a, &[]).await;
+    assert_eq!(
+        b.get("/items/1", &t).await.status,
+        StatusCode::OK,
+        "B verified and cached it"
+    );
+    revoke(&a, API_BASIC, &t).await;
+    eventually("B refuses the token A revoked", async || {
+        b.get("/items/1", &t).await.status == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert_invalid_token(&b.get("/items/1", &t).await, "revoked");
+
+    let jwt = es_assertion("replicas-1", &|_| {});
+    access_token(&token_assertion(&a, &jwt, &[]).await);
+    assert_invalid_client(&token_assertion(&b, &jwt, &[]).await, "replayed on the other replica");
+
+    // A protected resource created in the store is enforced by both.
+    let t2 = basic_token(&a, &[("scope", "read")]).await;
+    assert_eq!(b.get("/managed/1", &t2).await.status, StatusCode::NOT_FOUND);
+    let store = portcullis::store::Store::open(&db.url).await.unwrap();
+    let body = json!({
+        "id": "managed", "resource_server": "api", "paths": ["/managed/**"], "scopes": ["write"],
+    })
+    .to_string();
+    store
+        .write_entity(&portcullis::store::EntityWrite {
+            kind: "protected_resource",
+            id: "managed",
+            realm: "t",
+            body: Some(&body),
+            based_on: None,
+            actor: "test",
+            now: NOW,
+        })
+        .await
+        .unwrap();
+    for h in [&a, &b] {
+        eventually("the managed resource is enforced", async || h.has_resource("managed")).await;
+        assert_insufficient_scope(&h.get("/managed/1", &t2).await, "write");
+    }
+    drop((a, b, store));
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_store_keeps_serving_refuses_writes_and_catches_up() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let target = db_addr(&db.url);
+    let relay = Relay::start(target).await;
+    let via_relay = db.url.replacen(&target.to_string(), &relay.addr.to_string(), 1);
+    let h = start(
+        &format!("\n[store]\nurl = \"{via_relay}\"\npoll_interval = \"200ms\"\n"),
+        "target",
+    )
+    .await;
+    let t1 = basic_token(&h, &[]).await;
+    let t2 = basic_token(&h, &[]).await;
+    assert_eq!(h.get("/items/1", &t1).await.status, StatusCode::OK);
+
+    relay.cut().await;
+    // Serving goes on: tokens are verified in memory, and issued without the store.
+    assert_eq!(h.get("/items/1", &t1).await.status, StatusCode::OK);
+    assert_eq!(h.get("/items/2", &t2).await.status, StatusCode::OK);
+    access_token(&token_basic(&h, "basic-client", BASIC_SECRET, &[]).await);
+    // A revocation is never kept in one process only: 503, and the token still works.
+    let a = call_rs(&h, REVOKE, API_BASIC, Some(&t1)).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+    assert_eq!(a.error(), "temporarily_unavailable");
+    assert!(!is_revoked(&h, &t1));
+    // The replay check fails closed.
+    let a = token_assertion(&h, &es_assertion("cut-1", &|_| {}), &[]).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+    // Meanwhile another replica (straight to the store) revokes t2.
+    let direct = portcullis::store::Store::open(&db.url).await.unwrap();
+    let (key, until) = store_revocation(&t2);
+    direct.revoke("t", &key, until, "other-replica", NOW).await.unwrap();
+    assert_eq!(
+        h.get("/items/2", &t2).await.status,
+        StatusCode::OK,
+        "not seen while cut off"
+    );
+
+    relay.restore();
+    eventually("catches up on t2's revocation", async || is_revoked(&h, &t2)).await;
+    assert_invalid_token(&h.get("/items/2", &t2).await, "revoked");
+    revoke(&h, API_BASIC, &t1).await;
+    assert_invalid_token(&h.get("/items/1", &t1).await, "revoked");
+    access_token(&token_assertion(&h, &es_assertion("cut-1", &|_| {}), &[]).await);
+    drop((h, direct));
+    db.drop().await;
+}
+
+/// The host:port of a `postgres://` URL.
+fn db_addr(url: &str) -> std::net::SocketAddr {
+    let after = url.split_once('@').map_or(url, |(_, rest)| rest);
+    let after = after.strip_prefix("postgres://").unwrap_or(after);
+    let host_port = after.split('/').next().unwrap_or(after);
+    let host_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    std::net::ToSocketAddrs::to_socket_addrs(&host_port)
+        .unwrap()
+        .next()
+        .unwrap()
+}

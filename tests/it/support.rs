@@ -598,7 +598,8 @@ fn render(text: &str, dir: &Path, upstream: SocketAddr) -> String {
 
 /// A running gateway with its upstream, keys and clock.
 pub struct Harness {
-    pub dir: tempfile::TempDir,
+    /// Shared by its [`Harness::replica`]s: they serve the same files.
+    pub dir: Arc<tempfile::TempDir>,
     pub gateway: Gateway,
     pub upstream: Upstream,
     pub key: TestKey,
@@ -709,7 +710,7 @@ impl HarnessBuilder {
         .await
         .unwrap_or_else(|e| panic!("gateway: {e}"));
         Harness {
-            dir: files.dir,
+            dir: Arc::new(files.dir),
             gateway,
             upstream: files.upstream,
             key: files.key,
@@ -788,6 +789,27 @@ impl Harness {
         render(text, self.dir.path(), self.upstream.addr)
     }
 
+    /// Another gateway on the same files (so the same store): a second replica, with its own
+    /// memory and caches, on the same clock and upstream.
+    pub async fn replica(&self) -> Harness {
+        Harness {
+            dir: self.dir.clone(),
+            gateway: start_gateway(self.config_path(), self.clock.clone()).await,
+            upstream: self.upstream.clone(),
+            key: self.key.clone(),
+            clock: self.clock.clone(),
+            client: client(),
+        }
+    }
+
+    /// Stops the gateway and starts a new one on the same files: a restart, memory lost,
+    /// only what the files and the store hold carried over.
+    pub async fn restart(&mut self) {
+        let next = start_gateway(self.config_path(), self.clock.clone()).await;
+        let old = std::mem::replace(&mut self.gateway, next);
+        old.shutdown().await;
+    }
+
     /// Whether the running configuration has the protected resource `id`.
     pub fn has_resource(&self, id: &str) -> bool {
         self.gateway
@@ -806,6 +828,19 @@ impl Harness {
         std::fs::write(&tmp, self.render(text)).unwrap();
         std::fs::rename(&tmp, self.config_path()).unwrap();
     }
+}
+
+/// A gateway on `config`, listening on a free loopback port.
+async fn start_gateway(config: PathBuf, clock: Arc<ManualClock>) -> Gateway {
+    Gateway::start(Options {
+        config,
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        clock,
+        drain: Duration::from_secs(5),
+        workers: None,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("gateway: {e}"))
 }
 
 /// Logs to the test's output when `RUST_LOG` is set (e.g. `RUST_LOG=info cargo test`).
@@ -1245,4 +1280,51 @@ impl TestDb {
 
 fn rand_suffix() -> u32 {
     rand::random::<u32>()
+}
+
+/// A TCP relay the test controls, put between the gateway and a server it depends on (the
+/// store's PostgreSQL): [`Relay::cut`] closes every connection and refuses new ones, as a
+/// network partition would; [`Relay::restore`] lets them through again.
+pub struct Relay {
+    pub addr: SocketAddr,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    /// A relay to `target`, open.
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (o, l) = (open.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !o.load(Ordering::SeqCst) {
+                    continue; // dropped: the peer sees the connection closed
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                l.lock().await.push(link.abort_handle());
+            }
+        });
+        Self { addr, open, links }
+    }
+
+    /// Closes every connection through the relay and refuses new ones.
+    pub async fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for link in self.links.lock().await.drain(..) {
+            link.abort();
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
 }
