@@ -44,6 +44,10 @@ pub struct Settings {
     pub upstream_connect_timeout: Duration,
     /// The admin listener (`/healthz`, `/readyz`); off when `None`. Defaults to off.
     pub admin_listen: Option<SocketAddr>,
+    /// The origin clients reach the gateway at, without a trailing slash: each realm's
+    /// Management API audience is `<public_url>/api/v1/<realm>`. Defaults to
+    /// `http://<listen>`.
+    pub public_url: String,
     /// The store: its URL (`sqlite://…` or `postgres://…`). Defaults to
     /// `sqlite://data/portcullis.db`. Read at start; a change takes effect on restart.
     pub store_url: String,
@@ -65,6 +69,7 @@ impl Default for Settings {
             max_connections: None,
             upstream_connect_timeout: defaults::UPSTREAM_CONNECT_TIMEOUT,
             admin_listen: None,
+            public_url: format!("http://{}", SocketAddr::from(defaults::LISTEN)),
             store_url: defaults::STORE_URL.to_owned(),
             store_poll_interval: defaults::STORE_POLL_INTERVAL,
         }

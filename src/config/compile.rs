@@ -53,7 +53,8 @@ pub(super) fn compile(
     let settings = super::settings::compile_settings(&mut c, declared, cx.env);
     let tls = super::tls::compile(&mut c, declared, cx);
     let compiled = super::realm::compile_realms(&mut c, declared, cx);
-    let resource_servers = super::resource_server::compile_resource_servers(&mut c, declared, &compiled);
+    let mut resource_servers = super::resource_server::compile_resource_servers(&mut c, declared, &compiled);
+    super::management::add_servers(&settings, &compiled.entries, &mut resource_servers);
     let Realms {
         entries: mut realms,
         index: realm_index,
@@ -62,7 +63,8 @@ pub(super) fn compile(
     super::realm::collect_forwarded_claims(&mut realms, &resource_servers);
     let clients = super::client::compile_clients(&mut c, declared, cx, &realm_index, &realms, &resource_servers);
     let issuer_routes = issuer_routes(&mut c, &realms);
-    let (resources, router) = super::resource::compile_resources(&mut c, declared, &resource_servers);
+    let builtin = super::management::resources(&resource_servers, &realms);
+    let (resources, router) = super::resource::compile_resources(&mut c, declared, &resource_servers, builtin);
     if realms.is_empty() && c.clean() {
         c.whole(&declared.first_file(), "configuration", "defines no realm");
     }
@@ -193,7 +195,18 @@ mod tests {
     #[test]
     fn a_minimal_configuration_compiles() {
         let snap = compile_texts(&[REALM, API]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(snap.resource_servers.len(), 1);
+        let ids: Vec<&str> = snap.resource_servers.iter().map(|rs| rs.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["orders", "management:demo"],
+            "the realm's Management API is built in"
+        );
+        let m = snap
+            .resource_server("management:demo")
+            .map(|(_, rs)| rs)
+            .expect("built in");
+        assert_eq!(m.audience.as_str(), "http://127.0.0.1:8080/api/v1/demo");
+        assert!(m.management && m.scopes.contains("update:clients"));
         assert_eq!(snap.sources, [Path::new("a.toml"), Path::new("b.toml")]);
     }
 

@@ -12,6 +12,7 @@ mod error;
 mod jwks;
 mod limits;
 mod load;
+pub mod management;
 mod raw;
 mod realm;
 mod report;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One configuration file.
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +66,9 @@ pub(super) struct RawServer {
     pub upstream_connect_timeout: Option<String>,
     /// Admin listener address.
     pub admin_listen: Option<String>,
+    /// The origin clients reach the gateway at (`https://gw.example.com`): the Management
+    /// API's audience is built from it, never from a request's `Host`.
+    pub public_url: Option<String>,
     /// PEM certificate chain of the public listener; TLS is on when set.
     pub tls_cert: Option<String>,
     /// PEM private key of `tls_cert`.
@@ -104,10 +107,10 @@ pub(super) struct RawRealm {
     pub decryption_keys: Option<String>,
 }
 
-/// A timestamp written as an RFC 3339 string or a TOML datetime.
+/// A timestamp written as an RFC 3339 string or a TOML datetime; written back as text.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub(super) enum RawTime {
+pub(crate) enum RawTime {
     /// `"2026-01-01T00:00:00Z"`.
     Text(String),
     /// `2026-01-01T00:00:00Z`.
@@ -115,15 +118,17 @@ pub(super) enum RawTime {
 }
 
 /// `[[resource_server]]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawResourceServer {
+pub(crate) struct RawResourceServer {
     pub id: Option<String>,
     pub name: Option<String>,
     pub realm: Option<String>,
     pub audience: Option<String>,
     pub upstream: Option<String>,
     pub scopes: Option<Vec<String>>,
+    /// What each scope means, for people (consent screens, the Admin Panel).
+    pub scope_descriptions: Option<BTreeMap<String, String>>,
     pub default_scopes: Option<Vec<String>>,
     pub access_token_ttl: Option<String>,
     pub signing_alg: Option<String>,
@@ -145,9 +150,9 @@ pub(super) struct RawResourceServer {
 }
 
 /// `[[protected_resource]]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawProtectedResource {
+pub(crate) struct RawProtectedResource {
     pub id: Option<String>,
     pub resource_server: Option<String>,
     pub host: Option<String>,
@@ -162,9 +167,9 @@ pub(super) struct RawProtectedResource {
 }
 
 /// `[[client]]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawClient {
+pub(crate) struct RawClient {
     pub client_id: Option<String>,
     pub name: Option<String>,
     pub realm: Option<String>,
@@ -181,4 +186,13 @@ pub(super) struct RawClient {
     pub disabled_on: Option<RawTime>,
     pub contacts: Option<Vec<String>>,
     pub metadata: Option<toml::Table>,
+}
+
+impl Serialize for RawTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Text(t) => s.serialize_str(t),
+            Self::Toml(t) => s.collect_str(t),
+        }
+    }
 }

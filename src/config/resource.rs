@@ -122,8 +122,13 @@ pub(super) fn compile_resources(
     c: &mut Ctx<'_>,
     declared: &Declared,
     servers: &Table<ResourceServerRef, ResourceServerEntry>,
+    builtin: Vec<ProtectedResource>,
 ) -> (Table<ResourceRef, ProtectedResource>, Router) {
-    let rs_index: HashMap<&str, ResourceServerRef> = servers.entries().map(|(r, rs)| (rs.id.as_str(), r)).collect();
+    let rs_index: HashMap<&str, ResourceServerRef> = servers
+        .entries()
+        .filter(|(_, rs)| !rs.management)
+        .map(|(r, rs)| (rs.id.as_str(), r))
+        .collect();
     let mut resources: Table<ResourceRef, ProtectedResource> = Table::default();
     let mut router = Router::new();
     let mut seen_ids = HashSet::new();
@@ -142,6 +147,16 @@ pub(super) fn compile_resources(
             add_routes(&mut e, &mut router, &pr, resources.len(), &resources);
             resources.push(pr);
         }
+    }
+    // The built-in Management APIs' routes, after the declared ones (whose positions then
+    // follow the declarations); a declared resource matching the same requests as one of
+    // them is reported on the built-in one, naming the declared resource and its file.
+    for pr in builtin {
+        let label = format!("protected_resource {:?}", pr.id.as_str());
+        let mut e = c.entity(&pr.source, &pr.source, &label);
+        seen_ids.insert(pr.id.as_str().to_owned());
+        add_routes(&mut e, &mut router, &pr, resources.len(), &resources);
+        resources.push(pr);
     }
     (resources, router)
 }

@@ -62,6 +62,14 @@ pub(super) fn compile_resource_server(
     {
         e.err("id", "must be printable ASCII without spaces, quotes or backslashes");
     }
+    if let Some(id) = id
+        && id.starts_with("management:")
+    {
+        e.err(
+            "id",
+            "ids starting with \"management:\" are the built-in Management APIs'",
+        );
+    }
     let realm = e
         .required("realm", &raw.realm)
         .and_then(|r| super::realm::find_realm(e, realm_index, r));
@@ -76,6 +84,7 @@ pub(super) fn compile_resource_server(
             }
         });
     let (scopes, default_scopes) = scope_sets(e, raw);
+    let scope_descriptions = scope_descriptions(e, raw, &scopes);
     let realm_ttl = realm.map_or(defaults::ACCESS_TOKEN_TTL, |ri| realms[ri].access_token_ttl);
     let access_token_ttl = e.duration("access_token_ttl", &raw.access_token_ttl, realm_ttl);
     if access_token_ttl.is_zero() {
@@ -98,6 +107,7 @@ pub(super) fn compile_resource_server(
         audience: audience?,
         upstream: upstream?,
         scopes,
+        scope_descriptions,
         default_scopes,
         access_token_ttl,
         signing_alg,
@@ -112,6 +122,7 @@ pub(super) fn compile_resource_server(
         contacts: raw.contacts.clone().unwrap_or_default(),
         metadata: raw.metadata.clone().unwrap_or_default(),
         source: e.file().to_path_buf(),
+        management: false,
     })
 }
 
@@ -128,6 +139,24 @@ fn scope_sets(e: &mut Entity<'_, '_>, raw: &RawResourceServer) -> (ScopeSet, Sco
         }
     }
     (scopes, default_scopes)
+}
+
+/// `scope_descriptions`: each names one of the resource server's scopes.
+fn scope_descriptions(
+    e: &mut Entity<'_, '_>,
+    raw: &RawResourceServer,
+    scopes: &ScopeSet,
+) -> std::collections::BTreeMap<String, String> {
+    let descriptions = raw.scope_descriptions.clone().unwrap_or_default();
+    for name in descriptions.keys() {
+        if !scopes.contains(name) {
+            e.err(
+                "scope_descriptions",
+                format!("{name:?} is not one of the resource server's scopes"),
+            );
+        }
+    }
+    descriptions
 }
 
 /// `signing_alg`: an asymmetric JWS algorithm the realm (when known) has a key for.

@@ -37,6 +37,19 @@ pub(super) fn compile_settings(c: &mut Ctx<'_>, declared: &Declared, env: super:
     settings
 }
 
+/// `public_url`: an `http(s)` origin, without query or fragment; a path is kept (a gateway
+/// behind a path prefix), without its trailing slash.
+fn public_origin(url: &str) -> Result<String, &'static str> {
+    let uri: http::Uri = url.parse().map_err(|_| "is not a URL")?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err("must be an http:// or https:// URL with a host");
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err("must have no query or fragment");
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
 /// `[store]`: the URL (written, or from the environment) of an engine this build has.
 fn store(e: &mut Entity<'_, '_>, raw: &RawStore, env: super::Env, settings: &mut Settings) {
     let url = match (&raw.url, raw.url_env.as_deref()) {
@@ -83,6 +96,13 @@ fn server(e: &mut Entity<'_, '_>, raw: &RawServer, settings: &mut Settings) {
                 format!("{listen:?} is not an address like 127.0.0.1:8080: {why}"),
             ),
         }
+    }
+    match &raw.public_url {
+        Some(url) => match public_origin(url) {
+            Ok(origin) => settings.public_url = origin,
+            Err(why) => e.err("public_url", format!("{url:?} {why}")),
+        },
+        None => settings.public_url = format!("http://{}", settings.listen),
     }
     if let Some(admin) = &raw.admin_listen {
         match SocketAddr::from_str(admin) {

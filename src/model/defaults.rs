@@ -6,6 +6,10 @@ use std::time::Duration;
 
 /// `[server] listen`: loopback, port 8080.
 pub const LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 8080);
+/// Longest lifetime of a Management API token (the realm's, if shorter).
+pub const MANAGEMENT_TOKEN_TTL: Duration = Duration::from_secs(900);
+/// Bound on a Management API request body.
+pub const MANAGEMENT_MAX_BODY: u64 = 256 * 1024;
 /// `[store] url`: an SQLite file under the working directory, created on first start.
 pub const STORE_URL: &str = "sqlite://data/portcullis.db";
 /// `[store] poll_interval`: how often a replica reads the change log when nothing woke it.

@@ -195,6 +195,8 @@ pub struct ResourceServer {
     pub upstream: Upstream,
     /// Scopes this resource server defines.
     pub scopes: ScopeSet,
+    /// What each scope means, for people; keys are among `scopes`.
+    pub scope_descriptions: std::collections::BTreeMap<String, String>,
     /// Scopes a token gets when none is requested; a subset of `scopes`.
     pub default_scopes: ScopeSet,
     /// Lifetime of tokens minted for it. Defaults to the realm's `access_token_ttl`.
@@ -223,6 +225,9 @@ pub struct ResourceServer {
     pub metadata: toml::Table,
     /// Where it was defined, for messages.
     pub source: PathBuf,
+    /// Whether it is its realm's built-in Management API, answered by the gateway itself
+    /// (`upstream` is then never used).
+    pub management: bool,
 }
 
 /// A set of request URIs on a resource server and what a token needs to reach them.

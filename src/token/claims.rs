@@ -443,6 +443,7 @@ mod tests {
                     base_path: String::new(),
                 },
                 scopes: scopes(&["read", "write"]),
+                scope_descriptions: Default::default(),
                 default_scopes: ScopeSet::default(),
                 access_token_ttl: std::time::Duration::from_secs(300),
                 signing_alg: None,
@@ -457,6 +458,7 @@ mod tests {
                 contacts: Vec::new(),
                 metadata: toml::Table::new(),
                 source: "t.toml".into(),
+                management: false,
             }
         }
 

@@ -180,8 +180,8 @@ const PR_READ: &str = r#"protected_resource "read""#;
 fn base_config_loads() {
     let snap = accepted(BASE);
     assert_eq!(snap.realms.len(), 1);
-    assert_eq!(snap.resource_servers.len(), 1);
-    assert_eq!(snap.resources.len(), 2);
+    assert_eq!(declared_servers(&snap), 1, "besides the built-in Management API");
+    assert_eq!(declared_resources(&snap), 2);
     assert_eq!(snap.realms[RealmRef::at(0)].issuer, "https://issuer.test/realms/r");
     let rs = &snap.resource_servers[ResourceServerRef::at(0)];
     assert_eq!(rs.audience.as_str(), "https://api.test");
@@ -715,8 +715,8 @@ fn a_directory_of_files_merges() {
     let snap = load_ok(&dir);
     assert_eq!(snap.sources, vec![realm.clone(), apis.clone()]);
     assert_eq!(snap.realms.len(), 1);
-    assert_eq!(snap.resource_servers.len(), 1);
-    assert_eq!(snap.resources.len(), 2);
+    assert_eq!(declared_servers(&snap), 1, "besides the built-in Management API");
+    assert_eq!(declared_resources(&snap), 2);
     assert_eq!(snap.resource_servers[ResourceServerRef::at(0)].realm, RealmRef::at(0));
     assert_eq!(snap.realms[RealmRef::at(0)].source, realm);
     assert_eq!(snap.resource_servers[ResourceServerRef::at(0)].source, apis);

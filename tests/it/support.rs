@@ -1328,3 +1328,17 @@ impl Relay {
         self.open.store(true, Ordering::SeqCst);
     }
 }
+
+/// How many resource servers the configuration declares (the built-in Management APIs left
+/// out).
+pub fn declared_servers(snap: &portcullis::Snapshot) -> usize {
+    snap.resource_servers.iter().filter(|rs| !rs.management).count()
+}
+
+/// How many protected resources the configuration declares (the Management APIs' left out).
+pub fn declared_resources(snap: &portcullis::Snapshot) -> usize {
+    snap.resources
+        .iter()
+        .filter(|pr| !snap.resource_servers[pr.resource_server].management)
+        .count()
+}
