@@ -204,7 +204,7 @@ mod tests {
         let m = snap
             .resource_server("management:demo")
             .map(|(_, rs)| rs)
-            .expect("built in");
+            .unwrap_or_else(|| panic!("built in"));
         assert_eq!(m.audience.as_str(), "http://127.0.0.1:8080/api/v1/demo");
         assert!(m.management && m.scopes.contains("update:clients"));
         assert_eq!(snap.sources, [Path::new("a.toml"), Path::new("b.toml")]);
