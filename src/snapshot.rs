@@ -150,6 +150,8 @@ pub struct Snapshot {
     pub clients: Table<ClientRef, ClientEntry>,
     /// Embedded issuer endpoints by exact path.
     pub issuer_routes: HashMap<String, (RealmRef, IssuerEndpoint)>,
+    /// Every declared resource server, protected resource and client as written.
+    pub catalog: Catalog,
     /// The configuration files this snapshot was compiled from.
     pub sources: Vec<PathBuf>,
     /// Every file read to compile it (configuration files and the files they name), with
@@ -201,5 +203,57 @@ impl Snapshot {
     /// Whether every realm has usable keys (readiness).
     pub fn ready(&self) -> bool {
         self.realms.iter().all(|r| r.keys.health().usable)
+    }
+}
+
+/// One declared resource server, protected resource or client as written (JSON, the
+/// configuration's own shape, secrets' hashes left out) and where it came from: what the
+/// Management API shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogEntry {
+    /// Its kind.
+    pub kind: crate::model::EntityKind,
+    /// Its id.
+    pub id: String,
+    /// Its realm.
+    pub realm: String,
+    /// A file, or the store at a version.
+    pub source: crate::model::EntitySource,
+    /// The declaration.
+    pub body: serde_json::Value,
+}
+
+/// Every declared entity that compiled, by kind and id.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    entries: std::collections::BTreeMap<(crate::model::EntityKind, String), std::sync::Arc<CatalogEntry>>,
+}
+
+impl Catalog {
+    /// Adds an entry (a later one of the same kind and id replaces it).
+    pub fn insert(&mut self, entry: CatalogEntry) {
+        self.entries
+            .insert((entry.kind, entry.id.clone()), std::sync::Arc::new(entry));
+    }
+
+    /// The entry of `kind` with `id`.
+    pub fn get(&self, kind: crate::model::EntityKind, id: &str) -> Option<&std::sync::Arc<CatalogEntry>> {
+        self.entries.get(&(kind, id.to_owned()))
+    }
+
+    /// The entries of `kind` in `realm` with an id after `after`, by id.
+    pub fn list<'a>(
+        &'a self,
+        kind: crate::model::EntityKind,
+        realm: &'a str,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a std::sync::Arc<CatalogEntry>> + 'a {
+        let start = (kind, after.unwrap_or_default().to_owned());
+        self.entries
+            .range(start..)
+            .take_while(move |((k, _), _)| *k == kind)
+            .filter(move |((_, id), _)| after.is_none_or(|a| id.as_str() > a))
+            .map(|(_, e)| e)
+            .filter(move |e| e.realm == realm)
     }
 }

@@ -71,6 +71,7 @@ pub(super) fn compile(
     if !errors.is_empty() {
         return Err(errors);
     }
+    let catalog = super::catalog::build(declared, &realms, &resource_servers, &resources, &clients);
     Ok(Snapshot {
         epoch: 0,
         settings,
@@ -80,6 +81,7 @@ pub(super) fn compile(
         router,
         clients,
         issuer_routes,
+        catalog,
         sources: declared.origins.iter().map(|o| o.file.clone()).collect(),
         inputs: Inputs::default(),
         listener_tls: tls.listener,

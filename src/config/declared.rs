@@ -43,6 +43,8 @@ pub(super) struct Declaration<T> {
     pub position: usize,
     /// The entity as written.
     pub raw: T,
+    /// Its version in the store (its `ETag`); `None` for a file's.
+    pub version: Option<i64>,
 }
 
 /// Every entity of a configuration, in declaration order.
@@ -97,10 +99,12 @@ impl Declared {
         for (position, m) in managed.iter().enumerate() {
             let parsed = match m.kind.as_str() {
                 "resource_server" => {
-                    parse(&m.body).map(|raw| push_one(&mut self.resource_servers, &origin, position, raw))
+                    parse(&m.body).map(|raw| push_one(&mut self.resource_servers, &origin, position, raw, m.version))
                 }
-                "protected_resource" => parse(&m.body).map(|raw| push_one(&mut self.resources, &origin, position, raw)),
-                "client" => parse(&m.body).map(|raw| push_one(&mut self.clients, &origin, position, raw)),
+                "protected_resource" => {
+                    parse(&m.body).map(|raw| push_one(&mut self.resources, &origin, position, raw, m.version))
+                }
+                "client" => parse(&m.body).map(|raw| push_one(&mut self.clients, &origin, position, raw, m.version)),
                 other => Err(format!("unknown kind {other:?}")),
             };
             if let Err(why) = parsed {
@@ -124,11 +128,12 @@ fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, String> {
     serde_json::from_str(json).map_err(|e| e.to_string())
 }
 
-fn push_one<T>(into: &mut Vec<Declaration<T>>, origin: &Arc<Origin>, position: usize, raw: T) {
+fn push_one<T>(into: &mut Vec<Declaration<T>>, origin: &Arc<Origin>, position: usize, raw: T, version: i64) {
     into.push(Declaration {
         origin: origin.clone(),
         position,
         raw,
+        version: Some(version),
     });
 }
 
@@ -137,5 +142,6 @@ fn push<T>(into: &mut Vec<Declaration<T>>, origin: &Arc<Origin>, raws: impl Into
         origin: origin.clone(),
         position,
         raw,
+        version: None,
     }));
 }

@@ -180,6 +180,65 @@ pub struct ClaimHeader {
     pub header: HeaderName,
 }
 
+/// The kinds of entity that can come from the store as well as from files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntityKind {
+    /// A resource server.
+    ResourceServer,
+    /// A protected resource.
+    ProtectedResource,
+    /// A client of the embedded issuer.
+    Client,
+}
+
+impl EntityKind {
+    /// Every kind.
+    pub const ALL: [Self; 3] = [Self::ResourceServer, Self::ProtectedResource, Self::Client];
+
+    /// The configuration's name for it (`resource_server`, …), as the store keeps it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ResourceServer => "resource_server",
+            Self::ProtectedResource => "protected_resource",
+            Self::Client => "client",
+        }
+    }
+
+    /// Its Management API collection (`resource-servers`, …).
+    pub fn collection(self) -> &'static str {
+        match self {
+            Self::ResourceServer => "resource-servers",
+            Self::ProtectedResource => "protected-resources",
+            Self::Client => "clients",
+        }
+    }
+
+    /// The kind of a Management API collection.
+    pub fn of_collection(segment: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.collection() == segment)
+    }
+
+    /// The name of its id field (`id`, or `client_id` for clients).
+    pub fn id_field(self) -> &'static str {
+        match self {
+            Self::Client => "client_id",
+            _ => "id",
+        }
+    }
+}
+
+/// Where a declared entity came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntitySource {
+    /// A configuration file: read-only at run time.
+    File(PathBuf),
+    /// The store, at this version (its `ETag`).
+    Store {
+        /// The change that last wrote it.
+        version: i64,
+    },
+}
+
 /// An upstream API and an OAuth client of its realm.
 #[derive(Debug, Clone)]
 pub struct ResourceServer {

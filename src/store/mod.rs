@@ -45,6 +45,10 @@ pub enum StoreError {
     /// The schema could not be brought up to date.
     #[error("store migration failed: {0}")]
     Migration(String),
+    /// A write validated against the store at one version found it at another: something
+    /// else was committed meanwhile, so the validation must be done again.
+    #[error("the store changed since the write was validated")]
+    Moved,
     /// A conditional write found another version than the one it was based on.
     #[error("the entity changed (now at version {current:?})")]
     Conflict {
@@ -191,6 +195,9 @@ pub struct EntityWrite<'a> {
     pub body: Option<&'a str>,
     /// The version it was based on (`If-Match`); `None` to create (it must not exist).
     pub based_on: Option<i64>,
+    /// The store version the write was validated against; when set, the write fails with
+    /// [`StoreError::Moved`] if anything was committed since.
+    pub validated_at: Option<i64>,
     /// Who writes it (the change log's actor).
     pub actor: &'a str,
     /// Unix seconds.
@@ -398,6 +405,9 @@ impl Store {
                     .transpose()?;
                 if current != w.based_on {
                     return Err(StoreError::Conflict { current });
+                }
+                if w.validated_at.is_some_and(|at| at + 1 != version) {
+                    return Err(StoreError::Moved);
                 }
                 let action = match (w.based_on, w.body) {
                     (None, _) => "create",

@@ -1510,6 +1510,7 @@ async fn replicas_on_one_postgres_share_revocations_assertions_and_managed_entit
             realm: "t",
             body: Some(&body),
             based_on: None,
+            validated_at: None,
             actor: "test",
             now: NOW,
         })

@@ -75,6 +75,7 @@ async fn entity_writes_are_conditional_on_the_version_they_read() {
             realm: "t",
             body,
             based_on,
+            validated_at: None,
             actor: "admin",
             now: NOW,
         };
@@ -93,11 +94,28 @@ async fn entity_writes_are_conditional_on_the_version_they_read() {
         assert_eq!(version, v2);
         assert_eq!(all.len(), 1);
         assert_eq!((all[0].body.as_str(), all[0].version), (r#"{"a":3}"#, v2));
+        // A write validated at one store version fails once anything else committed.
+        let at = store.version().await.unwrap();
+        store.revoke("t", &key(9), NOW + 10, "rs", NOW).await.unwrap();
+        let validated = EntityWrite {
+            validated_at: Some(at),
+            ..w(Some(r#"{"a":5}"#), Some(v2))
+        };
+        assert!(matches!(store.write_entity(&validated).await, Err(StoreError::Moved)));
+        let fresh = EntityWrite {
+            validated_at: Some(store.version().await.unwrap()),
+            ..w(Some(r#"{"a":5}"#), Some(v2))
+        };
+        let v2 = store.write_entity(&fresh).await.unwrap();
         store.write_entity(&w(None, Some(v2))).await.unwrap();
         assert!(store.entities().await.unwrap().1.is_empty());
         let log = store.changes_after(0, 100).await.unwrap();
         let actions: Vec<&str> = log.iter().map(|c| c.action.as_str()).collect();
-        assert_eq!(actions, ["create", "update", "delete"], "refused writes leave no trace");
+        assert_eq!(
+            actions,
+            ["create", "update", "revoke", "update", "delete"],
+            "refused writes leave no trace"
+        );
     })
     .await;
 }
@@ -111,6 +129,7 @@ async fn concurrent_writes_from_one_version_exactly_one_wins() {
             realm: "t",
             body: Some("{}"),
             based_on: None,
+            validated_at: None,
             actor: "admin",
             now: NOW,
         };
@@ -195,6 +214,7 @@ async fn a_follower_loads_and_catches_up_revocations_and_entity_changes() {
             realm: "t",
             body: Some("{}"),
             based_on: None,
+            validated_at: None,
             actor: "admin",
             now: NOW,
         };
