@@ -1,7 +1,9 @@
 //! Composition root: load the snapshot, start key refresh, bind the listener, serve until
 //! told to stop.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +20,8 @@ use crate::config::{self, CompileContext, ConfigErrors, ConfigWatch};
 use crate::jwks::Fetcher;
 use crate::metrics::Metrics;
 use crate::proxy::Forwarder;
+use crate::issuer::Issuer;
+use crate::management::{Control, Management};
 use crate::server::{self, Shared};
 use crate::snapshot::Snapshot;
 use crate::store::{Follower, Store, StoreError, StoredEntity};
@@ -166,18 +170,6 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
     Ok((listener, bound))
 }
 
-/// What every connection shares, over `snap`: the verifier, upstream pool, issuer, metrics.
-fn shared_state(snap: Snapshot, clock: SharedClock, store: &Store) -> Shared {
-    let connect_timeout = snap.settings.upstream_connect_timeout;
-    let verifier = Arc::new(Verifier::new(snap, clock));
-    Shared {
-        forwarder: Forwarder::new(connect_timeout, verifier.snapshots()),
-        issuer: Arc::new(crate::issuer::Issuer::new(verifier.clone(), Some(store.clone()))),
-        metrics: Arc::new(Metrics::new()),
-        verifier,
-    }
-}
-
 /// A running gateway.
 #[derive(Debug)]
 pub struct Gateway {
@@ -204,8 +196,10 @@ impl Gateway {
         };
         let poll = snap.settings.store_poll_interval;
         start_keys(&snap).await;
-        let shared = Arc::new(shared_state(snap, opts.clock.clone(), &store));
-        let (verifier, metrics) = (shared.verifier.clone(), shared.metrics.clone());
+        let connect_timeout = snap.settings.upstream_connect_timeout;
+        let verifier = Arc::new(Verifier::new(snap, opts.clock.clone()));
+        let issuer = Arc::new(Issuer::new(verifier.clone(), Some(store.clone())));
+        let metrics = Arc::new(Metrics::new());
         let (stop, stopped) = watch::channel(false);
         let drain = opts.drain;
         // Revocations in force are loaded before the first request is served.
@@ -220,14 +214,23 @@ impl Gateway {
         let reloader = Arc::new(Reloader {
             config: opts.config.clone(),
             clock: opts.clock.clone(),
-            shared: shared.clone(),
-            store,
+            verifier: verifier.clone(),
+            issuer: issuer.clone(),
+            store: store.clone(),
             managed: ArcSwap::from_pointee(managed),
             lock: tokio::sync::Mutex::new(()),
             reloads: metrics.reloads.clone(),
             failures: metrics.reload_failures.clone(),
         });
         reload_on_store_change(entity_changes, reloader.clone(), stopped.clone());
+        let management = Management::new(store, reloader.clone(), verifier.clone(), metrics.clone());
+        let shared = Arc::new(Shared {
+            verifier: verifier.clone(),
+            forwarder: Forwarder::new(connect_timeout, verifier.snapshots()),
+            issuer,
+            metrics: metrics.clone(),
+            management: Some(Arc::new(management)),
+        });
         // Every input is watched where it lives: certificates and keys often live apart from
         // the configuration (a mounted secret), and a rotated one is picked up without SIGHUP.
         match ConfigWatch::start(verifier.snapshot().inputs.watch_set()) {
@@ -324,7 +327,7 @@ fn reload_on_change(mut watch: ConfigWatch, reloader: Arc<Reloader>, mut stopped
                     if !changed { break }
                     // Errors are logged and counted by the reloader; the running snapshot stays.
                     if let Ok(Reloaded::Applied) = reloader.reload(Trigger::Watch).await {
-                        let set = reloader.shared.verifier.snapshot().inputs.watch_set();
+                        let set = reloader.verifier.snapshot().inputs.watch_set();
                         if let Err(e) = watch.follow(set) {
                             tracing::warn!(error = %e, "cannot watch the new configuration's files; reload with SIGHUP");
                         }
@@ -334,6 +337,34 @@ fn reload_on_change(mut watch: ConfigWatch, reloader: Arc<Reloader>, mut stopped
             }
         }
     });
+}
+
+impl Control for Reloader {
+    fn check(&self, managed: Vec<StoredEntity>) -> Pin<Box<dyn Future<Output = Result<(), ConfigErrors>> + Send + '_>> {
+        Box::pin(async move {
+            let path = self.config.clone();
+            let clock = self.clock.clone();
+            let current = self.verifier.snapshot();
+            // File reads and key parsing: off the runtime workers.
+            tokio::task::spawn_blocking(move || load_snapshot_with(&path, clock, Some(&current), &managed).map(|_| ()))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(ConfigErrors(vec![crate::config::ConfigError {
+                        file: PathBuf::from("store"),
+                        entity: "configuration".into(),
+                        field: None,
+                        message: format!("compile task failed: {e}"),
+                    }]))
+                })
+        })
+    }
+
+    fn apply(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            // Errors are logged and counted by the reload; the follower retries.
+            let _ = self.reload(Trigger::Store).await;
+        })
+    }
 }
 
 /// Recompiles whenever the follower reads an entity change in the store, until `stopped`.
@@ -383,7 +414,8 @@ enum Reloaded {
 struct Reloader {
     config: PathBuf,
     clock: SharedClock,
-    shared: Arc<Shared>,
+    verifier: Arc<Verifier>,
+    issuer: Arc<Issuer>,
     store: Store,
     /// The store's managed entities as last read: compiled with the files at every reload.
     managed: ArcSwap<Vec<StoredEntity>>,
@@ -408,7 +440,7 @@ impl Reloader {
                 }
             }
         }
-        let current = self.shared.verifier.snapshot();
+        let current = self.verifier.snapshot();
         let path = self.config.clone();
         let clock = self.clock.clone();
         let prev = current.clone();
@@ -447,8 +479,8 @@ impl Reloader {
                     tracing::warn!("max_connections changed; it takes effect on restart");
                 }
                 start_keys(&snap).await;
-                self.shared.verifier.replace(snap);
-                self.shared.issuer.forget_secrets();
+                self.verifier.replace(snap);
+                self.issuer.forget_secrets();
                 self.reloads.inc();
                 tracing::info!(config = %self.config.display(), "configuration reloaded");
                 Ok(Reloaded::Applied)

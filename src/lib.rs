@@ -21,6 +21,7 @@
 //! |---|---|---|
 //! | `app` | composition root: snapshot, keys, listeners, watcher, reloads, shutdown | everything below |
 //! | `admin` | admin listener: health, readiness, metrics exposition | `metrics`, `respond`, `verifier` |
+//! | `management` | each realm's Management API: entity collections, conditional writes compiled before commit, problem details, OpenAPI | `config`, `issuer`, `metrics`, `model`, `respond`, `snapshot`, `store`, `token`, `verifier` |
 //! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `issuer`, `metrics`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
 //! | `issuer` | the embedded authorization server's endpoints and client authentication | `jwks`, `model`, `respond`, `snapshot`, `time`, `token`, `verifier` |
 //! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `respond`, `routing`, `snapshot`, `token`, `verifier` |
@@ -49,6 +50,7 @@ pub mod fuzzing;
 pub mod inputs;
 pub mod issuer;
 pub mod jwks;
+pub mod management;
 pub mod metrics;
 pub mod model;
 pub mod proxy;

@@ -32,6 +32,7 @@ pub struct Metrics {
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     tokens_issued: Family<IssuedLabels, Counter>,
     issuer_errors: Family<IssuerErrorLabels, Counter>,
+    management_writes: Family<ManagementLabels, Counter>,
     connections_open: Gauge,
     connections: Counter,
     /// Configuration reloads that replaced the running snapshot.
@@ -84,6 +85,13 @@ struct IssuedLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ManagementLabels {
+    realm: Name,
+    kind: &'static str,
+    action: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IssuerErrorLabels {
     realm: Name,
     endpoint: &'static str,
@@ -129,6 +137,7 @@ impl Metrics {
             upstream_errors: Family::default(),
             tokens_issued: Family::default(),
             issuer_errors: Family::default(),
+            management_writes: Family::default(),
             connections_open: Gauge::default(),
             connections: Counter::default(),
             reloads: Counter::default(),
@@ -168,6 +177,11 @@ impl Metrics {
             "issuer_errors",
             "Embedded issuer error answers, by realm, endpoint and RFC error code",
             self.issuer_errors.clone(),
+        );
+        registry.register(
+            "management_writes",
+            "Committed Management API writes, by realm, entity kind and action",
+            self.management_writes.clone(),
         );
         registry.register(
             "connections_open",
@@ -229,6 +243,18 @@ impl Metrics {
             .get_or_create(&IssuedLabels {
                 realm: realm.clone(),
                 resource_server: resource_server.clone(),
+            })
+            .inc();
+    }
+
+    /// Records a committed Management API write (`kind`: an entity kind or `revocation`;
+    /// `action`: `create`, `update`, `delete`, `revoke`).
+    pub fn management_write(&self, realm: &Name, kind: &'static str, action: &'static str) {
+        self.management_writes
+            .get_or_create(&ManagementLabels {
+                realm: realm.clone(),
+                kind,
+                action,
             })
             .inc();
     }

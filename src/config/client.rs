@@ -198,7 +198,7 @@ impl AuthMethod {
         match self {
             Self::ClientSecretBasic | Self::ClientSecretPost => &["client_secret_hash"],
             Self::ClientSecretJwt => &["client_secret_env"],
-            Self::PrivateKeyJwt => &["jwks_file", "jwks_uri"],
+            Self::PrivateKeyJwt => &["jwks_file", "jwks", "jwks_uri"],
         }
     }
 }
@@ -217,6 +217,7 @@ fn compile_auth(
         ("client_secret_hash", raw.client_secret_hash.is_some()),
         ("client_secret_env", raw.client_secret_env.is_some()),
         ("jwks_file", raw.jwks_file.is_some()),
+        ("jwks", raw.jwks.is_some()),
         ("jwks_uri", raw.jwks_uri.is_some()),
     ] {
         if present && !method.fields().contains(&field) {
@@ -270,6 +271,24 @@ fn shared_secret(e: &mut Entity<'_, '_>, raw: &RawClient, cx: &CompileContext<'_
     }
 }
 
+/// `jwks`: an inline JWK Set of signature keys, each usable.
+fn inline_jwks(e: &mut Entity<'_, '_>, doc: &serde_json::Value) -> Option<KeySet> {
+    let (set, skipped) = match KeySet::parse(doc.to_string().as_bytes()) {
+        Ok(parsed) => parsed,
+        Err(why) => {
+            e.err("jwks", why.to_string());
+            return None;
+        }
+    };
+    for s in skipped {
+        e.err("jwks", s.to_string());
+    }
+    if set.is_empty() {
+        e.err("jwks", "holds no usable signature key");
+    }
+    Some(set)
+}
+
 /// The `private_key_jwt` verification keys: a local JWKS, a remote one, or both.
 fn private_key_jwt(
     e: &mut Entity<'_, '_>,
@@ -277,8 +296,8 @@ fn private_key_jwt(
     cx: &CompileContext<'_>,
     keys_label: &str,
 ) -> Option<Arc<RealmKeys>> {
-    if raw.jwks_file.is_none() && raw.jwks_uri.is_none() {
-        e.err("jwks_file", "private_key_jwt needs jwks_file or jwks_uri");
+    if raw.jwks_file.is_none() && raw.jwks.is_none() && raw.jwks_uri.is_none() {
+        e.err("jwks_file", "private_key_jwt needs jwks_file, jwks or jwks_uri");
         return None;
     }
     let mut local = Vec::new();
@@ -287,6 +306,9 @@ fn private_key_jwt(
         if let Some(set) = read_jwks_file(e, &path) {
             local.extend(set.keys().iter().cloned());
         }
+    }
+    if let Some(set) = raw.jwks.as_ref().and_then(|doc| inline_jwks(e, doc)) {
+        local.extend(set.keys().iter().cloned());
     }
     let remote = raw
         .jwks_uri

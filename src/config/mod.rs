@@ -26,6 +26,7 @@ mod watch;
 use std::path::Path;
 
 pub use compile::{CompileContext, Env, process_env};
+pub(crate) use raw::{RawClient, RawProtectedResource, RawResourceServer};
 pub use error::{ConfigError, ConfigErrors};
 pub use watch::ConfigWatch;
 

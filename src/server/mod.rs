@@ -39,6 +39,7 @@ use tokio::net::TcpListener;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::issuer::{Issuer, Outcome as IssuerOutcome};
+use crate::management::Management;
 use crate::metrics::Metrics;
 use crate::model::{IssuerEndpoint, RealmRef};
 use crate::proxy::{Forwarder, Provenance, UpstreamBody, UpstreamError};
@@ -73,6 +74,8 @@ pub struct Shared {
     pub issuer: Arc<Issuer>,
     /// What the admin listener's `/metrics` reports.
     pub metrics: Arc<Metrics>,
+    /// The realms' Management APIs (absent when embedded without a store).
+    pub management: Option<Arc<Management>>,
 }
 
 impl Shared {
@@ -84,6 +87,7 @@ impl Shared {
             forwarder: self.forwarder.sibling(),
             issuer: self.issuer.clone(),
             metrics: self.metrics.clone(),
+            management: self.management.clone(),
         }
     }
 }
@@ -320,6 +324,9 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
             return (resp.map(Either::Right), Exit::Denied { denied, uri });
         }
     };
+    if allowed.resource_server(snap).management {
+        return manage(shared, snap, req, allowed).await;
+    }
     let from = Provenance {
         client: at.remote.ip(),
         proto: at.proto,
@@ -327,6 +334,23 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
         request_id: at.id,
     };
     forward(shared, snap, req, allowed, &from).await
+}
+
+/// The allowed request is for a realm's Management API: answered here, not forwarded.
+async fn manage(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, allowed: Allowed) -> (Response<Body>, Exit) {
+    let started = Instant::now();
+    let resp = match &shared.management {
+        Some(m) => {
+            let realm = allowed.resource_server(snap).realm;
+            m.handle(snap, realm, &allowed.claims, allowed.path.as_str(), req).await
+        }
+        None => crate::management::Problem::not_found("this gateway has no Management API").response(),
+    };
+    let exit = Exit::Forwarded {
+        allowed,
+        upstream: started.elapsed(),
+    };
+    (resp.map(Either::Right), exit)
 }
 
 /// `forward`: the allowed request to its resource server, its answer streamed back.
