@@ -3,9 +3,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +17,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{self, CompileContext, ConfigErrors, ConfigWatch};
+use crate::issuer::Issuer;
 use crate::jwks::Fetcher;
+use crate::management::{Control, Management};
 use crate::metrics::Metrics;
 use crate::proxy::Forwarder;
-use crate::issuer::Issuer;
-use crate::management::{Control, Management};
 use crate::server::{self, Shared};
 use crate::snapshot::Snapshot;
 use crate::store::{Follower, Store, StoreError, StoredEntity};

@@ -26,8 +26,8 @@ mod watch;
 use std::path::Path;
 
 pub use compile::{CompileContext, Env, process_env};
-pub(crate) use raw::{RawClient, RawProtectedResource, RawResourceServer};
 pub use error::{ConfigError, ConfigErrors};
+pub(crate) use raw::{RawClient, RawProtectedResource, RawResourceServer};
 pub use watch::ConfigWatch;
 
 use crate::inputs::Inputs;

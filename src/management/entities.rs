@@ -61,7 +61,10 @@ pub(super) fn list(call: &Call<'_>, kind: EntityKind) -> Result<Response<Full<By
         .collect();
     let next = (items.len() > limit).then(|| {
         items.truncate(limit);
-        let last = items.last().and_then(|v| v[kind.id_field()].as_str()).unwrap_or_default();
+        let last = items
+            .last()
+            .and_then(|v| v[kind.id_field()].as_str())
+            .unwrap_or_default();
         URL_SAFE_NO_PAD.encode(last)
     });
     Ok(answer(
@@ -130,9 +133,10 @@ fn if_match(call: &Call<'_>, current: i64, what: &str) -> Result<i64, Problem> {
         .get(http::header::IF_MATCH)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(Problem::precondition_required)?;
-    let matches = header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.trim_start_matches("W/").trim_matches('"').parse::<i64>().ok() == Some(current)
-    });
+    let matches = header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"').parse::<i64>().ok() == Some(current));
     if matches {
         Ok(current)
     } else {
@@ -227,7 +231,8 @@ impl Management {
             }
             EntityKind::ResourceServer => {
                 let id = required_id(&body, "id")?;
-                self.resource_server_credentials(&id, &mut body, &mut shown_once).await?;
+                self.resource_server_credentials(&id, &mut body, &mut shown_once)
+                    .await?;
                 id
             }
             EntityKind::ProtectedResource => required_id(&body, "id")?,
@@ -250,14 +255,27 @@ impl Management {
     }
 
     /// `PATCH /{collection}/{id}` with a JSON Merge Patch (RFC 7396).
-    pub(super) async fn patch(&self, call: &Call<'_>, kind: EntityKind, id: &str) -> Result<Response<Full<Bytes>>, Problem> {
+    pub(super) async fn patch(
+        &self,
+        call: &Call<'_>,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Response<Full<Bytes>>, Problem> {
         let (mut body, version) = self.stored(call, kind, id)?;
         let patch = object(call)?;
         let mut patch_shape = patch.clone();
         for f in VIEW_ONLY {
             patch_shape.remove(f);
         }
-        check_shape(kind, &patch_shape.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect(), false)?;
+        check_shape(
+            kind,
+            &patch_shape
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            false,
+        )?;
         let based_on = if_match(call, version, &describe(kind, id))?;
         for (k, v) in patch_shape {
             if v.is_null() {
@@ -275,7 +293,12 @@ impl Management {
     }
 
     /// `DELETE /{collection}/{id}`.
-    pub(super) async fn delete(&self, call: &Call<'_>, kind: EntityKind, id: &str) -> Result<Response<Full<Bytes>>, Problem> {
+    pub(super) async fn delete(
+        &self,
+        call: &Call<'_>,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Response<Full<Bytes>>, Problem> {
         let (_, version) = self.stored(call, kind, id)?;
         let based_on = if_match(call, version, &describe(kind, id))?;
         self.write(call, kind, id, Some(based_on), Edit::Delete).await?;
@@ -297,7 +320,9 @@ impl Management {
                 "this client authenticates without a secret",
             ));
         }
-        let written = self.write(call, EntityKind::Client, id, Some(based_on), Edit::Put(body)).await?;
+        let written = self
+            .write(call, EntityKind::Client, id, Some(based_on), Edit::Put(body))
+            .await?;
         // The one time the new secret is ever shown.
         Ok(written_view(written, StatusCode::OK, shown_once))
     }
@@ -332,7 +357,12 @@ impl Management {
 
     /// `DELETE /resource-servers/{id}/scopes/{name}`: from its scopes, default scopes and
     /// descriptions (a protected resource or client still needing it makes it a 422).
-    pub(super) async fn remove_scope(&self, call: &Call<'_>, id: &str, name: &str) -> Result<Response<Full<Bytes>>, Problem> {
+    pub(super) async fn remove_scope(
+        &self,
+        call: &Call<'_>,
+        id: &str,
+        name: &str,
+    ) -> Result<Response<Full<Bytes>>, Problem> {
         let (mut body, version) = self.stored(call, EntityKind::ResourceServer, id)?;
         let based_on = if_match(call, version, &describe(EntityKind::ResourceServer, id))?;
         for list in ["scopes", "default_scopes"] {
@@ -401,7 +431,9 @@ impl Management {
                 .changes_after(from, i64::try_from(MAX_PAGE).unwrap_or(200))
                 .await
                 .map_err(|_| Problem::store_unavailable())?;
-            let Some(last) = page.last().map(|c| c.version) else { break };
+            let Some(last) = page.last().map(|c| c.version) else {
+                break;
+            };
             from = last;
             items.extend(page.into_iter().filter(|c| c.realm == realm).map(|c| {
                 json!({
@@ -412,7 +444,11 @@ impl Management {
         }
         items.truncate(limit);
         let next = items.last().map(|c| c["version"].clone());
-        Ok(answer(StatusCode::OK, &json!({ "items": items, "next_after": next }), None))
+        Ok(answer(
+            StatusCode::OK,
+            &json!({ "items": items, "next_after": next }),
+            None,
+        ))
     }
 
     /// The stored declaration of an entity and its version; 409 for a file's, 404 for none.
@@ -435,7 +471,10 @@ impl Management {
             EntityKind::ResourceServer | EntityKind::Client => {
                 match body.get("realm").and_then(Value::as_str) {
                     Some(r) if r != realm => {
-                        return Err(Problem::invalid_field("realm", format!("must be {realm:?}, this API's realm")));
+                        return Err(Problem::invalid_field(
+                            "realm",
+                            format!("must be {realm:?}, this API's realm"),
+                        ));
                     }
                     _ => {}
                 }
@@ -477,7 +516,11 @@ impl Management {
 
     /// For a client that authenticates with a secret: a new one, its hash in `body`, the
     /// secret itself in `shown_once`.
-    async fn client_secret(&self, body: &mut Map<String, Value>, shown_once: &mut Map<String, Value>) -> Result<(), Problem> {
+    async fn client_secret(
+        &self,
+        body: &mut Map<String, Value>,
+        shown_once: &mut Map<String, Value>,
+    ) -> Result<(), Problem> {
         let method = body
             .get("token_endpoint_auth_method")
             .and_then(Value::as_str)

@@ -59,7 +59,9 @@ pub struct Management {
 
 impl std::fmt::Debug for Management {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Management").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("Management")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,9 +115,12 @@ impl Management {
         let base = crate::config::management::base_path(snap.realms[realm].name.as_str());
         let rest = path.strip_prefix(base.as_str()).unwrap_or_default();
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, usize::try_from(defaults::MANAGEMENT_MAX_BODY).unwrap_or(usize::MAX))
-            .collect()
-            .await
+        let body = match Limited::new(
+            body,
+            usize::try_from(defaults::MANAGEMENT_MAX_BODY).unwrap_or(usize::MAX),
+        )
+        .collect()
+        .await
         {
             Ok(b) => b.to_bytes(),
             Err(_) => return Problem::bad_request("the body could not be read, or is too large").response(),
@@ -154,13 +159,17 @@ impl Management {
             (Some(EntityKind::ResourceServer), [_, id, "scopes"]) if m == Method::GET || m == Method::HEAD => {
                 entities::scopes(call, id)
             }
-            (Some(EntityKind::ResourceServer), [_, id, "scopes"]) if m == Method::POST => self.add_scope(call, id).await,
+            (Some(EntityKind::ResourceServer), [_, id, "scopes"]) if m == Method::POST => {
+                self.add_scope(call, id).await
+            }
             (Some(EntityKind::ResourceServer), [_, id, "scopes", name]) if m == Method::DELETE => {
                 self.remove_scope(call, id, name).await
             }
             (None, ["revocations"]) if m == Method::POST => self.revoke(call).await,
             (None, ["changes"]) if m == Method::GET || m == Method::HEAD => self.changes(call).await,
-            (None, ["openapi.json"]) if m == Method::GET || m == Method::HEAD => Ok(openapi::response(call.snap, call.realm)),
+            (None, ["openapi.json"]) if m == Method::GET || m == Method::HEAD => {
+                Ok(openapi::response(call.snap, call.realm))
+            }
             (Some(_), _) | (None, ["revocations" | "changes" | "openapi.json"]) => Err(Problem::method_not_allowed()),
             _ => Err(Problem::not_found("no such Management API resource")),
         }

@@ -131,19 +131,29 @@ fn if_match() -> Value {
 
 /// One operation: its summary, the scope it needs, parameters, body and answers (every
 /// operation also answers 401/403 the RFC 6750 way, and problems as RFC 9457).
-fn op(summary: &str, scope: &str, params: &[Value], body: Option<Value>, answers: &[(&str, &str, Option<Value>)]) -> Value {
+fn op(
+    summary: &str,
+    scope: &str,
+    params: &[Value],
+    body: Option<Value>,
+    answers: &[(&str, &str, Option<Value>)],
+) -> Value {
     let mut responses = serde_json::Map::new();
     for (code, description, schema) in answers {
         let mut r = json!({ "description": description });
         if let Some(schema) = schema {
             r["content"] = json!({ "application/json": { "schema": schema } });
         } else if code.starts_with('4') || code.starts_with('5') {
-            r["content"] = json!({ "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } });
+            r["content"] =
+                json!({ "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } });
         }
         responses.insert((*code).to_owned(), r);
     }
     responses.insert("401".into(), json!({ "description": "No valid token" }));
-    responses.insert("403".into(), json!({ "description": format!("The token lacks {scope}") }));
+    responses.insert(
+        "403".into(),
+        json!({ "description": format!("The token lacks {scope}") }),
+    );
     let mut op = json!({
         "summary": summary,
         "security": [{ "bearer": [scope] }],

@@ -128,7 +128,12 @@ impl Problem {
 
     /// 409: creating what exists.
     pub fn exists(what: &str) -> Self {
-        Self::new(StatusCode::CONFLICT, "urn:portcullis:problem:exists", "The entity exists", format!("{what} exists"))
+        Self::new(
+            StatusCode::CONFLICT,
+            "urn:portcullis:problem:exists",
+            "The entity exists",
+            format!("{what} exists"),
+        )
     }
 
     /// 428: a write without `If-Match` (RFC 6585 § 3).

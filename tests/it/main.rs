@@ -18,6 +18,7 @@ mod issuer_token;
 mod jwe;
 mod jwks_remote;
 mod lifecycle;
+mod management;
 mod ops;
 mod properties;
 mod refusals;

@@ -1,0 +1,502 @@
+//! The Management API end to end: tokens from the realm's own issuer, writes through the
+//! API enforced by the gateway at once, conditional writes, validation by the compiler,
+//! file entities read-only, generated secrets.
+
+use std::sync::OnceLock;
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const ADMIN_SECRET: &str = "admin-secret-0123456789";
+const READER_SECRET: &str = "reader-secret-0123456789";
+const API: &str = "/api/v1/t";
+const AUDIENCE: &str = "http://gw.test/api/v1/t";
+
+fn hashes() -> &'static (String, String) {
+    static H: OnceLock<(String, String)> = OnceLock::new();
+    H.get_or_init(|| {
+        let h = |s: &str| portcullis::issuer::hash_secret(s).unwrap();
+        (h(ADMIN_SECRET), h(READER_SECRET))
+    })
+}
+
+/// Every Management API scope but `update:clients`' power to mint Management clients.
+const ALL: &str = "read:resource_servers create:resource_servers update:resource_servers delete:resource_servers \
+read:protected_resources create:protected_resources update:protected_resources delete:protected_resources \
+read:clients create:clients update:clients delete:clients revoke:tokens read:changes";
+
+fn config() -> String {
+    let (admin, reader) = hashes();
+    format!(
+        r#"
+[server]
+public_url = "http://gw.test/"
+
+[[realm]]
+name = "t"
+issuer = "http://127.0.0.1/realms/t"
+algorithms = ["ES256"]
+signing_keys = "{{dir}}/signing.json"
+
+[[realm]]
+name = "u"
+issuer = "http://127.0.0.1/realms/u"
+algorithms = ["ES256"]
+signing_keys = "{{dir}}/signing.json"
+
+[[resource_server]]
+id = "files-api"
+realm = "t"
+audience = "https://files.test"
+upstream = "http://{{upstream}}"
+scopes = ["files:read"]
+
+[[client]]
+client_id = "admin"
+realm = "t"
+token_endpoint_auth_method = "client_secret_post"
+client_secret_hash = "{admin}"
+scopes = [{all}]
+
+[[client]]
+client_id = "reader"
+realm = "t"
+token_endpoint_auth_method = "client_secret_post"
+client_secret_hash = "{reader}"
+scopes = ["read:resource_servers", "read:clients", "create:clients"]
+"#,
+        all = ALL
+            .split(' ')
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+async fn start() -> Harness {
+    let key = TestKey::es256("k1");
+    Harness::builder()
+        .config(config())
+        .file("signing.json", private_jwks(&[&key]))
+        .key(key)
+        .start()
+        .await
+}
+
+/// A token from realm `realm`'s issuer for `resource`, by client_secret_post.
+async fn token_for(h: &Harness, realm: &str, id: &str, secret: &str, resource: &str, scope: &str) -> String {
+    let mut pairs = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", id),
+        ("client_secret", secret),
+        ("resource", resource),
+    ];
+    if !scope.is_empty() {
+        pairs.push(("scope", scope));
+    }
+    let a = h
+        .send(
+            Method::POST,
+            &format!("/realms/{realm}/token"),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            &form(&pairs),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    a.json()["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn admin(h: &Harness) -> String {
+    token_for(h, "t", "admin", ADMIN_SECRET, AUDIENCE, ALL).await
+}
+
+/// A Management API call with `token`, a JSON body and extra headers.
+async fn call(
+    h: &Harness,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+    extra: &[(&str, &str)],
+) -> Answer {
+    let auth = bearer(token);
+    let mut headers = vec![("authorization", auth.as_str())];
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    headers.extend_from_slice(extra);
+    let text = body.map(Value::to_string).unwrap_or_default();
+    h.send(method, &format!("{API}{path}"), &headers, &text).await
+}
+
+fn etag(a: &Answer) -> String {
+    a.header("etag").expect("an ETag").to_owned()
+}
+
+#[track_caller]
+fn assert_problem(a: &Answer, status: StatusCode, field: Option<&str>) {
+    assert_eq!(a.status, status, "{}", a.body);
+    assert_eq!(a.header("content-type"), Some("application/problem+json"), "{}", a.body);
+    let p = a.json();
+    assert_eq!(p["status"], status.as_u16(), "{p}");
+    if let Some(field) = field {
+        let fields: Vec<&str> = p["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert!(fields.contains(&field), "no error on {field}: {p}");
+    }
+}
+
+#[tokio::test]
+async fn calls_need_a_token_for_this_realms_api_with_the_scope() {
+    let h = start().await;
+    let none = h.send(Method::GET, &format!("{API}/resource-servers"), &[], "").await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.header("www-authenticate"), Some("Bearer realm=\"t\""));
+    let reader = token_for(&h, "t", "reader", READER_SECRET, AUDIENCE, "read:resource_servers").await;
+    assert_eq!(
+        call(&h, Method::GET, "/resource-servers", &reader, None, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let write = call(
+        &h,
+        Method::POST,
+        "/resource-servers",
+        &reader,
+        Some(&json!({"id": "x"})),
+        &[],
+    )
+    .await;
+    assert_insufficient_scope(&write, "create:resource_servers");
+    // A token for realm t's API is not one for realm u's.
+    let other = h
+        .send(
+            Method::GET,
+            "/api/v1/u/resource-servers",
+            &[("authorization", &bearer(&admin(&h).await))],
+            "",
+        )
+        .await;
+    assert_invalid_token(&other, "for another realm's API");
+    // A token for another audience of the realm is not one for its API.
+    let files = token_for(&h, "t", "admin", ADMIN_SECRET, "https://files.test", "").await;
+    assert_invalid_token(
+        &call(&h, Method::GET, "/resource-servers", &files, None, &[]).await,
+        "another audience",
+    );
+}
+
+#[tokio::test]
+async fn an_api_created_through_the_api_is_enforced_at_once_and_conditional_writes_hold() {
+    let h = start().await;
+    let t = admin(&h).await;
+    let rs = json!({
+        "id": "orders", "audience": "https://orders.test", "upstream": format!("http://{}", h.upstream.addr),
+        "scopes": ["orders:read", "orders:write"], "scope_descriptions": {"orders:read": "read orders"},
+    });
+    let a = call(&h, Method::POST, "/resource-servers", &t, Some(&rs), &[]).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(a.header("location"), Some("/api/v1/t/resource-servers/orders"));
+    let created = a.json();
+    assert_eq!(
+        (created["source"].as_str(), created["realm"].as_str()),
+        (Some("store"), Some("t"))
+    );
+    assert!(
+        created["client_secret"].as_str().is_some_and(|s| s.len() >= 40),
+        "its own secret, once: {created}"
+    );
+    assert!(created.get("client_secret_hash").is_none());
+    let got = call(&h, Method::GET, "/resource-servers/orders", &t, None, &[]).await;
+    assert_eq!(etag(&got), etag(&a));
+    assert!(got.json().get("client_secret").is_none(), "never shown again");
+    let scopes = call(&h, Method::GET, "/resource-servers/orders/scopes", &t, None, &[])
+        .await
+        .json();
+    assert_eq!(
+        scopes["items"][0],
+        json!({"name": "orders:read", "description": "read orders"})
+    );
+
+    let pr = json!({"id": "order", "resource_server": "orders", "paths": ["/orders/*"], "scopes": ["orders:read"]});
+    let a = call(&h, Method::POST, "/protected-resources", &t, Some(&pr), &[]).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let v1 = etag(&a);
+    let user = token_for(&h, "t", "admin", ADMIN_SECRET, "https://orders.test", "").await;
+    assert_insufficient_scope(&h.get("/orders/7", &user).await, "orders:read");
+
+    // Writes need If-Match with the current ETag.
+    let patch = json!({"scopes": null});
+    assert_problem(
+        &call(&h, Method::PATCH, "/protected-resources/order", &t, Some(&patch), &[]).await,
+        StatusCode::PRECONDITION_REQUIRED,
+        None,
+    );
+    let a = call(
+        &h,
+        Method::PATCH,
+        "/protected-resources/order",
+        &t,
+        Some(&patch),
+        &[("if-match", &v1)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let v2 = etag(&a);
+    assert_ne!(v1, v2);
+    assert_eq!(
+        h.get("/orders/7", &user).await.status,
+        StatusCode::OK,
+        "no scope needed any more"
+    );
+    let stale = call(
+        &h,
+        Method::PATCH,
+        "/protected-resources/order",
+        &t,
+        Some(&json!({"scopes": ["orders:write"]})),
+        &[("if-match", &v1)],
+    )
+    .await;
+    assert_problem(&stale, StatusCode::PRECONDITION_FAILED, None);
+
+    // Two operators with the same ETag: exactly one wins.
+    let (read, write) = (json!({"scopes": ["orders:read"]}), json!({"scopes": ["orders:write"]}));
+    let if_match = [("if-match", v2.as_str())];
+    let (x, y) = tokio::join!(
+        call(
+            &h,
+            Method::PATCH,
+            "/protected-resources/order",
+            &t,
+            Some(&read),
+            &if_match
+        ),
+        call(
+            &h,
+            Method::PATCH,
+            "/protected-resources/order",
+            &t,
+            Some(&write),
+            &if_match
+        ),
+    );
+    let mut statuses = [x.status.as_u16(), y.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 412], "{} / {}", x.body, y.body);
+
+    let current = etag(&call(&h, Method::GET, "/protected-resources/order", &t, None, &[]).await);
+    let a = call(
+        &h,
+        Method::DELETE,
+        "/protected-resources/order",
+        &t,
+        None,
+        &[("if-match", &current)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(
+        h.get("/orders/7", &user).await.status,
+        StatusCode::NOT_FOUND,
+        "route gone at once"
+    );
+
+    let log = call(&h, Method::GET, "/changes", &t, None, &[]).await.json();
+    let actions: Vec<(&str, &str)> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["kind"].as_str().unwrap(), c["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("resource_server", "create"),
+            ("protected_resource", "create"),
+            ("protected_resource", "update"),
+            ("protected_resource", "update"),
+            ("protected_resource", "delete"),
+        ]
+    );
+    assert!(log["items"].as_array().unwrap().iter().all(|c| c["actor"] == "admin"));
+}
+
+#[tokio::test]
+async fn a_write_that_would_make_the_configuration_invalid_is_refused_and_nothing_is_written() {
+    let h = start().await;
+    let t = admin(&h).await;
+    let pr = json!({"id": "bad", "resource_server": "files-api", "paths": ["/files/**"], "scopes": ["files:wrte"]});
+    let a = call(&h, Method::POST, "/protected-resources", &t, Some(&pr), &[]).await;
+    assert_problem(&a, StatusCode::UNPROCESSABLE_ENTITY, Some("scopes"));
+    assert!(a.body.contains("files:wrte"), "{}", a.body);
+    assert_eq!(
+        call(&h, Method::GET, "/protected-resources/bad", &t, None, &[])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // A field of the wrong type or an unknown one is named before anything is compiled.
+    let a = call(
+        &h,
+        Method::POST,
+        "/protected-resources",
+        &t,
+        Some(&json!({"id": "x", "paths": "/x"})),
+        &[],
+    )
+    .await;
+    assert_problem(&a, StatusCode::UNPROCESSABLE_ENTITY, Some("paths"));
+    let a = call(
+        &h,
+        Method::POST,
+        "/protected-resources",
+        &t,
+        Some(&json!({"id": "x", "pathz": ["/x"]})),
+        &[],
+    )
+    .await;
+    assert_problem(&a, StatusCode::UNPROCESSABLE_ENTITY, Some("pathz"));
+    // Only files may name files on the gateway's host.
+    let c = json!({"client_id": "k", "token_endpoint_auth_method": "private_key_jwt", "jwks_file": "/etc/passwd"});
+    assert_problem(
+        &call(&h, Method::POST, "/clients", &t, Some(&c), &[]).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("jwks_file"),
+    );
+    // Two resources matching the same requests: the conflict names the other one.
+    let one = json!({"id": "one", "resource_server": "files-api", "paths": ["/f/*"]});
+    assert_eq!(
+        call(&h, Method::POST, "/protected-resources", &t, Some(&one), &[])
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let two = json!({"id": "two", "resource_server": "files-api", "paths": ["/f/{name}"]});
+    let a = call(&h, Method::POST, "/protected-resources", &t, Some(&two), &[]).await;
+    assert_problem(&a, StatusCode::UNPROCESSABLE_ENTITY, Some("paths"));
+    assert!(a.body.contains("\\\"one\\\""), "{}", a.body);
+}
+
+#[tokio::test]
+async fn file_entities_are_shown_read_only() {
+    let h = start().await;
+    let t = admin(&h).await;
+    let a = call(&h, Method::GET, "/resource-servers/files-api", &t, None, &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["source"], "file");
+    assert!(a.header("etag").is_none());
+    let a = call(
+        &h,
+        Method::PATCH,
+        "/resource-servers/files-api",
+        &t,
+        Some(&json!({"name": "x"})),
+        &[("if-match", "*")],
+    )
+    .await;
+    assert_problem(&a, StatusCode::CONFLICT, None);
+    let list = call(&h, Method::GET, "/clients?limit=1", &t, None, &[]).await.json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let cursor = list["next_cursor"].as_str().expect("a second page");
+    let next = call(
+        &h,
+        Method::GET,
+        &format!("/clients?limit=1&cursor={cursor}"),
+        &t,
+        None,
+        &[],
+    )
+    .await
+    .json();
+    assert_ne!(next["items"][0]["client_id"], list["items"][0]["client_id"]);
+    assert!(next["items"][0].get("client_secret_hash").is_none());
+}
+
+#[tokio::test]
+async fn clients_get_generated_credentials_shown_once_and_can_have_them_replaced() {
+    let h = start().await;
+    let t = admin(&h).await;
+    let a = call(
+        &h,
+        Method::POST,
+        "/clients",
+        &t,
+        Some(&json!({"scopes": ["files:read"], "token_endpoint_auth_method": "client_secret_post"})),
+        &[],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let c = a.json();
+    let (id, secret) = (
+        c["client_id"].as_str().unwrap().to_owned(),
+        c["client_secret"].as_str().unwrap().to_owned(),
+    );
+    token_for(&h, "t", &id, &secret, "https://files.test", "files:read").await;
+    let a = call(
+        &h,
+        Method::POST,
+        &format!("/clients/{id}/secret"),
+        &t,
+        None,
+        &[("if-match", &etag(&a))],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let fresh = a.json()["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, secret);
+    token_for(&h, "t", &id, &fresh, "https://files.test", "files:read").await;
+    let old = h
+        .send(
+            Method::POST,
+            "/realms/t/token",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            &form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ]),
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED, "the old secret stopped working");
+    // A caller never grants a client more of the Management API than it holds itself.
+    let reader = token_for(&h, "t", "reader", READER_SECRET, AUDIENCE, "create:clients").await;
+    let a = call(
+        &h,
+        Method::POST,
+        "/clients",
+        &reader,
+        Some(&json!({"scopes": ["update:clients"]})),
+        &[],
+    )
+    .await;
+    assert_problem(&a, StatusCode::UNPROCESSABLE_ENTITY, Some("scopes"));
+}
+
+#[tokio::test]
+async fn a_token_revoked_through_the_api_is_refused() {
+    let h = start().await;
+    let t = admin(&h).await;
+    let user = token_for(&h, "t", "admin", ADMIN_SECRET, "https://files.test", "").await;
+    let pr = json!({"id": "files", "resource_server": "files-api", "paths": ["/files/**"]});
+    assert_eq!(
+        call(&h, Method::POST, "/protected-resources", &t, Some(&pr), &[])
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(h.get("/files/a", &user).await.status, StatusCode::OK);
+    let a = call(&h, Method::POST, "/revocations", &t, Some(&json!({"token": user})), &[]).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_invalid_token(&h.get("/files/a", &user).await, "revoked");
+    let doc = call(&h, Method::GET, "/openapi.json", &t, None, &[]).await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], AUDIENCE);
+}
