@@ -272,8 +272,9 @@ fn shared_secret(e: &mut Entity<'_, '_>, raw: &RawClient, cx: &CompileContext<'_
 }
 
 /// `jwks`: an inline JWK Set of signature keys, each usable.
-fn inline_jwks(e: &mut Entity<'_, '_>, doc: &serde_json::Value) -> Option<KeySet> {
-    let (set, skipped) = match KeySet::parse(doc.to_string().as_bytes()) {
+fn inline_jwks(e: &mut Entity<'_, '_>, doc: &serde_json::Map<String, serde_json::Value>) -> Option<KeySet> {
+    let text = serde_json::Value::Object(doc.clone()).to_string();
+    let (set, skipped) = match KeySet::parse(text.as_bytes()) {
         Ok(parsed) => parsed,
         Err(why) => {
             e.err("jwks", why.to_string());

@@ -112,7 +112,8 @@ pub(super) fn resources(
                 id: Name::new(&format!("{}:{what}", server_id(realm))),
                 resource_server: ri,
                 host: None,
-                methods: Some(methods.to_vec()),
+                // No methods: any (the catch-all below); the API answers 405 or 404 itself.
+                methods: (!methods.is_empty()).then(|| methods.to_vec()),
                 paths,
                 scopes: scope_set(scope.as_slice()),
                 scope_match: ScopeMatch::All,
@@ -184,6 +185,9 @@ pub(super) fn resources(
             vec![format!("{base}/openapi.json")],
             None,
         );
+        // Everything else below the API, any method, with any valid token for it: answered
+        // 405 (with `Allow`) or 404 by the API itself, never by the gateway's unmatched rule.
+        add("other", &[], vec![format!("{base}/**")], None);
     }
     out
 }

@@ -178,7 +178,7 @@ pub(crate) struct RawClient {
     pub client_secret_env: Option<String>,
     pub jwks_file: Option<String>,
     /// The client's public keys inline (a JWK Set), as the Management API takes them.
-    pub jwks: Option<serde_json::Value>,
+    pub jwks: Option<serde_json::Map<String, serde_json::Value>>,
     pub jwks_uri: Option<String>,
     pub danger_allow_http_jwks: Option<bool>,
     pub scopes: Option<Vec<String>>,

@@ -170,7 +170,14 @@ impl Management {
             (None, ["openapi.json"]) if m == Method::GET || m == Method::HEAD => {
                 Ok(openapi::response(call.snap, call.realm))
             }
-            (Some(_), _) | (None, ["revocations" | "changes" | "openapi.json"]) => Err(Problem::method_not_allowed()),
+            (Some(_), [_]) => Err(Problem::method_not_allowed("GET, HEAD, POST")),
+            (Some(_), [_, _]) => Err(Problem::method_not_allowed("GET, HEAD, PATCH, DELETE")),
+            (Some(EntityKind::Client), [_, _, "secret"]) | (None, ["revocations"]) => {
+                Err(Problem::method_not_allowed("POST"))
+            }
+            (Some(EntityKind::ResourceServer), [_, _, "scopes"]) => Err(Problem::method_not_allowed("GET, HEAD, POST")),
+            (Some(EntityKind::ResourceServer), [_, _, "scopes", _]) => Err(Problem::method_not_allowed("DELETE")),
+            (None, ["changes" | "openapi.json"]) => Err(Problem::method_not_allowed("GET, HEAD")),
             _ => Err(Problem::not_found("no such Management API resource")),
         }
     }

@@ -43,6 +43,9 @@ pub struct Problem {
     /// Each field at fault.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<Invalid>,
+    /// The methods a 405's resource takes.
+    #[serde(skip)]
+    pub allow: Option<&'static str>,
 }
 
 impl Problem {
@@ -53,6 +56,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            allow: None,
         }
     }
 
@@ -106,14 +110,16 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, "about:blank", "Not Found", detail)
     }
 
-    /// 405.
-    pub fn method_not_allowed() -> Self {
-        Self::new(
+    /// 405; `allow` lists the methods it takes (RFC 9110 § 15.5.6: sent as `Allow`).
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut p = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "about:blank",
             "Method Not Allowed",
-            "this resource does not take that method",
-        )
+            format!("this resource takes {allow}"),
+        );
+        p.allow = Some(allow);
+        p
     }
 
     /// 409: a file's entity, read-only here.
@@ -180,6 +186,10 @@ impl Problem {
     pub fn response(&self) -> Response<Full<Bytes>> {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = respond::typed_json(status, PROBLEM_JSON, self);
+        if let Some(allow) = self.allow {
+            resp.headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
