@@ -7,34 +7,36 @@ use std::str::FromStr;
 
 use http::StatusCode;
 
-use super::declared::Declared;
+use super::declared::{Declaration, Declared};
 use super::raw::{RawServer, RawStore};
 use super::report::{Ctx, Entity};
 use crate::snapshot::Settings;
 
 pub(super) fn compile_settings(c: &mut Ctx<'_>, declared: &Declared, env: super::Env) -> Settings {
     let mut settings = Settings::default();
-    let mut seen: Option<&Path> = None;
-    for d in &declared.servers {
-        let mut e = c.entity(&d.origin.file, &d.origin.dir, "server");
-        if let Some(first) = seen {
-            e.err("server", format!("[server] is already defined in {}", first.display()));
-            continue;
-        }
-        seen = Some(&d.origin.file);
-        server(&mut e, &d.raw, &mut settings);
-    }
-    let mut seen: Option<&Path> = None;
-    for d in &declared.stores {
-        let mut e = c.entity(&d.origin.file, &d.origin.dir, "store");
-        if let Some(first) = seen {
-            e.err("store", format!("[store] is already defined in {}", first.display()));
-            continue;
-        }
-        seen = Some(&d.origin.file);
-        store(&mut e, &d.raw, env, &mut settings);
-    }
+    one_table(c, &declared.servers, "server", |e, raw| server(e, raw, &mut settings));
+    one_table(c, &declared.stores, "store", |e, raw| store(e, raw, env, &mut settings));
     settings
+}
+
+/// Compiles the one `[name]` table of a configuration; a second one (in another file of a
+/// directory) is an error naming the first's file.
+fn one_table<T>(
+    c: &mut Ctx<'_>,
+    tables: &[Declaration<T>],
+    name: &str,
+    mut compile: impl FnMut(&mut Entity<'_, '_>, &T),
+) {
+    let mut seen: Option<&Path> = None;
+    for d in tables {
+        let mut e = c.entity(&d.origin.file, &d.origin.dir, name);
+        if let Some(first) = seen {
+            e.err(name, format!("[{name}] is already defined in {}", first.display()));
+            continue;
+        }
+        seen = Some(&d.origin.file);
+        compile(&mut e, &d.raw);
+    }
 }
 
 /// `public_url`: an `http(s)` origin, without query or fragment; a path is kept (a gateway
