@@ -1476,7 +1476,16 @@ async fn replicas_on_one_postgres_share_revocations_assertions_and_managed_entit
     let Some(db) = TestDb::create().await else {
         return;
     };
-    let a = start(&format!("\n[store]\nurl = \"{}\"\n", db.url), "target").await;
+    // `mgmt` may create protected resources through the Management API.
+    let mgmt = r#"
+[[client]]
+client_id = "mgmt"
+realm = "t"
+token_endpoint_auth_method = "client_secret_post"
+client_secret_hash = "{post_hash}"
+scopes = ["create:protected_resources"]
+"#;
+    let a = start(&format!("{mgmt}\n[store]\nurl = \"{}\"\n", db.url), "target").await;
     let b = a.replica().await;
     let t = basic_token(&a, &[]).await;
     assert_eq!(
@@ -1495,32 +1504,42 @@ async fn replicas_on_one_postgres_share_revocations_assertions_and_managed_entit
     access_token(&token_assertion(&a, &jwt, &[]).await);
     assert_invalid_client(&token_assertion(&b, &jwt, &[]).await, "replayed on the other replica");
 
-    // A protected resource created in the store is enforced by both.
+    // A protected resource created through A's Management API is enforced by both.
     let t2 = basic_token(&a, &[("scope", "read")]).await;
     assert_eq!(b.get("/managed/1", &t2).await.status, StatusCode::NOT_FOUND);
-    let store = portcullis::store::Store::open(&db.url).await.unwrap();
+    let admin = access_token(
+        &post_form(
+            &a,
+            TOKEN,
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "mgmt"),
+                ("client_secret", POST_SECRET),
+                ("resource", "http://127.0.0.1:8080/api/v1/t"),
+                ("scope", "create:protected_resources"),
+            ],
+        )
+        .await,
+    );
     let body = json!({
         "id": "managed", "resource_server": "api", "paths": ["/managed/**"], "scopes": ["write"],
     })
     .to_string();
-    store
-        .write_entity(&portcullis::store::EntityWrite {
-            kind: "protected_resource",
-            id: "managed",
-            realm: "t",
-            body: Some(&body),
-            based_on: None,
-            validated_at: None,
-            actor: "test",
-            now: NOW,
-        })
-        .await
-        .unwrap();
+    let created = a
+        .send(
+            Method::POST,
+            "/api/v1/t/protected-resources",
+            &[("authorization", &bearer(&admin)), ("content-type", "application/json")],
+            &body,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     for h in [&a, &b] {
         eventually("the managed resource is enforced", async || h.has_resource("managed")).await;
         assert_insufficient_scope(&h.get("/managed/1", &t2).await, "write");
     }
-    drop((a, b, store));
+    drop((a, b));
     db.drop().await;
 }
 
