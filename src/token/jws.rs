@@ -252,6 +252,40 @@ mod tests {
     }
 
     #[test]
+    fn members_we_ignore_may_hold_any_json() {
+        // JSON allows what serde_json's `Value` refuses: a number beyond f64, nesting deeper
+        // than 128, a lone surrogate escape. In a member the check ignores, it is taken.
+        let deep = format!(r#"{{"alg":"ES256","x":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        for json in [
+            r#"{"alg":"ES256","x":1E2000}"#,
+            r#"{"alg":"ES256","x":"\ud800"}"#,
+            deep.as_str(),
+        ] {
+            assert_eq!(
+                header(&enc(json), ALL, false).map(|h| h.alg),
+                Ok(Algorithm::ES256),
+                "{json}"
+            );
+            assert_eq!(
+                assertion_header(&enc(json), ALL).map(|h| h.alg),
+                Ok(Algorithm::ES256),
+                "{json}"
+            );
+        }
+        // What is not JSON is refused there all the same.
+        for json in [
+            r#"{"alg":"ES256","x":1E}"#,
+            r#"{"alg":"ES256","x":"\uZZ"}"#,
+            r#"{"alg":"ES256","x":[}"#,
+        ] {
+            assert!(
+                matches!(header(&enc(json), ALL, false), Err(TokenError::Malformed(_))),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
     fn types() {
         assert!(header(&enc(r#"{"alg":"ES256","typ":"at+jwt"}"#), ALL, true).is_ok());
         assert!(header(&enc(r#"{"alg":"ES256","typ":"JWT"}"#), ALL, false).is_ok());
