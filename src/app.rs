@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::config::{self, CompileContext, ConfigErrors, ConfigWatch};
 use crate::issuer::Issuer;
 use crate::jwks::Fetcher;
-use crate::management::{Control, Management};
+use crate::management::{Control, Management, StaticToken};
 use crate::metrics::Metrics;
 use crate::proxy::Forwarder;
 use crate::server::{self, Shared};
@@ -223,7 +223,13 @@ impl Gateway {
             failures: metrics.reload_failures.clone(),
         });
         reload_on_store_change(entity_changes, reloader.clone(), stopped.clone());
-        let management = Management::new(store, reloader.clone(), verifier.clone(), metrics.clone());
+        let management = Management::new(
+            store,
+            reloader.clone(),
+            verifier.clone(),
+            metrics.clone(),
+            StaticToken::new(issuer.secrets().clone()),
+        );
         let shared = Arc::new(Shared {
             verifier: verifier.clone(),
             forwarder: Forwarder::new(connect_timeout, verifier.snapshots()),

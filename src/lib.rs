@@ -21,8 +21,8 @@
 //! |---|---|---|
 //! | `app` | composition root: snapshot, keys, listeners, watcher, reloads, shutdown | everything below |
 //! | `admin` | admin listener: health, readiness, metrics exposition | `metrics`, `respond`, `verifier` |
-//! | `management` | each realm's Management API: entity collections, conditional writes compiled before commit, problem details, OpenAPI | `config`, `issuer`, `metrics`, `model`, `respond`, `snapshot`, `store`, `token`, `verifier` |
-//! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `issuer`, `metrics`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
+//! | `management` | each realm's Management API: entity collections, conditional writes compiled before commit, problem details, OpenAPI | `config`, `issuer`, `metrics`, `model`, `respond`, `routing`, `snapshot`, `store`, `token`, `verifier` |
+//! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `issuer`, `management`, `metrics`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
 //! | `issuer` | the embedded authorization server's endpoints and client authentication | `jwks`, `model`, `respond`, `snapshot`, `time`, `token`, `verifier` |
 //! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `respond`, `routing`, `snapshot`, `token`, `verifier` |
 //! | `proxy` | forwarding, header rules, upstream TLS trust | `chain`, `model`, `snapshot`, `tls`, `verifier` |

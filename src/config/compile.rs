@@ -213,6 +213,13 @@ mod tests {
     }
 
     #[test]
+    fn a_static_admin_token_is_stored_as_an_argon2id_hash() {
+        let plain = REALM.replace("[[realm]]", "[[realm]]\nmanagement_token_hash = \"let-me-in\"");
+        let msg = field_of(&[&plain, API], r#"realm "demo""#, "management_token_hash");
+        assert!(msg.contains("hash-secret"), "{msg}");
+    }
+
+    #[test]
     fn a_default_scope_must_be_assigned() {
         let api = format!("{API}default_scopes = [\"orders:admin\"]\n");
         let msg = field_of(&[REALM, &api], r#"resource_server "orders""#, "default_scopes");

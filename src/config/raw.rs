@@ -105,6 +105,7 @@ pub(super) struct RawRealm {
     pub access_token_ttl: Option<String>,
     pub scope_source: Option<String>,
     pub decryption_keys: Option<String>,
+    pub management_token_hash: Option<String>,
 }
 
 /// A timestamp written as an RFC 3339 string or a TOML datetime; written back as text.

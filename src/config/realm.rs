@@ -60,6 +60,14 @@ pub(super) fn compile_realm(
     let issuer_path = issuer
         .map(|iss| issuer_path(e, iss, !signing.is_empty()))
         .unwrap_or_default();
+    if let Some(hash) = &raw.management_token_hash
+        && let Err(why) = crate::model::secret::check_phc(hash)
+    {
+        e.err(
+            "management_token_hash",
+            format!("{why} (make one with `portcullis hash-secret --generate`)"),
+        );
+    }
     let name = Name::new(name?);
     let local = KeySet::from_keys(local);
     let keys = reuse_keys(cx, &name, &local, remote.as_ref()).unwrap_or_else(|| {
@@ -85,6 +93,7 @@ pub(super) fn compile_realm(
         access_token_ttl,
         scope_source,
         issuer_path,
+        management_token_hash: raw.management_token_hash.as_deref().map(Box::from),
         source: e.file().to_path_buf(),
     };
     Some((realm, keys, Arc::new(signing)))

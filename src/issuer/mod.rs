@@ -26,6 +26,7 @@ pub use client_auth::{HMAC_ALGS, JWT_BEARER, SeenAssertions};
 pub use error::OAuthError;
 pub use mint::{MintError, MintRequest, mint};
 pub use secrets::{SecretChecker, SecretError, check_phc, hash_secret};
+pub use throttle::Source;
 pub use token_endpoint::Issued;
 
 use crate::jwks::alg_name;
@@ -34,7 +35,6 @@ use crate::respond;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
 use crate::verifier::Verifier;
-use throttle::Source;
 
 /// Runtime state of the embedded issuers (all realms).
 #[derive(Debug)]
@@ -72,6 +72,12 @@ impl Issuer {
             seen: SeenAssertions::new(store.clone()),
             store,
         }
+    }
+
+    /// The secret checker client authentication uses: its gate and failure throttle bound
+    /// every other argon2 check of the gateway too (the Management API's static token).
+    pub fn secrets(&self) -> &SecretChecker {
+        &self.secrets
     }
 
     /// Forgets remembered secret checks (on reload: secrets may have changed).

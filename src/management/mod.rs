@@ -15,6 +15,7 @@
 mod entities;
 pub mod openapi;
 mod problem;
+mod static_token;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +27,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 pub use problem::{Invalid, Problem};
+pub use static_token::{ACTOR as STATIC_TOKEN_ACTOR, StaticToken};
 
 use crate::config::ConfigErrors;
 use crate::metrics::Metrics;
@@ -52,6 +54,8 @@ pub struct Management {
     control: Arc<dyn Control>,
     verifier: Arc<Verifier>,
     metrics: Arc<Metrics>,
+    /// The realms' static admin tokens.
+    static_token: StaticToken,
     /// One write at a time in this process; across replicas the store's conditional writes
     /// decide.
     writes: tokio::sync::Mutex<()>,
@@ -92,14 +96,35 @@ impl Call<'_> {
 
 impl Management {
     /// The API over `store`, compiling and applying through `control`.
-    pub fn new(store: Store, control: Arc<dyn Control>, verifier: Arc<Verifier>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Store,
+        control: Arc<dyn Control>,
+        verifier: Arc<Verifier>,
+        metrics: Arc<Metrics>,
+        static_token: StaticToken,
+    ) -> Self {
         Self {
             store,
             control,
             verifier,
             metrics,
+            static_token,
             writes: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The call `denied` refused, allowed after all when it holds its realm's static admin
+    /// token ([`StaticToken::admit`]).
+    pub async fn admit_static(
+        &self,
+        snap: &Snapshot,
+        denied: &crate::verifier::Denied,
+        path: &str,
+        headers: &HeaderMap,
+        peer: std::net::IpAddr,
+    ) -> Option<crate::verifier::Allowed> {
+        let now = self.verifier.clock().now();
+        self.static_token.admit(snap, denied, path, headers, peer, now).await
     }
 
     /// Answers a call to `realm`'s Management API at `path` (normalized, below the

@@ -92,6 +92,10 @@ pub struct Realm {
     /// The issuer URL's path ("" for a bare origin): the embedded issuer's endpoints live
     /// under it.
     pub issuer_path: String,
+    /// The argon2id PHC hash of the realm's static admin token, if it has one: a bearer
+    /// token for its Management API only, with every management scope, for automation that
+    /// cannot run an OAuth client.
+    pub management_token_hash: Option<Box<str>>,
     /// Where this realm was defined, for messages.
     pub source: PathBuf,
 }

@@ -319,6 +319,9 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
     {
         Ok(allowed) => allowed,
         Err(denied) => {
+            if let Some(allowed) = static_admin(shared, snap, &denied, &req, at.remote).await {
+                return manage(shared, snap, req, allowed).await;
+            }
             let resp = rescue::refusal(&denied, snap);
             let uri = req.into_parts().0.uri;
             return (resp.map(Either::Right), Exit::Denied { denied, uri });
@@ -334,6 +337,20 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
         request_id: at.id,
     };
     forward(shared, snap, req, allowed, &from).await
+}
+
+/// A refused Management API call that holds its realm's static admin token, allowed.
+async fn static_admin(
+    shared: &Shared,
+    snap: &Snapshot,
+    denied: &Denied,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+) -> Option<Allowed> {
+    let management = shared.management.as_ref()?;
+    management
+        .admit_static(snap, denied, req.uri().path(), req.headers(), peer.ip())
+        .await
 }
 
 /// The allowed request is for a realm's Management API: answered here, not forwarded.

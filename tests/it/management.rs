@@ -500,3 +500,75 @@ async fn a_token_revoked_through_the_api_is_refused() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(doc["servers"][0]["url"], AUDIENCE);
 }
+
+/// The static admin token of realm t (its argon2id hash is in the configuration).
+const STATIC_TOKEN: &str = "static-admin-token-0123456789abcdef";
+
+#[tokio::test]
+async fn the_static_admin_token_is_a_management_caller_of_its_own_realm_only() {
+    let hash = portcullis::issuer::hash_secret(STATIC_TOKEN).unwrap();
+    let config = config().replacen(
+        "signing_keys = \"{dir}/signing.json\"\n",
+        &format!("signing_keys = \"{{dir}}/signing.json\"\nmanagement_token_hash = \"{hash}\"\n"),
+        1,
+    ) + r#"
+[[protected_resource]]
+id = "files"
+resource_server = "files-api"
+paths = ["/files/**"]
+"#;
+    let key = TestKey::es256("k1");
+    let h = Harness::builder()
+        .config(config)
+        .file("signing.json", private_jwks(&[&key]))
+        .key(key)
+        .start()
+        .await;
+
+    let list = call(&h, Method::GET, "/resource-servers", STATIC_TOKEN, None, &[]).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let created = call(
+        &h,
+        Method::POST,
+        "/resource-servers",
+        STATIC_TOKEN,
+        Some(&json!({"id": "auto-api", "audience": "https://auto.test", "upstream": h.upstream.url("")})),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let log = call(&h, Method::GET, "/changes", STATIC_TOKEN, None, &[]).await.json();
+    let actors: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors, ["static-token"], "{log}");
+
+    // Anything else that is not a JWT is still a malformed token.
+    assert_invalid_token(
+        &call(
+            &h,
+            Method::GET,
+            "/resource-servers",
+            "static-admin-token-wrong",
+            None,
+            &[],
+        )
+        .await,
+        "a wrong static token",
+    );
+    // Realm u has no static token; and t's opens nothing but t's Management API.
+    let other = h
+        .send(
+            Method::GET,
+            "/api/v1/u/resource-servers",
+            &[("authorization", &bearer(STATIC_TOKEN))],
+            "",
+        )
+        .await;
+    assert_invalid_token(&other, "another realm's API");
+    assert_invalid_token(&h.get("/files/1", STATIC_TOKEN).await, "a protected resource");
+    assert_eq!(h.upstream.hits(), 0, "nothing reached the upstream");
+}
