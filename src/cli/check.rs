@@ -6,16 +6,28 @@ use std::process::ExitCode;
 use portcullis::jwks::alg_name;
 use portcullis::model::{ProtectedResource, RealmRef, ScopeMatch};
 use portcullis::snapshot::{RealmEntry, Snapshot};
+use portcullis::store::Store;
 
-pub(super) fn run(config: &Path) -> ExitCode {
+pub(super) fn run(config: &Path, with_store: bool) -> ExitCode {
     let clock = portcullis::time::system();
-    let snap = match portcullis::app::load_snapshot(config, clock, None) {
+    let files = match portcullis::app::load_snapshot(config, clock.clone(), None) {
         Ok(s) => s,
         Err(errors) => {
             eprintln!("{} error(s) in {}:", errors.0.len(), config.display());
             eprintln!("{errors}");
             return ExitCode::from(super::EXIT_CONFIG);
         }
+    };
+    let (snap, store_line) = if with_store {
+        match with_managed(config, files, clock) {
+            Ok(pair) => pair,
+            Err(code) => return code,
+        }
+    } else {
+        (
+            files,
+            "store not read (--no-store): the files were checked alone".to_owned(),
+        )
     };
     println!(
         "configuration OK: {}",
@@ -36,10 +48,66 @@ pub(super) fn run(config: &Path) -> ExitCode {
     if let Some(ca) = &snap.upstream_ca {
         println!("upstream_ca {}", ca.file.display());
     }
+    println!("{store_line}");
     for (i, realm) in snap.realms.entries() {
         print_realm(&snap, i, realm);
     }
     ExitCode::SUCCESS
+}
+
+/// The files' snapshot compiled again with the managed entities of the store it names, as
+/// `serve` would, and a line saying what was read. The store is only read: nothing is
+/// created or migrated. A store that cannot be read is a warning, not a failure, so a
+/// configuration can be checked where the store is out of reach.
+fn with_managed(
+    config: &Path,
+    files: Snapshot,
+    clock: portcullis::time::SharedClock,
+) -> Result<(Snapshot, String), ExitCode> {
+    let url = files.settings.store_url.clone();
+    let shown = portcullis::store::redact(&url);
+    let read = async {
+        match Store::inspect(&url).await? {
+            None => Ok(None),
+            Some(store) => store.entities().await.map(Some),
+        }
+    };
+    let read = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(read),
+        Err(e) => Err(portcullis::store::StoreError::Unavailable(e.to_string())),
+    };
+    let (version, managed) = match read {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Ok((
+                files,
+                format!("store {shown}: not created yet (the first `serve` creates it)"),
+            ));
+        }
+        Err(e) => {
+            eprintln!("warning: store {shown} not read ({e}); the files were checked alone");
+            return Ok((files, format!("store {shown}: not read")));
+        }
+    };
+    if managed.is_empty() {
+        return Ok((files, format!("store {shown}: no managed entities (version {version})")));
+    }
+    match portcullis::app::load_snapshot_with(config, clock, None, &managed) {
+        Ok(snap) => Ok((
+            snap,
+            format!("store {shown}: {} managed entities (version {version})", managed.len()),
+        )),
+        Err(errors) => {
+            eprintln!(
+                "{} error(s) in {} with the {} managed entities of store {shown} (version {version}):",
+                errors.0.len(),
+                config.display(),
+                managed.len()
+            );
+            eprintln!("{errors}");
+            Err(ExitCode::from(super::EXIT_CONFIG))
+        }
+    }
 }
 
 /// A realm and, indented below it, its resource servers and their protected resources.

@@ -44,6 +44,9 @@ enum Command {
         /// A TOML file or a directory of TOML files.
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Check the files alone, without reading the managed entities of the store they name.
+        #[arg(long)]
+        no_store: bool,
     },
     /// Generate a signing key: writes a private JWKS, prints the public one.
     Keygen {
@@ -105,7 +108,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             workers,
             log_format,
         } => serve(config, workers, log_format),
-        Command::Check { config } => check::run(&config),
+        Command::Check { config, no_store } => check::run(&config, !no_store),
         Command::Keygen { alg, kid, out, append } => {
             let out = out.unwrap_or_else(|| PathBuf::from(format!("{kid}.private.jwks.json")));
             keygen::run(alg, &kid, &out, append)

@@ -209,8 +209,27 @@ impl Store {
     /// `sqlite://PATH` (the file and its directory are created), `sqlite::memory:` (one
     /// process, nothing kept; for tests and trials) or `postgres://…`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let backend = if let Some(rest) = url.strip_prefix("sqlite:") {
-            Backend::Sqlite(open_sqlite(url, rest).await?)
+        let store = Self::connect(url, true).await?;
+        bounded(store.migrate()).await?;
+        Ok(store)
+    }
+
+    /// Opens the store at `url` to read it, changing nothing: no file or directory is
+    /// created, no migration runs, an SQLite file is opened read-only. `None` when an
+    /// SQLite file does not exist yet (the first `serve` creates it). For `portcullis check`.
+    pub async fn inspect(url: &str) -> Result<Option<Self>, StoreError> {
+        if let Some(path) = sqlite_path(url)
+            && !std::path::Path::new(path).exists()
+        {
+            return Ok(None);
+        }
+        Self::connect(url, false).await.map(Some)
+    }
+
+    /// A pool for `url`; `writable` creates an SQLite file (and its directory) when missing.
+    async fn connect(url: &str, writable: bool) -> Result<Self, StoreError> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite(open_sqlite(url, writable).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(redact(url)))?;
             let pool = PgPoolOptions::new()
@@ -222,9 +241,7 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl(redact(url)));
         };
-        let store = Self { backend };
-        bounded(store.migrate()).await?;
-        Ok(store)
+        Ok(Self { backend })
     }
 
     /// `sqlite` or `postgres`.
@@ -492,24 +509,35 @@ impl IsPostgres for sqlx::PgConnection {
     }
 }
 
-async fn open_sqlite(url: &str, rest: &str) -> Result<SqlitePool, StoreError> {
-    let memory = rest == ":memory:" || rest.starts_with(":memory:?");
-    if !memory {
-        // `sqlite://data/x.db` and `sqlite:data/x.db` both name the file `data/x.db`.
-        let path = rest.trim_start_matches("//");
-        let path = path.split('?').next().unwrap_or(path);
-        if let Some(dir) = std::path::Path::new(path).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-        }
+/// The file an `sqlite:` URL names; `None` for another engine or an in-memory database.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?;
+    if rest == ":memory:" || rest.starts_with(":memory:?") {
+        return None;
     }
-    let options = SqliteConnectOptions::from_str(url)
-        .map_err(|_| StoreError::BadUrl(url.to_owned()))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .busy_timeout(CALL_TIMEOUT);
+    // `sqlite://data/x.db` and `sqlite:data/x.db` both name the file `data/x.db`.
+    let path = rest.trim_start_matches("//");
+    Some(path.split('?').next().unwrap_or(path))
+}
+
+async fn open_sqlite(url: &str, writable: bool) -> Result<SqlitePool, StoreError> {
+    let memory = sqlite_path(url).is_none();
+    if writable
+        && let Some(path) = sqlite_path(url)
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let options = SqliteConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(url.to_owned()))?;
+    let options = if writable {
+        options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal)
+    } else {
+        // Read-only: the journal mode is the file's own (WAL, set when it was created).
+        options.read_only(true)
+    }
+    .busy_timeout(CALL_TIMEOUT);
     // An in-memory database lives in its connection: one connection, or each would see
     // its own empty database.
     let max = if memory { 1 } else { 4 };

@@ -572,3 +572,55 @@ paths = ["/files/**"]
     assert_invalid_token(&h.get("/files/1", STATIC_TOKEN).await, "a protected resource");
     assert_eq!(h.upstream.hits(), 0, "nothing reached the upstream");
 }
+
+/// `portcullis check` on the gateway's files, with `extra` arguments.
+fn check(config: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check")
+        .arg("--config")
+        .arg(config)
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn check_compiles_the_files_with_the_managed_entities_of_their_store() {
+    let h = start().await;
+    let t = admin(&h).await;
+    let rs = json!({"id": "auto-api", "audience": "https://auto.test", "upstream": h.upstream.url("")});
+    let created = call(&h, Method::POST, "/resource-servers", &t, Some(&rs), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+
+    let o = check(&h.config_path(), &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("1 managed entities (version 1)"), "{out}");
+    assert!(out.contains("resource server auto-api"), "{out}");
+
+    // A file that now declares what the store holds: the store's entity is the second one.
+    let clash = std::fs::read_to_string(h.config_path()).unwrap()
+        + "\n[[resource_server]]\nid = \"auto-api\"\nrealm = \"t\"\naudience = \"https://auto2.test\"\nupstream = \"http://127.0.0.1:9\"\n";
+    let path = h.dir.path().join("clash.toml");
+    std::fs::write(&path, clash).unwrap();
+    let o = check(&path, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(64), "{err}");
+    assert!(err.contains("with the 1 managed entities of store"), "{err}");
+    assert!(err.contains(r#"resource_server "auto-api""#), "{err}");
+    let o = check(&path, &["--no-store"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("store not read (--no-store)"));
+
+    // A store that does not exist yet is not created by a check.
+    let fresh = std::fs::read_to_string(h.config_path())
+        .unwrap()
+        .replace("store.db", "never.db");
+    let path = h.dir.path().join("fresh.toml");
+    std::fs::write(&path, fresh).unwrap();
+    let o = check(&path, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("not created yet"));
+    assert!(!h.dir.path().join("never.db").exists());
+}
