@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::activity::Activity;
 use crate::config::{self, CompileContext, ConfigErrors, ConfigWatch};
 use crate::issuer::Issuer;
 use crate::jwks::Fetcher;
@@ -223,12 +224,15 @@ impl Gateway {
             failures: metrics.reload_failures.clone(),
         });
         reload_on_store_change(entity_changes, reloader.clone(), stopped.clone());
+        let activity = Arc::new(Activity::new(metrics.clone(), opts.clock.clone()));
+        tokio::spawn(activity.clone().run(stopped.clone()));
         let management = Management::new(
             store,
             reloader.clone(),
             verifier.clone(),
             metrics.clone(),
             StaticToken::new(issuer.secrets().clone()),
+            activity.clone(),
         );
         let shared = Arc::new(Shared {
             verifier: verifier.clone(),

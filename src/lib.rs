@@ -20,9 +20,10 @@
 //! | module | job | may import |
 //! |---|---|---|
 //! | `app` | composition root: snapshot, keys, listeners, watcher, reloads, shutdown | everything below |
+//! | `panel` | the Admin Panel's embedded assets and their serving (no logic of its own) | `config`, `jwks`, `model`, `respond`, `snapshot`, `token` |
 //! | `admin` | admin listener: health, readiness, metrics exposition | `metrics`, `respond`, `verifier` |
-//! | `management` | each realm's Management API: entity collections, conditional writes compiled before commit, problem details, OpenAPI | `config`, `issuer`, `metrics`, `model`, `respond`, `routing`, `snapshot`, `store`, `token`, `verifier` |
-//! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `issuer`, `management`, `metrics`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
+//! | `management` | each realm's Management API: entity collections, conditional writes compiled before commit, problem details, OpenAPI | `activity`, `config`, `issuer`, `metrics`, `model`, `respond`, `routing`, `snapshot`, `store`, `token`, `verifier` |
+//! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `issuer`, `management`, `metrics`, `panel`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
 //! | `issuer` | the embedded authorization server's endpoints and client authentication | `jwks`, `model`, `respond`, `snapshot`, `time`, `token`, `verifier` |
 //! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `respond`, `routing`, `snapshot`, `token`, `verifier` |
 //! | `proxy` | forwarding, header rules, upstream TLS trust | `chain`, `model`, `snapshot`, `tls`, `verifier` |
@@ -32,6 +33,7 @@
 //! | `snapshot` | the immutable configuration: one entry per entity, its epoch | `inputs`, `jwks`, `model`, `routing`, `tls`, `token` |
 //! | `token` | bearer extraction, JWS/JWE verification, claims checks, caches, revocations | `jwks`, `model`, `time` |
 //! | `jwks` | key sets, remote fetch and refresh, signing keys | `chain`, `model`, `time`, `tls` |
+//! | `activity` | recent request counts sampled from the metrics, for the Admin Panel | `metrics`, `model`, `time` |
 //! | `metrics` | counters and histograms | `model` |
 //! | `routing` | path normalization, Host validation, the route table; pure | — |
 //! | `model` | validated domain types, typed references, defaults; pure | — |
@@ -41,6 +43,7 @@
 //! | `tls` | PEM material → rustls configurations, the platform's trust store | — |
 //! | `time` | the injectable clock | — |
 
+pub mod activity;
 pub mod admin;
 pub mod app;
 pub mod chain;
@@ -53,6 +56,7 @@ pub mod jwks;
 pub mod management;
 pub mod metrics;
 pub mod model;
+pub mod panel;
 pub mod proxy;
 pub mod rescue;
 pub mod respond;

@@ -33,6 +33,9 @@ pub struct Metrics {
     tokens_issued: Family<IssuedLabels, Counter>,
     issuer_errors: Family<IssuerErrorLabels, Counter>,
     management_writes: Family<ManagementLabels, Counter>,
+    /// Every label set of `requests` recorded so far, for [`Metrics::request_totals`] (the
+    /// family cannot be iterated). Written once per new label set, never on the hot path.
+    request_series: arc_swap::ArcSwap<std::collections::HashSet<RequestLabels>>,
     connections_open: Gauge,
     connections: Counter,
     /// Configuration reloads that replaced the running snapshot.
@@ -138,6 +141,7 @@ impl Metrics {
             tokens_issued: Family::default(),
             issuer_errors: Family::default(),
             management_writes: Family::default(),
+            request_series: arc_swap::ArcSwap::default(),
             connections_open: Gauge::default(),
             connections: Counter::default(),
             reloads: Counter::default(),
@@ -208,14 +212,23 @@ impl Metrics {
     /// Records one finished request.
     pub fn request(&self, r: &RequestRecord<'_>) {
         let rs = r.resource_server.unwrap_or(&self.unmatched);
-        self.requests
-            .get_or_create(&RequestLabels {
-                resource_server: rs.clone(),
-                resource: r.resource.unwrap_or(&self.unmatched).clone(),
-                outcome: r.outcome,
-                status: status_class(r.status),
-            })
-            .inc();
+        let labels = RequestLabels {
+            resource_server: rs.clone(),
+            resource: r.resource.unwrap_or(&self.unmatched).clone(),
+            outcome: r.outcome,
+            status: status_class(r.status),
+        };
+        // The read-locked lookup `get_or_create` starts with; a new series is also listed.
+        if let Some(counter) = self.requests.get(&labels) {
+            counter.inc();
+        } else {
+            self.requests.get_or_create(&labels).inc();
+            self.request_series.rcu(|series| {
+                let mut series = std::collections::HashSet::clone(series);
+                series.insert(labels.clone());
+                series
+            });
+        }
         let server = ServerLabels {
             resource_server: rs.clone(),
         };
@@ -225,6 +238,19 @@ impl Metrics {
         if let Some(up) = r.upstream {
             self.upstream_duration.get_or_create(&server).observe(up.as_secs_f64());
         }
+    }
+
+    /// Requests counted so far, summed by (resource server, outcome): what the Admin
+    /// Panel's activity view samples.
+    pub fn request_totals(&self) -> std::collections::HashMap<(Name, &'static str), u64> {
+        let series = self.request_series.load();
+        let mut out = std::collections::HashMap::new();
+        for labels in series.iter() {
+            if let Some(counter) = self.requests.get(labels) {
+                *out.entry((labels.resource_server.clone(), labels.outcome)).or_insert(0) += counter.get();
+            }
+        }
+        out
     }
 
     /// Records a forwarding failure of `kind`.

@@ -48,6 +48,8 @@ pub struct Settings {
     /// Management API audience is `<public_url>/api/v1/<realm>`. Defaults to
     /// `http://<listen>`.
     pub public_url: String,
+    /// Whether the Admin Panel is served at `/admin` on the public listener. Defaults to on.
+    pub admin_panel: bool,
     /// The store: its URL (`sqlite://…` or `postgres://…`). Defaults to
     /// `sqlite://data/portcullis.db`. Read at start; a change takes effect on restart.
     pub store_url: String,
@@ -70,6 +72,7 @@ impl Default for Settings {
             upstream_connect_timeout: defaults::UPSTREAM_CONNECT_TIMEOUT,
             admin_listen: None,
             public_url: format!("http://{}", SocketAddr::from(defaults::LISTEN)),
+            admin_panel: true,
             store_url: defaults::STORE_URL.to_owned(),
             store_poll_interval: defaults::STORE_POLL_INTERVAL,
         }
@@ -207,8 +210,8 @@ impl Snapshot {
 }
 
 /// One declared resource server, protected resource or client as written (JSON, the
-/// configuration's own shape, secrets' hashes left out) and where it came from: what the
-/// Management API shows.
+/// configuration's own shape; secrets' hashes kept, so a write keeps them, but never shown)
+/// and where it came from: what the Management API shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatalogEntry {
     /// Its kind.

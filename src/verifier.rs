@@ -194,14 +194,8 @@ impl Verifier {
         raw_path: &str,
         headers: &HeaderMap,
     ) -> Result<Allowed, Denied> {
-        // route
-        let path = normalize(raw_path).map_err(Denied::BadPath)?;
-        let host = host.map(normalize_host);
-        let found = snap
-            .router
-            .find(host.as_deref(), method, &path)
-            .ok_or(Denied::NoRoute)?;
-        let resource = ResourceRef::at(found.resource);
+        let (path, found) = route(snap, method, host, raw_path).map_err(Denied::BadPath)?;
+        let resource = found.ok_or(Denied::NoRoute)?.resource;
         let pr = &snap.resources[resource];
         let rs = &snap.resource_servers[pr.resource_server];
         let now = self.clock.now();
@@ -335,6 +329,33 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// `route`: the request's path normalized, and the protected resource it matches with the
+/// pattern that matched (`None` when nothing does), as every request is routed. The Management
+/// API's "which resource matches?" answers with this too.
+pub fn route<'s>(
+    snap: &'s Snapshot,
+    method: &Method,
+    host: Option<&str>,
+    raw_path: &str,
+) -> Result<(NormalizedPath, Option<Routed<'s>>), PathError> {
+    let path = normalize(raw_path)?;
+    let host = host.map(normalize_host);
+    let found = snap.router.find(host.as_deref(), method, &path).map(|m| Routed {
+        resource: ResourceRef::at(m.resource),
+        pattern: m.pattern,
+    });
+    Ok((path, found))
+}
+
+/// What [`route`] found.
+#[derive(Debug, Clone, Copy)]
+pub struct Routed<'s> {
+    /// The protected resource.
+    pub resource: ResourceRef,
+    /// The pattern of its that matched, as configured.
+    pub pattern: &'s str,
 }
 
 /// Lowercase, without port or trailing dot (RFC 9110 § 7.2 `Host = uri-host [ ":" port ]`).

@@ -11,8 +11,9 @@ use crate::model::{
 };
 use crate::snapshot::{Catalog, CatalogEntry, ClientEntry, RealmEntry, ResourceServerEntry};
 
-/// Fields never shown: a secret's hash is not a secret, but nobody reading the API needs it.
-const HIDDEN: [&str; 1] = ["client_secret_hash"];
+/// Fields kept in the catalog (a write through the API keeps them) but never shown: a
+/// secret's hash is not a secret, but nobody reading the API needs it.
+pub(crate) const HIDDEN: [&str; 1] = ["client_secret_hash"];
 
 /// The catalog of what compiled.
 pub(super) fn build(
@@ -76,11 +77,12 @@ fn entry<T: Serialize>(kind: EntityKind, id: &str, realm: String, d: &Declaratio
     }
 }
 
-/// The declaration as a JSON object, without absent fields or hidden ones.
+/// The declaration as a JSON object, without absent fields ([`HIDDEN`] ones are kept here
+/// and left out where it is shown).
 pub(crate) fn body<T: Serialize>(raw: &T) -> serde_json::Value {
     let mut value = serde_json::to_value(raw).unwrap_or_default();
     if let Some(object) = value.as_object_mut() {
-        object.retain(|k, v| !v.is_null() && !HIDDEN.contains(&k.as_str()));
+        object.retain(|_, v| !v.is_null());
     }
     value
 }

@@ -28,6 +28,9 @@ pub const REVOKE_SCOPE: &str = "revoke:tokens";
 /// The scope that reads the change log (who changed what).
 pub const CHANGES_SCOPE: &str = "read:changes";
 
+/// The scope that reads the gateway's recent activity (requests allowed and refused).
+pub const ACTIVITY_SCOPE: &str = "read:activity";
+
 /// The id of `realm`'s Management API resource server.
 pub fn server_id(realm: &str) -> String {
     format!("management:{realm}")
@@ -46,6 +49,7 @@ pub fn scopes() -> Vec<String> {
         .collect();
     out.push(REVOKE_SCOPE.to_owned());
     out.push(CHANGES_SCOPE.to_owned());
+    out.push(ACTIVITY_SCOPE.to_owned());
     out
 }
 
@@ -76,7 +80,9 @@ pub(super) fn add_servers(
                     .map(|s| (s.as_str().to_owned(), describe(s.as_str())))
                     .collect(),
                 scopes,
-                default_scopes: ScopeSet::default(),
+                // A token asked for without `scope` holds every scope of the API its client
+                // may have (the issuer filters defaults by the client's own list).
+                default_scopes: scope_set(&self::scopes()),
                 access_token_ttl: realm.access_token_ttl.min(defaults::MANAGEMENT_TOKEN_TTL),
                 signing_alg: None,
                 default: false,
@@ -177,6 +183,18 @@ pub(super) fn resources(
             &[Method::GET, Method::HEAD],
             vec![format!("{base}/changes")],
             Some(CHANGES_SCOPE),
+        );
+        add(
+            "activity",
+            &[Method::GET, Method::HEAD],
+            vec![format!("{base}/activity")],
+            Some(ACTIVITY_SCOPE),
+        );
+        add(
+            "match",
+            &[Method::GET, Method::HEAD],
+            vec![format!("{base}/match")],
+            Some("read:protected_resources"),
         );
         // The API's description: any valid token for it.
         add(

@@ -4,7 +4,7 @@
 //! source's entities are gathered as the `declared` set; `compile` checks every validation rule and produces the immutable snapshot, or every error it
 //! found, each naming file, entity and field. A bad configuration never replaces a good one.
 
-mod catalog;
+pub(crate) mod catalog;
 mod client;
 mod compile;
 mod declared;

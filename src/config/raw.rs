@@ -69,6 +69,8 @@ pub(super) struct RawServer {
     /// The origin clients reach the gateway at (`https://gw.example.com`): the Management
     /// API's audience is built from it, never from a request's `Host`.
     pub public_url: Option<String>,
+    /// Whether the Admin Panel is served at `/admin`.
+    pub admin_panel: Option<bool>,
     /// PEM certificate chain of the public listener; TLS is on when set.
     pub tls_cert: Option<String>,
     /// PEM private key of `tls_cert`.

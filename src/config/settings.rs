@@ -106,6 +106,9 @@ fn server(e: &mut Entity<'_, '_>, raw: &RawServer, settings: &mut Settings) {
         },
         None => settings.public_url = format!("http://{}", settings.listen),
     }
+    if let Some(on) = raw.admin_panel {
+        settings.admin_panel = on;
+    }
     if let Some(admin) = &raw.admin_listen {
         match SocketAddr::from_str(admin) {
             Ok(a) => settings.admin_listen = Some(a),

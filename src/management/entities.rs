@@ -102,6 +102,9 @@ fn find<'s>(call: &Call<'s>, kind: EntityKind, id: &str) -> Result<&'s CatalogEn
 fn view(entry: &CatalogEntry) -> Value {
     let mut body = entry.body.clone();
     if let Some(o) = body.as_object_mut() {
+        for hidden in crate::config::catalog::HIDDEN {
+            o.remove(hidden);
+        }
         let (source, version) = match &entry.source {
             EntitySource::File(_) => ("file", Value::Null),
             EntitySource::Store { version } => ("store", json!(version)),
@@ -418,8 +421,17 @@ impl Management {
     pub(super) async fn changes(&self, call: &Call<'_>) -> Result<Response<Full<Bytes>>, Problem> {
         let mut after = 0i64;
         let mut limit = DEFAULT_PAGE;
+        let mut newest = None;
         for (k, v) in form_urlencoded::parse(call.query.unwrap_or_default().as_bytes()) {
             match k.as_ref() {
+                "newest" => {
+                    newest = Some(
+                        v.parse::<usize>()
+                            .ok()
+                            .filter(|n| (1..=MAX_PAGE).contains(n))
+                            .ok_or_else(|| Problem::invalid_query("newest", format!("must be 1 to {MAX_PAGE}")))?,
+                    );
+                }
                 "after" => {
                     after = v
                         .parse()
@@ -438,6 +450,9 @@ impl Management {
             }
         }
         let realm = call.realm_name();
+        if let Some(n) = newest {
+            return self.newest_changes(realm, n).await;
+        }
         let mut items = Vec::new();
         let mut from = after;
         // Other realms' changes are skipped page by page until this one's fill the answer.
@@ -451,18 +466,28 @@ impl Management {
                 break;
             };
             from = last;
-            items.extend(page.into_iter().filter(|c| c.realm == realm).map(|c| {
-                json!({
-                    "version": c.version, "at": c.at, "kind": c.kind, "id": c.entity_id,
-                    "action": c.action, "actor": c.actor,
-                })
-            }));
+            items.extend(page.iter().filter(|c| c.realm == realm).map(change_view));
         }
         items.truncate(limit);
         let next = items.last().map(|c| c["version"].clone());
         Ok(answer(
             StatusCode::OK,
             &json!({ "items": items, "next_after": next }),
+            None,
+        ))
+    }
+
+    /// `GET /changes?newest=N`: the realm's N most recent changes, newest first.
+    async fn newest_changes(&self, realm: &str, n: usize) -> Result<Response<Full<Bytes>>, Problem> {
+        let page = self
+            .store
+            .latest_changes(realm, i64::try_from(n).unwrap_or(200))
+            .await
+            .map_err(|_| Problem::store_unavailable())?;
+        let items: Vec<Value> = page.iter().map(change_view).collect();
+        Ok(answer(
+            StatusCode::OK,
+            &json!({ "items": items, "next_after": null }),
             None,
         ))
     }
@@ -681,6 +706,14 @@ fn written_view(written: Written, status: StatusCode, shown_once: Map<String, Va
     body.insert("version".into(), written.version.into());
     body.extend(shown_once);
     answer(status, &Value::Object(body), Some(format!("\"{}\"", written.version)))
+}
+
+/// One change as the API shows it.
+fn change_view(c: &crate::store::Change) -> Value {
+    json!({
+        "version": c.version, "at": c.at, "kind": c.kind, "id": c.entity_id,
+        "action": c.action, "actor": c.actor,
+    })
 }
 
 /// `resource_server "orders"`.

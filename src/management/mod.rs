@@ -13,6 +13,7 @@
 //! (409). Refusals are RFC 9457 problem details.
 
 mod entities;
+mod matching;
 pub mod openapi;
 mod problem;
 mod static_token;
@@ -29,6 +30,7 @@ use hyper::body::Incoming;
 pub use problem::{Invalid, Problem};
 pub use static_token::{ACTOR as STATIC_TOKEN_ACTOR, StaticToken};
 
+use crate::activity::Activity;
 use crate::config::ConfigErrors;
 use crate::metrics::Metrics;
 use crate::model::{EntityKind, RealmRef, defaults};
@@ -56,6 +58,8 @@ pub struct Management {
     metrics: Arc<Metrics>,
     /// The realms' static admin tokens.
     static_token: StaticToken,
+    /// Recent request counts, for `GET /activity`.
+    activity: Arc<Activity>,
     /// One write at a time in this process; across replicas the store's conditional writes
     /// decide.
     writes: tokio::sync::Mutex<()>,
@@ -81,6 +85,8 @@ struct Call<'a> {
     query: Option<&'a str>,
     headers: &'a HeaderMap,
     body: Bytes,
+    /// Unix seconds, from the gateway's clock.
+    now: i64,
 }
 
 impl Call<'_> {
@@ -102,6 +108,7 @@ impl Management {
         verifier: Arc<Verifier>,
         metrics: Arc<Metrics>,
         static_token: StaticToken,
+        activity: Arc<Activity>,
     ) -> Self {
         Self {
             store,
@@ -109,6 +116,7 @@ impl Management {
             verifier,
             metrics,
             static_token,
+            activity,
             writes: tokio::sync::Mutex::new(()),
         }
     }
@@ -163,6 +171,7 @@ impl Management {
             query: parts.uri.query(),
             headers: &parts.headers,
             body,
+            now: self.verifier.clock().now(),
         };
         match self.route(&call).await {
             Ok(resp) => resp,
@@ -192,6 +201,8 @@ impl Management {
             }
             (None, ["revocations"]) if m == Method::POST => self.revoke(call).await,
             (None, ["changes"]) if m == Method::GET || m == Method::HEAD => self.changes(call).await,
+            (None, ["activity"]) if m == Method::GET || m == Method::HEAD => Ok(self.activity(call)),
+            (None, ["match"]) if m == Method::GET || m == Method::HEAD => matching::matching(call),
             (None, ["openapi.json"]) if m == Method::GET || m == Method::HEAD => {
                 Ok(openapi::response(call.snap, call.realm))
             }
@@ -202,9 +213,25 @@ impl Management {
             }
             (Some(EntityKind::ResourceServer), [_, _, "scopes"]) => Err(Problem::method_not_allowed("GET, HEAD, POST")),
             (Some(EntityKind::ResourceServer), [_, _, "scopes", _]) => Err(Problem::method_not_allowed("DELETE")),
-            (None, ["changes" | "openapi.json"]) => Err(Problem::method_not_allowed("GET, HEAD")),
+            (None, ["changes" | "openapi.json" | "activity" | "match"]) => {
+                Err(Problem::method_not_allowed("GET, HEAD"))
+            }
             _ => Err(Problem::not_found("no such Management API resource")),
         }
+    }
+}
+
+impl Management {
+    /// `GET /activity`: this gateway's recent requests to the realm's resource servers.
+    fn activity(&self, call: &Call<'_>) -> Response<Full<Bytes>> {
+        let servers: Vec<&str> = call
+            .snap
+            .resource_servers
+            .iter()
+            .filter(|rs| rs.realm == call.realm)
+            .map(|rs| rs.id.as_str())
+            .collect();
+        answer(StatusCode::OK, &self.activity.report(&servers), None)
     }
 }
 

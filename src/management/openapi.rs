@@ -6,7 +6,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
 
-use crate::config::management::{CHANGES_SCOPE, COLLECTIONS, REVOKE_SCOPE, base_path, scopes};
+use crate::config::management::{ACTIVITY_SCOPE, CHANGES_SCOPE, COLLECTIONS, REVOKE_SCOPE, base_path, scopes};
 use crate::model::RealmRef;
 use crate::snapshot::Snapshot;
 
@@ -76,7 +76,32 @@ pub fn document(snap: &Snapshot, realm: RealmRef) -> Value {
         json!({ "get": op("The change log", CHANGES_SCOPE, &[
             query("after", json!({ "type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX })),
             query("limit", json!({ "type": "integer", "minimum": 1, "maximum": 200 })),
-        ], None, &[("200", "Changes after a version", Some(json!({ "type": "object" })))]) }),
+            query("newest", json!({ "type": "integer", "minimum": 1, "maximum": 200 })),
+        ], None, &[("200", "Changes after a version, or the newest first", Some(json!({ "type": "object" })))]) }),
+    );
+    paths.insert(
+        "/activity".into(),
+        json!({ "get": op("This gateway's recent requests per resource server and outcome", ACTIVITY_SCOPE, &[], None, &[
+            ("200", "Counts per sampling interval over the last minutes", Some(json!({
+                "type": "object",
+                "required": ["interval_seconds", "buckets", "totals"],
+                "properties": {
+                    "interval_seconds": { "type": "integer" },
+                    "buckets": { "type": "array", "items": { "type": "object" } },
+                    "totals": { "type": "object" },
+                },
+            }))),
+        ]) }),
+    );
+    paths.insert(
+        "/match".into(),
+        json!({ "get": op("Which protected resource a request would reach", "read:protected_resources", &[
+            query("method", json!({ "type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" })),
+            query_required("path", json!({ "type": "string" })),
+            query("host", json!({ "type": "string" })),
+        ], None, &[("200", "The matching resource, or none", Some(json!({
+            "type": "object", "required": ["matched"], "properties": { "matched": { "type": ["object", "null"] } },
+        })))]) }),
     );
     json!({
         "openapi": "3.1.0",
@@ -290,6 +315,10 @@ fn schema_name(segment: &str) -> &'static str {
 
 fn query(name: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "schema": schema })
+}
+
+fn query_required(name: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": true, "schema": schema })
 }
 
 fn if_match() -> Value {

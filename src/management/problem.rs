@@ -65,6 +65,19 @@ impl Problem {
         Self::new(StatusCode::BAD_REQUEST, "about:blank", "Bad Request", detail)
     }
 
+    /// 400 on the query parameter `name`, named as a field.
+    pub fn invalid_query(name: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut p = Self::bad_request(format!("{name}: {message}"));
+        p.errors.push(Invalid {
+            field: Some(name.to_owned()),
+            entity: None,
+            source: None,
+            message,
+        });
+        p
+    }
+
     /// 422 on `field`.
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();

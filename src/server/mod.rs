@@ -274,6 +274,8 @@ enum Exit {
         endpoint: IssuerEndpoint,
         outcome: IssuerOutcome,
     },
+    /// The Admin Panel's assets answered.
+    Panel { uri: Uri },
     /// `route` .. `authorize` refused.
     Denied { denied: Denied, uri: Uri },
     /// `forward`: the body announced more than the resource server takes.
@@ -310,6 +312,11 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
             outcome,
         };
         return (resp.map(Either::Right), exit);
+    }
+    if snap.settings.admin_panel && crate::panel::is_panel_path(req.uri().path()) {
+        let uri = req.uri().clone();
+        let resp = crate::panel::answer(snap, req.method(), uri.path(), req.headers());
+        return (resp.map(Either::Right), Exit::Panel { uri });
     }
     let host_name = host.map(|h| h.as_str());
     let allowed = match shared
@@ -432,6 +439,10 @@ fn log(
             endpoint,
             outcome,
         } => issuer_line(snap, *realm, *endpoint, outcome, line(uri.path())),
+        Exit::Panel { uri } => Line {
+            outcome: "admin_panel",
+            ..line(uri.path())
+        },
         Exit::Denied { denied, uri } => denied_line(snap, denied, line(uri.path())),
         Exit::BodyTooLarge(allowed) => Line {
             outcome: "body_too_large",

@@ -384,6 +384,24 @@ impl Store {
         .await
     }
 
+    /// The `limit` most recent changes of `realm`, newest first.
+    pub async fn latest_changes(&self, realm: &str, limit: i64) -> Result<Vec<Change>, StoreError> {
+        bounded(async {
+            on_pool!(self, pool => {
+                let rows = sqlx::query(
+                    "SELECT version, at, kind, realm, entity_id, action, actor FROM changes \
+                     WHERE realm = $1 ORDER BY version DESC LIMIT $2",
+                )
+                .bind(realm)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(change_row).collect()
+            })
+        })
+        .await
+    }
+
     /// Every managed entity, and the store's version they are as of.
     pub async fn entities(&self) -> Result<(i64, Vec<StoredEntity>), StoreError> {
         bounded(async {

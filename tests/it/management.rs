@@ -25,7 +25,7 @@ fn hashes() -> &'static (String, String) {
 /// Every Management API scope but `update:clients`' power to mint Management clients.
 const ALL: &str = "read:resource_servers create:resource_servers update:resource_servers delete:resource_servers \
 read:protected_resources create:protected_resources update:protected_resources delete:protected_resources \
-read:clients create:clients update:clients delete:clients revoke:tokens read:changes";
+read:clients create:clients update:clients delete:clients revoke:tokens read:changes read:activity";
 
 fn config() -> String {
     let (admin, reader) = hashes();
@@ -623,4 +623,52 @@ async fn check_compiles_the_files_with_the_managed_entities_of_their_store() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("not created yet"));
     assert!(!h.dir.path().join("never.db").exists());
+}
+
+#[tokio::test]
+async fn writes_to_entities_with_secrets_keep_their_hashes() {
+    let h = start().await;
+    let t = admin(&h).await;
+    let rs = json!({"id": "stock", "audience": "https://stock.test", "upstream": h.upstream.url("")});
+    let created = call(&h, Method::POST, "/resource-servers", &t, Some(&rs), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    // The resource server has credentials of its own: adding a scope keeps them.
+    let added = call(
+        &h,
+        Method::POST,
+        "/resource-servers/stock/scopes",
+        &t,
+        Some(&json!({"name": "stock:read", "description": "Read stock"})),
+        &[("if-match", &etag(&created))],
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert!(added.json().get("client_secret_hash").is_none(), "{}", added.body);
+
+    let client = call(
+        &h,
+        Method::POST,
+        "/clients",
+        &t,
+        Some(&json!({"scopes": ["files:read"], "token_endpoint_auth_method": "client_secret_post"})),
+        &[],
+    )
+    .await;
+    assert_eq!(client.status, StatusCode::CREATED, "{}", client.body);
+    let id = client.json()["client_id"].as_str().unwrap().to_owned();
+    let secret = client.json()["client_secret"].as_str().unwrap().to_owned();
+    let renamed = call(
+        &h,
+        Method::PATCH,
+        &format!("/clients/{id}"),
+        &t,
+        Some(&json!({"name": "Renamed"})),
+        &[("if-match", &etag(&client))],
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    let read = call(&h, Method::GET, &format!("/clients/{id}"), &t, None, &[]).await;
+    assert!(read.json().get("client_secret_hash").is_none(), "{}", read.body);
+    // The secret shown at creation still works after the rename.
+    token_for(&h, "t", &id, &secret, "https://files.test", "files:read").await;
 }
