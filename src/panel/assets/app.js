@@ -41,6 +41,8 @@ let refresh = null;
 
 function notify(kind, ...message) {
   replace(notices, el("div", { class: "notice " + kind }, ...message));
+  // Notices sit above the view: bring them into sight after a long form.
+  notices.scrollIntoView({ block: "nearest" });
 }
 
 function clearNotice() {
@@ -763,7 +765,7 @@ function chart(a) {
   const slots = Math.max(bars.length, a.window_buckets || bars.length, 1);
   const w = width / slots;
   const offset = slots - bars.length;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height + 16}`, class: "chart", role: "img" });
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", class: "chart", role: "img" });
   const total = bars.reduce((s, b) => s + b.allowed + b.refused, 0);
   const title = svg("title", {});
   title.textContent = `Requests per ${a.interval_seconds} s over the last ${Math.round((slots * a.interval_seconds) / 60)} minutes: ${total} in all`;
@@ -775,9 +777,6 @@ function chart(a) {
     root.append(svg("rect", { x, y: height - ha, width: Math.max(w - 2, 1), height: ha, class: "allowed" }));
     root.append(svg("rect", { x, y: height - ha - hr, width: Math.max(w - 2, 1), height: hr, class: "refused" }));
   });
-  const axis = svg("text", { x: 0, y: height + 13, class: "axis" });
-  axis.textContent = `max ${max} per ${a.interval_seconds} s`;
-  root.append(axis);
   return el(
     "figure",
     { class: "card" },
@@ -788,7 +787,7 @@ function chart(a) {
       el("span", { class: "key allowed" }, "allowed"),
       " ",
       el("span", { class: "key refused" }, "refused"),
-      ` — this gateway's requests per ${a.interval_seconds} s`,
+      ` — this gateway's requests per ${a.interval_seconds} s over ${Math.round((slots * a.interval_seconds) / 60)} minutes (highest bar: ${max})`,
     ),
   );
 }
