@@ -365,11 +365,11 @@ async fn an_operator_manages_a_realm_in_the_browser_and_the_gateway_enforces_it(
     b.shot("protected-resources").await;
 
     // The required scope changed in the panel: the same token is refused.
-    let edit = format!("//tr[td[normalize-space()='shop-items']]//button[normalize-space()='Edit']");
+    let edit = "//tr[td[normalize-space()='shop-items']]//button[normalize-space()='Edit']";
     b.c()
         .wait()
         .at_most(Duration::from_secs(15))
-        .for_element(Locator::XPath(&edit))
+        .for_element(Locator::XPath(edit))
         .await
         .unwrap()
         .click()
@@ -386,7 +386,7 @@ async fn an_operator_manages_a_realm_in_the_browser_and_the_gateway_enforces_it(
     b.c()
         .wait()
         .at_most(Duration::from_secs(15))
-        .for_element(Locator::XPath(&edit))
+        .for_element(Locator::XPath(edit))
         .await
         .unwrap()
         .click()
