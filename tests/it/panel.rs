@@ -21,9 +21,11 @@ use crate::support::*;
 
 const ADMIN_SECRET: &str = "panel-admin-secret-0123456789";
 const AUDIENCE: &str = "http://gw.test/api/v1/t";
+const STATIC_TOKEN: &str = "panel-static-token-0123456789abcdef";
 
 fn config() -> String {
     let hash = portcullis::issuer::hash_secret(ADMIN_SECRET).unwrap();
+    let static_hash = portcullis::issuer::hash_secret(STATIC_TOKEN).unwrap();
     let scopes: Vec<String> = portcullis::config::management::scopes()
         .iter()
         .map(|s| format!("\"{s}\""))
@@ -38,6 +40,7 @@ name = "t"
 issuer = "http://127.0.0.1/realms/t"
 algorithms = ["ES256"]
 signing_keys = "{{dir}}/signing.json"
+management_token_hash = "{static_hash}"
 
 [[resource_server]]
 id = "files-api"
@@ -97,7 +100,7 @@ async fn assets_are_served_with_a_strict_policy_and_revalidated_by_etag() {
     assert_eq!(
         realms["realms"][0],
         json!({"name": "t", "api": "/api/v1/t", "audience": AUDIENCE, "token_endpoint": "/realms/t/token",
-               "static_token": false, "algorithms": ["ES256"]})
+               "static_token": true, "algorithms": ["ES256"]})
     );
     let post = h.send(Method::POST, "/admin", &[], "").await;
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
@@ -469,6 +472,15 @@ async fn an_operator_manages_a_realm_in_the_browser_and_the_gateway_enforces_it(
         .await
         .unwrap();
     assert_eq!(stored, json!([0, 0, ""]), "nothing kept by the browser");
+
+    // The static admin token signs in too.
+    b.c().goto(&h.url("/admin")).await.unwrap();
+    b.find("select[name='how'] option[value='token']").await.click().await.unwrap();
+    b.fill("secret", STATIC_TOKEN).await;
+    b.submit().await;
+    b.find("table caption").await;
+    b.click("Activity").await;
+    b.find("svg.chart").await;
     if let Some(c) = b.client.as_ref() {
         let _ = c.clone().close().await;
     }
