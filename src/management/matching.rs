@@ -28,8 +28,18 @@ pub(super) fn matching(call: &Call<'_>) -> Result<Response<Full<Bytes>>, Problem
     };
     let path =
         path.ok_or_else(|| Problem::invalid_query("path", "is required: the request path, such as /orders/7"))?;
-    let (normalized, found) = crate::verifier::route(call.snap, &method, host.as_deref(), &path)
-        .map_err(|e| Problem::invalid_query("path", format!("cannot be routed: {e}")))?;
+    let (normalized, found) = match crate::verifier::route(call.snap, &method, host.as_deref(), &path) {
+        Ok(routed) => routed,
+        // The gateway refuses such a request before routing: that is the answer.
+        Err(e) => {
+            let body = json!({
+                "method": method.as_str(), "path": path, "normalized_path": null, "host": host,
+                "realm": call.realm_name(), "matched": null,
+                "detail": format!("the gateway answers 400: the path cannot be routed ({e})"),
+            });
+            return Ok(answer(StatusCode::OK, &body, None));
+        }
+    };
     let realm_name = call.realm_name();
     let matched = found.and_then(|routed| {
         let pr = &call.snap.resources[routed.resource];

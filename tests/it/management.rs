@@ -672,3 +672,38 @@ async fn writes_to_entities_with_secrets_keep_their_hashes() {
     // The secret shown at creation still works after the rename.
     token_for(&h, "t", &id, &secret, "https://files.test", "files:read").await;
 }
+
+#[tokio::test]
+async fn match_answers_as_the_gateway_routes_and_activity_counts_by_outcome() {
+    let h = start().await;
+    let t = admin(&h).await;
+    let pr =
+        json!({"id": "files-all", "resource_server": "files-api", "paths": ["/files/**"], "scopes": ["files:read"]});
+    let created = call(&h, Method::POST, "/protected-resources", &t, Some(&pr), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let m = |q: &'static str| {
+        let h = &h;
+        let t = t.clone();
+        async move { call(h, Method::GET, &format!("/match?{q}"), &t, None, &[]).await }
+    };
+    let found = m("method=GET&path=/files/a/../b%2Fc").await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    let body = found.json();
+    assert_eq!(body["matched"]["id"], "files-all", "{body}");
+    assert_eq!(body["matched"]["scopes"], json!(["files:read"]));
+    assert_eq!(body["matched"]["source"], "store");
+    assert_eq!(m("path=/nothing/here").await.json()["matched"], Value::Null);
+    let refused = m("path=relative").await.json();
+    assert_eq!(refused["matched"], Value::Null);
+    assert!(refused["detail"].as_str().unwrap().contains("400"), "{refused}");
+    assert_problem(&m("method=GET").await, StatusCode::BAD_REQUEST, Some("path"));
+
+    // Requests to the realm's resource servers, counted by outcome.
+    let user = h
+        .key
+        .sign(&json!({"iss": "http://127.0.0.1/realms/t", "aud": "https://files.test", "exp": 4_000_000_000_i64}));
+    assert_eq!(h.get("/files/1", &user).await.status, StatusCode::FORBIDDEN);
+    let activity = call(&h, Method::GET, "/activity", &t, None, &[]).await.json();
+    assert_eq!(activity["totals"]["files-api"]["insufficient_scope"], 1, "{activity}");
+    assert_eq!(activity["interval_seconds"], 10);
+}

@@ -475,7 +475,11 @@ async fn an_operator_manages_a_realm_in_the_browser_and_the_gateway_enforces_it(
 
     // The static admin token signs in too.
     b.c().goto(&h.url("/admin")).await.unwrap();
-    b.find("select[name='how'] option[value='token']").await.click().await.unwrap();
+    b.find("select[name='how'] option[value='token']")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.fill("secret", STATIC_TOKEN).await;
     b.submit().await;
     b.find("table caption").await;
