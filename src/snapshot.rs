@@ -25,6 +25,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Status answered when no protected resource matches. Defaults to 404.
     pub unmatched_status: StatusCode,
+    /// Methods beyond RFC 9110's and PATCH (WebDAV's `PROPFIND`, caches' `PURGE`…) that
+    /// protected resources may list. Defaults to none: an unknown method is a typo.
+    pub extension_methods: Vec<http::Method>,
     /// Verified-token cache capacity; 0 turns the cache off. Defaults to 100 000.
     pub token_cache_capacity: u64,
     /// Bound on receiving a request's headers (slowloris). Defaults to 10 s.
@@ -63,6 +66,7 @@ impl Default for Settings {
         Self {
             listen: SocketAddr::from(defaults::LISTEN),
             unmatched_status: StatusCode::NOT_FOUND,
+            extension_methods: Vec::new(),
             token_cache_capacity: defaults::TOKEN_CACHE_CAPACITY,
             header_read_timeout: defaults::HEADER_READ_TIMEOUT,
             max_header_bytes: defaults::MAX_HEADER_BYTES,

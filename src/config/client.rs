@@ -24,6 +24,7 @@ pub(super) fn compile_clients(
     realm_index: &HashMap<String, RealmRef>,
     realms: &Table<RealmRef, RealmEntry>,
     servers: &Table<ResourceServerRef, ResourceServerEntry>,
+    failed: &std::collections::HashSet<String>,
 ) -> Table<ClientRef, ClientEntry> {
     let mut clients = Table::default();
     let mut seen: HashMap<String, std::path::PathBuf> = HashMap::new();
@@ -32,7 +33,7 @@ pub(super) fn compile_clients(
             let (raw, i) = (&d.raw, d.position);
             let label = label("client", &raw.client_id, i);
             let mut e = c.entity(&d.origin.file, &d.origin.dir, &label);
-            let Some((client, keys)) = compile_client(&mut e, raw, cx, realm_index, realms, servers) else {
+            let Some((client, keys)) = compile_client(&mut e, raw, cx, realm_index, realms, servers, failed) else {
                 continue;
             };
             let id = client.client_id.as_str().to_owned();
@@ -64,6 +65,7 @@ fn compile_client(
     realm_index: &HashMap<String, RealmRef>,
     realms: &Table<RealmRef, RealmEntry>,
     servers: &Table<ResourceServerRef, ResourceServerEntry>,
+    failed: &std::collections::HashSet<String>,
 ) -> Option<(Client, Option<Arc<RealmKeys>>)> {
     let client_id = e.required("client_id", &raw.client_id);
     if let Some(id) = client_id
@@ -83,11 +85,11 @@ fn compile_client(
     let resource_servers = raw
         .resource_servers
         .as_ref()
-        .map(|ids| allowed_resource_servers(e, ids, realm, servers));
+        .map(|ids| allowed_resource_servers(e, ids, realm, servers, failed));
     let scopes = raw
         .scopes
         .as_ref()
-        .map(|_| allowed_scopes(e, &raw.scopes, realm, servers));
+        .map(|_| allowed_scopes(e, &raw.scopes, realm, servers, failed));
     let access_token_ttl = raw.access_token_ttl.as_ref().map(|_| {
         e.duration(
             "access_token_ttl",
@@ -141,13 +143,19 @@ fn allowed_resource_servers(
     ids: &[String],
     realm: Option<RealmRef>,
     servers: &Table<ResourceServerRef, ResourceServerEntry>,
+    failed: &std::collections::HashSet<String>,
 ) -> Vec<ResourceServerRef> {
     let mut out = Vec::new();
     for id in ids {
         match servers.find(|rs| rs.id.as_str() == id) {
             Some((i, rs)) if Some(rs.realm) == realm => out.push(i),
             Some(_) => e.err("resource_servers", format!("{id:?} is in another realm")),
-            None => e.err("resource_servers", format!("no resource server has id {id:?}")),
+            // Declared but in error: that error is the one to fix.
+            None if failed.contains(id) => {}
+            None => {
+                let hint = super::suggest::did_you_mean(id, servers.iter().map(|rs| rs.id.as_str()));
+                e.err("resource_servers", format!("no resource server has id {id:?}{hint}"));
+            }
         }
     }
     out
@@ -159,9 +167,11 @@ fn allowed_scopes(
     raw: &Option<Vec<String>>,
     realm: Option<RealmRef>,
     servers: &Table<ResourceServerRef, ResourceServerEntry>,
+    failed: &std::collections::HashSet<String>,
 ) -> ScopeSet {
     let scopes = e.scopes("scopes", raw);
-    if let Some(ri) = realm {
+    // With a resource server in error, a scope only it defines would be reported twice.
+    if let Some(ri) = realm.filter(|_| failed.is_empty()) {
         for s in scopes.iter() {
             if !servers
                 .iter()
@@ -169,7 +179,17 @@ fn allowed_scopes(
             {
                 e.err(
                     "scopes",
-                    format!("{s:?} is not a scope of any resource server of the realm"),
+                    format!(
+                        "{:?} is not a scope of any resource server of the realm{}",
+                        s.as_str(),
+                        super::suggest::did_you_mean(
+                            s.as_str(),
+                            servers
+                                .iter()
+                                .filter(|rs| rs.realm == ri)
+                                .flat_map(|rs| rs.scopes.iter().map(|x| x.as_str()))
+                        )
+                    ),
                 );
             }
         }

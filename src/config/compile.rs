@@ -61,10 +61,19 @@ pub(super) fn compile(
         ..
     } = compiled;
     super::realm::collect_forwarded_claims(&mut realms, &resource_servers);
-    let clients = super::client::compile_clients(&mut c, declared, cx, &realm_index, &realms, &resource_servers);
+    let failed = super::resource_server::failed_ids(declared, &resource_servers);
+    let clients =
+        super::client::compile_clients(&mut c, declared, cx, &realm_index, &realms, &resource_servers, &failed);
     let issuer_routes = issuer_routes(&mut c, &realms);
     let builtin = super::management::resources(&resource_servers, &realms);
-    let (resources, router) = super::resource::compile_resources(&mut c, declared, &resource_servers, builtin);
+    let (resources, router) = super::resource::compile_resources(
+        &mut c,
+        declared,
+        &resource_servers,
+        builtin,
+        &failed,
+        &settings.extension_methods,
+    );
     if realms.is_empty() && c.clean() {
         c.whole(&declared.first_file(), "configuration", "defines no realm");
     }
@@ -243,10 +252,52 @@ mod tests {
             paths = ["/orders"]
         "#;
         let msg = field_of(&[REALM, API, pr], r#"protected_resource "list""#, "resource_server");
-        assert!(msg.contains("ordrs"), "{msg}");
-        let pr = pr.replace("ordrs", "orders") + "scopes = [\"orders:amdin\"]\n";
+        assert!(msg.contains(r#""ordrs" (did you mean "orders"?)"#), "{msg}");
+        let pr = pr.replace("ordrs", "orders") + "scopes = [\"orders:wrte\"]\n";
         let msg = field_of(&[REALM, API, &pr], r#"protected_resource "list""#, "scopes");
-        assert!(msg.contains("orders:amdin"), "{msg}");
+        // The value as written, not a Rust type's debug form, and the near miss.
+        assert!(
+            msg.starts_with(
+                r#""orders:wrte" is not a scope of resource server "orders" (did you mean "orders:write"?)"#
+            ),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn methods_are_rfc_9110_tokens_unless_declared_as_extensions() {
+        let pr = r#"
+            [[protected_resource]]
+            id = "list"
+            resource_server = "orders"
+            paths = ["/orders"]
+            methods = ["GTE"]
+        "#;
+        let msg = field_of(&[REALM, API, pr], r#"protected_resource "list""#, "methods");
+        assert!(
+            msg.contains(r#""GTE" is not an HTTP method (did you mean "GET"?)"#),
+            "{msg}"
+        );
+        let purge = pr.replace("GTE", "PURGE");
+        field_of(&[REALM, API, &purge], r#"protected_resource "list""#, "methods");
+        let allowed = format!("[server]\nextension_methods = [\"PURGE\"]\n{REALM}");
+        compile_texts(&[&allowed, API, &purge]).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn a_resource_server_in_error_is_one_error_not_one_per_reference() {
+        let bad = API.replace("http://127.0.0.1:9000", "ftp://nowhere");
+        let refs = r#"
+            [[protected_resource]]
+            id = "list"
+            resource_server = "orders"
+            paths = ["/orders"]
+            scopes = ["orders:read"]
+        "#;
+        let all = errors(&[REALM, &bad, refs]);
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].1, r#"resource_server "orders""#);
+        assert_eq!(all[0].2.as_deref(), Some("upstream"));
     }
 
     #[test]

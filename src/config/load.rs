@@ -37,7 +37,7 @@ pub(super) fn read(path: &Path, inputs: &mut Inputs) -> Result<Declared, ConfigE
         {
             Ok(text) => match parse(&file, &text) {
                 Ok(raw) => declared.add(Origin::file(&file), raw),
-                Err(e) => errors.0.push(e),
+                Err(e) => errors.0.extend(e),
             },
             Err(e) => errors.push(&file, "file", None, format!("cannot read: {e}")),
         }
@@ -45,9 +45,206 @@ pub(super) fn read(path: &Path, inputs: &mut Inputs) -> Result<Declared, ConfigE
     if errors.is_empty() { Ok(declared) } else { Err(errors) }
 }
 
-/// Parses one file's text.
-fn parse(file: &Path, text: &str) -> Result<RawFile, super::ConfigError> {
-    toml::from_str::<RawFile>(text).map_err(|e| {
+/// Parses one file's text. A syntax error stops the file; otherwise every table is read on
+/// its own, so a wrong field in one does not hide a mistake in the next, and each error
+/// names its table and field.
+fn parse(file: &Path, text: &str) -> Result<RawFile, Vec<super::ConfigError>> {
+    let whole = match toml::from_str::<RawFile>(text) {
+        Ok(raw) => return Ok(raw),
+        Err(e) => e,
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Err(vec![syntax_error(file, text, &whole)]);
+    };
+    let mut raw = RawFile::default();
+    let mut errors = Vec::new();
+    for (key, value) in table {
+        match key.as_str() {
+            "server" => raw.server = entry(file, text, &key, None, value, &mut errors),
+            "store" => raw.store = entry(file, text, &key, None, value, &mut errors),
+            "realm" => raw.realm = entries(file, text, &key, value, &mut errors),
+            "resource_server" => raw.resource_server = entries(file, text, &key, value, &mut errors),
+            "protected_resource" => raw.protected_resource = entries(file, text, &key, value, &mut errors),
+            "client" => raw.client = entries(file, text, &key, value, &mut errors),
+            other => {
+                let hint = super::suggest::did_you_mean(other, TABLES);
+                errors.push(super::ConfigError {
+                    file: file.to_path_buf(),
+                    entity: "top level".into(),
+                    field: Some(other.to_owned()),
+                    message: format!("unknown field `{other}`{hint}, expected one of {}", TABLES.join(", ")),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        // Whatever failed as a whole and not in parts: say it as the parser did.
+        errors.push(syntax_error(file, text, &whole));
+    }
+    Err(errors)
+}
+
+/// The tables and arrays of tables a file may have.
+const TABLES: [&str; 6] = [
+    "server",
+    "store",
+    "realm",
+    "resource_server",
+    "protected_resource",
+    "client",
+];
+
+/// Every `[[key]]` entry of `value`, each read on its own.
+fn entries<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    key: &str,
+    value: toml::Value,
+    errors: &mut Vec<super::ConfigError>,
+) -> Vec<T> {
+    match value {
+        toml::Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, item)| entry(file, text, key, Some(i), item, errors))
+            .collect(),
+        other => {
+            errors.push(super::ConfigError {
+                file: file.to_path_buf(),
+                entity: key.to_owned(),
+                field: None,
+                message: format!("must be written [[{key}]] (an array of tables), not {}", found(&other)),
+            });
+            Vec::new()
+        }
+    }
+}
+
+/// One table, `[key]` or the `index`th `[[key]]`: its value, or an error naming the field.
+fn entry<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    key: &str,
+    index: Option<usize>,
+    value: toml::Value,
+    errors: &mut Vec<super::ConfigError>,
+) -> Option<T> {
+    let entity = match index {
+        Some(i) => format!("{key} #{}", i + 1),
+        None => key.to_owned(),
+    };
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let path = e.path().to_string();
+            // The deserializer appends "in `field`" on a line of its own: the field is said apart.
+            let inner = e.into_inner().to_string();
+            let inner = inner.lines().next().unwrap_or_default().to_owned();
+            // `unknown field `x``: the path is the table; the field is in the message.
+            let field = match inner.split('`').nth(1) {
+                Some(f) if inner.starts_with("unknown field") || inner.starts_with("missing field") => {
+                    if path == "." || path.is_empty() || path == f || path.ends_with(&format!(".{f}")) {
+                        if path.ends_with(&format!(".{f}")) {
+                            path.clone()
+                        } else {
+                            f.to_owned()
+                        }
+                    } else {
+                        format!("{path}.{f}")
+                    }
+                }
+                _ => path,
+            };
+            let field = Some(field).filter(|f| !f.is_empty() && f != ".");
+            let top = field.as_deref().and_then(|f| f.split('.').next()).unwrap_or_default();
+            let mut message = plain(&inner);
+            if let Some(line) = line_of(text, key, index, top) {
+                message = format!("{message} (line {line})");
+            }
+            errors.push(super::ConfigError {
+                file: file.to_path_buf(),
+                entity,
+                field,
+                message,
+            });
+            None
+        }
+    }
+}
+
+/// serde's words in the configuration's: `invalid type: string "404", expected u16` →
+/// `expected a whole number, found the string "404"`.
+fn plain(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return message.trim().to_owned();
+    };
+    let Some((found, expected)) = rest.split_once(", expected ") else {
+        return message.trim().to_owned();
+    };
+    let expected = match expected.trim() {
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i32" | "i64" => "a whole number",
+        "a boolean" | "bool" => "true or false",
+        "a sequence" => "an array, e.g. [\"a\", \"b\"]",
+        "a string" => "a string in quotes",
+        e if e.starts_with("struct ") || e == "a map" => "a table",
+        e => e,
+    };
+    let found = found
+        .replacen("string ", "the string ", 1)
+        .replacen("integer `", "the number `", 1)
+        .replacen("boolean `", "`", 1)
+        .replace("sequence", "an array")
+        .replace(" map", " table");
+    format!("expected {expected}, found {found}")
+}
+
+fn found(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::Table(_) => "a single table [..]",
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) | toml::Value::Float(_) => "a number",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "an array",
+    }
+}
+
+/// The line of `field` in the `index`th `[[key]]` (or in `[key]`), found by reading the text
+/// as written: the table's header, then the first `field =` before the next header.
+fn line_of(text: &str, key: &str, index: Option<usize>, field: &str) -> Option<usize> {
+    let header = match index {
+        Some(_) => format!("[[{key}]]"),
+        None => format!("[{key}]"),
+    };
+    let mut seen = 0usize;
+    let mut inside = false;
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+            let is_ours = compact == header;
+            if is_ours {
+                inside = index.is_none_or(|i| seen == i);
+                seen += 1;
+                if inside && field.is_empty() {
+                    return Some(n + 1);
+                }
+            } else if inside && !compact.starts_with(&format!("[{key}.")) && !compact.starts_with(&format!("[[{key}."))
+            {
+                inside = false;
+            }
+            continue;
+        }
+        if inside && !field.is_empty() && t.strip_prefix(field).is_some_and(|r| r.trim_start().starts_with('=')) {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
+/// The parser's own error for a file that is not TOML, with the table it is in.
+fn syntax_error(file: &Path, text: &str, e: &toml::de::Error) -> super::ConfigError {
+    {
         let (entity, line) = match e.span() {
             Some(span) => locate(text, span.start),
             None => ("file".to_owned(), None),
@@ -68,7 +265,7 @@ fn parse(file: &Path, text: &str) -> Result<RawFile, super::ConfigError> {
             field,
             message,
         }
-    })
+    }
 }
 
 /// Names the table that byte `offset` is in: `realm #2`, `server`, ...
@@ -107,12 +304,18 @@ fn locate(text: &str, offset: usize) -> (String, Option<usize>) {
 mod tests {
     use super::*;
 
+    /// The one error of `text`.
+    fn one(text: &str) -> super::super::ConfigError {
+        let mut all = parse(Path::new("c.toml"), text)
+            .err()
+            .unwrap_or_else(|| panic!("{text:?} should fail"));
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.remove(0)
+    }
+
     #[test]
     fn unknown_field_names_file_entity_field() {
-        let text = "[[realm]]\nname = \"a\"\n\n[[realm]]\nname = \"b\"\nissur = \"x\"\n";
-        let e = parse(Path::new("c.toml"), text)
-            .err()
-            .unwrap_or_else(|| panic!("should fail"));
+        let e = one("[[realm]]\nname = \"a\"\n\n[[realm]]\nname = \"b\"\nissur = \"x\"\n");
         assert_eq!(e.entity, "realm #2");
         assert_eq!(e.field.as_deref(), Some("issur"));
         assert!(e.message.contains("line 6"), "{}", e.message);
@@ -125,10 +328,31 @@ mod tests {
             ("[\nname =\n", "top level"),
             ("[server]\n[[ ]]\n", "server"),
         ] {
-            let e = parse(Path::new("c.toml"), text)
-                .err()
-                .unwrap_or_else(|| panic!("{text:?} should fail"));
-            assert_eq!(e.entity, entity, "{text:?}: {e}");
+            assert_eq!(one(text).entity, entity, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_field_in_the_configurations_words() {
+        let e = one("[server]\nlisten = \"127.0.0.1:1\"\nunmatched_status = \"404\"\n");
+        assert_eq!(e.entity, "server");
+        assert_eq!(e.field.as_deref(), Some("unmatched_status"));
+        assert_eq!(e.message, "expected a whole number, found the string \"404\" (line 3)");
+    }
+
+    #[test]
+    fn every_table_in_error_is_reported_not_only_the_first() {
+        let text = "[[realm]]\nname = \"a\"\nleeway = 5\n\n[[resource_server]]\nid = \"x\"\nscopes = \"read\"\n\n[[client]]\nclient_idd = \"c\"\n";
+        let all = parse(Path::new("c.toml"), text).err().unwrap_or_default();
+        let got: Vec<(&str, Option<&str>)> = all.iter().map(|e| (e.entity.as_str(), e.field.as_deref())).collect();
+        assert_eq!(
+            got,
+            [
+                ("client #1", Some("client_idd")),
+                ("realm #1", Some("leeway")),
+                ("resource_server #1", Some("scopes")),
+            ]
+        );
+        assert!(all[2].message.starts_with("expected an array"), "{}", all[2].message);
     }
 }

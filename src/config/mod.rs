@@ -20,6 +20,7 @@ mod report;
 mod resource;
 mod resource_server;
 mod settings;
+mod suggest;
 mod tls;
 mod watch;
 

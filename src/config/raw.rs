@@ -71,6 +71,8 @@ pub(super) struct RawServer {
     pub public_url: Option<String>,
     /// Whether the Admin Panel is served at `/admin`.
     pub admin_panel: Option<bool>,
+    /// Methods beyond RFC 9110's and PATCH that protected resources may list.
+    pub extension_methods: Option<Vec<String>>,
     /// PEM certificate chain of the public listener; TLS is on when set.
     pub tls_cert: Option<String>,
     /// PEM private key of `tls_cert`.

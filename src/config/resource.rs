@@ -12,22 +12,35 @@ use crate::model::{EntityRef, Name, ProtectedResource, ResourceRef, ResourceServ
 use crate::routing::{InsertError, Route, Router};
 use crate::snapshot::ResourceServerEntry;
 
+/// What a protected resource is compiled against.
+pub(super) struct Known<'a> {
+    /// The compiled resource servers by id (built-in ones left out).
+    pub rs_index: HashMap<&'a str, ResourceServerRef>,
+    /// The compiled resource servers.
+    pub servers: &'a Table<ResourceServerRef, ResourceServerEntry>,
+    /// Resource servers declared but in error: a reference to one is not an error of its own.
+    pub failed: &'a HashSet<String>,
+    /// `[server] extension_methods`.
+    pub extension_methods: &'a [Method],
+}
+
 pub(super) fn compile_resource(
     e: &mut Entity<'_, '_>,
     raw: &RawProtectedResource,
-    rs_index: &HashMap<&str, ResourceServerRef>,
-    servers: &Table<ResourceServerRef, ResourceServerEntry>,
+    known: &Known<'_>,
 ) -> Option<ProtectedResource> {
+    let servers = known.servers;
     let id = e.required("id", &raw.id);
     let rs = e.required("resource_server", &raw.resource_server).and_then(|r| {
-        let found = rs_index.get(r).copied();
-        if found.is_none() {
-            e.err("resource_server", format!("no resource server has id {r:?}"));
+        let found = known.rs_index.get(r).copied();
+        if found.is_none() && !known.failed.contains(r) {
+            let hint = super::suggest::did_you_mean(r, known.rs_index.keys().copied());
+            e.err("resource_server", format!("no resource server has id {r:?}{hint}"));
         }
         found
     });
     let host = raw.host.as_deref().and_then(|h| host(e, h));
-    let methods = raw.methods.as_deref().map(|ms| methods(e, ms));
+    let methods = raw.methods.as_deref().map(|ms| methods(e, ms, known.extension_methods));
     let paths = paths(e, raw.paths.as_deref());
     let scopes = required_scopes(e, raw, rs.map(|ri| &servers[ri]));
     let scope_match: ScopeMatch = e.choice("scope_match", &raw.scope_match).unwrap_or_default();
@@ -60,8 +73,14 @@ fn host(e: &mut Entity<'_, '_>, h: &str) -> Option<String> {
     ok.then_some(h)
 }
 
-/// `methods`: at least one, each an HTTP method token, without repeats.
-fn methods(e: &mut Entity<'_, '_>, ms: &[String]) -> Vec<Method> {
+/// RFC 9110 § 9.3's methods and PATCH (RFC 5789): any other must be listed in
+/// `[server] extension_methods`, so a typo such as `GTE` is an error, not a dead route.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// `methods`: at least one, each a standard or declared extension method, without repeats.
+fn methods(e: &mut Entity<'_, '_>, ms: &[String], extension: &[Method]) -> Vec<Method> {
     let mut out = Vec::new();
     if ms.is_empty() {
         e.err(
@@ -70,10 +89,23 @@ fn methods(e: &mut Entity<'_, '_>, ms: &[String]) -> Vec<Method> {
         );
     }
     for m in ms {
-        match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-            Ok(m) if !out.contains(&m) => out.push(m),
-            Ok(_) => {}
-            Err(_) => e.err("methods", format!("{m:?} is not a method")),
+        let upper = m.to_ascii_uppercase();
+        let Ok(method) = Method::from_bytes(upper.as_bytes()) else {
+            e.err("methods", format!("{m:?} is not a method token (RFC 9110 § 9.1)"));
+            continue;
+        };
+        if !STANDARD_METHODS.contains(&upper.as_str()) && !extension.contains(&method) {
+            let hint = super::suggest::did_you_mean(&upper, STANDARD_METHODS);
+            e.err(
+                "methods",
+                format!(
+                    "{m:?} is not an HTTP method{hint}; an extension method (PROPFIND, PURGE…) must be listed in [server] extension_methods"
+                ),
+            );
+            continue;
+        }
+        if !out.contains(&method) {
+            out.push(method);
         }
     }
     out
@@ -108,7 +140,12 @@ fn required_scopes(
             if !server.scopes.contains(s.as_str()) {
                 e.err(
                     "scopes",
-                    format!("{s:?} is not a scope of resource server {:?}", server.id.as_str()),
+                    format!(
+                        "{:?} is not a scope of resource server {:?}{}",
+                        s.as_str(),
+                        server.id.as_str(),
+                        super::suggest::did_you_mean(s.as_str(), server.scopes.iter().map(|x| x.as_str()))
+                    ),
                 );
             }
         }
@@ -123,12 +160,19 @@ pub(super) fn compile_resources(
     declared: &Declared,
     servers: &Table<ResourceServerRef, ResourceServerEntry>,
     builtin: Vec<ProtectedResource>,
+    failed: &HashSet<String>,
+    extension_methods: &[Method],
 ) -> (Table<ResourceRef, ProtectedResource>, Router) {
-    let rs_index: HashMap<&str, ResourceServerRef> = servers
-        .entries()
-        .filter(|(_, rs)| !rs.management)
-        .map(|(r, rs)| (rs.id.as_str(), r))
-        .collect();
+    let known = Known {
+        rs_index: servers
+            .entries()
+            .filter(|(_, rs)| !rs.management)
+            .map(|(r, rs)| (rs.id.as_str(), r))
+            .collect(),
+        servers,
+        failed,
+        extension_methods,
+    };
     let mut resources: Table<ResourceRef, ProtectedResource> = Table::default();
     let mut router = Router::new();
     let mut seen_ids = HashSet::new();
@@ -137,7 +181,7 @@ pub(super) fn compile_resources(
             let (raw, i) = (&d.raw, d.position);
             let label = label("protected_resource", &raw.id, i);
             let mut e = c.entity(&d.origin.file, &d.origin.dir, &label);
-            let Some(pr) = compile_resource(&mut e, raw, &rs_index, servers) else {
+            let Some(pr) = compile_resource(&mut e, raw, &known) else {
                 continue;
             };
             if !seen_ids.insert(pr.id.as_str().to_owned()) {

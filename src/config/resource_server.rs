@@ -134,7 +134,11 @@ fn scope_sets(e: &mut Entity<'_, '_>, raw: &RawResourceServer) -> (ScopeSet, Sco
         if !scopes.contains(s.as_str()) {
             e.err(
                 "default_scopes",
-                format!("{s:?} is not one of the resource server's scopes"),
+                format!(
+                    "{:?} is not one of the resource server's scopes{}",
+                    s.as_str(),
+                    super::suggest::did_you_mean(s.as_str(), scopes.iter().map(|x| x.as_str()))
+                ),
             );
         }
     }
@@ -309,4 +313,19 @@ pub(super) fn compile_resource_servers(
         }
     }
     servers
+}
+
+/// The ids of resource servers declared but not compiled (each in error): references to
+/// them are not reported again, so one mistake is one error.
+pub(super) fn failed_ids(
+    declared: &Declared,
+    servers: &Table<ResourceServerRef, ResourceServerEntry>,
+) -> std::collections::HashSet<String> {
+    declared
+        .resource_servers
+        .iter()
+        .filter_map(|d| d.raw.id.as_deref())
+        .filter(|id| servers.find(|rs| rs.id.as_str() == *id).is_none())
+        .map(str::to_owned)
+        .collect()
 }

@@ -115,6 +115,16 @@ fn server(e: &mut Entity<'_, '_>, raw: &RawServer, settings: &mut Settings) {
             Err(why) => e.err("admin_listen", format!("{admin:?} is not an address: {why}")),
         }
     }
+    for m in raw.extension_methods.iter().flatten() {
+        match http::Method::from_bytes(m.as_bytes()) {
+            Ok(method) if !settings.extension_methods.contains(&method) => settings.extension_methods.push(method),
+            Ok(_) => {}
+            Err(_) => e.err(
+                "extension_methods",
+                format!("{m:?} is not a method token (RFC 9110 § 9.1)"),
+            ),
+        }
+    }
     if let Some(code) = raw.unmatched_status {
         match StatusCode::from_u16(code) {
             Ok(s) if s.is_client_error() || s.is_server_error() => settings.unmatched_status = s,
