@@ -72,7 +72,13 @@ fn parse(file: &Path, text: &str) -> Result<RawFile, Vec<super::ConfigError>> {
                     file: file.to_path_buf(),
                     entity: "top level".into(),
                     field: Some(other.to_owned()),
-                    message: format!("unknown field `{other}`{hint}, expected one of {}", TABLES.join(", ")),
+                    message: match top_line(text, other) {
+                        Some(line) => format!(
+                            "unknown field `{other}`{hint}, expected one of {} (line {line})",
+                            TABLES.join(", ")
+                        ),
+                        None => format!("unknown field `{other}`{hint}, expected one of {}", TABLES.join(", ")),
+                    },
                 });
             }
         }
@@ -236,6 +242,24 @@ fn line_of(text: &str, key: &str, index: Option<usize>, field: &str) -> Option<u
             continue;
         }
         if inside && !field.is_empty() && t.strip_prefix(field).is_some_and(|r| r.trim_start().starts_with('=')) {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
+/// The line of the top-level `key`: `key = …` before the first table, or its `[key]` header.
+fn top_line(text: &str, key: &str) -> Option<usize> {
+    let mut in_table = false;
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_table = true;
+            let name = t.trim_start_matches('[').split(']').next().unwrap_or_default().trim();
+            if name == key || name.starts_with(&format!("{key}.")) {
+                return Some(n + 1);
+            }
+        } else if !in_table && t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('=')) {
             return Some(n + 1);
         }
     }
