@@ -168,6 +168,13 @@ fn hash_secret(generate: bool) -> ExitCode {
     }
 }
 
+/// Whether log lines get ANSI colours: only on a terminal, and never with `NO_COLOR` set to
+/// anything (no-color.org), so files and journald get plain text.
+fn colour() -> bool {
+    use std::io::IsTerminal as _;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
 /// Installs the log subscriber for `serve`; the returned writer is flushed before exit.
 fn init_logs(format: LogFormat) -> logs::LogWriter {
     let writer = logs::LogWriter::stderr();
@@ -175,6 +182,7 @@ fn init_logs(format: LogFormat) -> logs::LogWriter {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour())
         .with_writer(writer.clone());
     let _ = match format {
         LogFormat::Compact => builder.compact().try_init(),

@@ -11,6 +11,9 @@ use http::Method;
 
 use crate::metrics::{Metrics, RequestRecord};
 use crate::model::Name;
+use crate::snapshot::Snapshot;
+use crate::token::TokenError;
+use crate::verifier::Denied;
 
 /// What one request came to.
 #[derive(Debug)]
@@ -124,4 +127,64 @@ pub(super) fn finish(metrics: &Metrics, line: &Line<'_>) {
             upstream: line.upstream,
         }),
     }
+}
+
+/// What the operator needs to see about a refused token, for the line's `detail`: the
+/// `kid` and `alg` it names and the `iss`, `aud`, `client_id` and scopes it claims (read
+/// unverified, after the refusal: never the token), and what the route wanted that it
+/// lacks. Made only when access lines are written, and only for token refusals.
+pub(super) fn refusal_detail(snap: &Snapshot, denied: &Denied, headers: &http::HeaderMap) -> Option<String> {
+    let Denied::Token { resource, error } = denied else {
+        return None;
+    };
+    if !tracing::enabled!(target: "access", tracing::Level::INFO) {
+        return None;
+    }
+    let raw = crate::token::bearer(headers).ok().flatten()?;
+    let p = crate::token::peek(raw);
+    let pr = &snap.resources[*resource];
+    let rs = &snap.resource_servers[pr.resource_server];
+    let mut out = String::new();
+    let mut put = |name: &str, value: &str| {
+        let shown: String = value.chars().take(200).collect();
+        out.push_str(&format!("{}{name}={shown:?}", if out.is_empty() { "" } else { " " }));
+    };
+    for (name, value) in [
+        ("kid", &p.kid),
+        ("alg", &p.alg),
+        ("iss", &p.iss),
+        ("client_id", &p.client_id),
+        ("scope", &p.scope),
+    ] {
+        if let Some(v) = value {
+            put(name, v);
+        }
+    }
+    if !p.aud.is_empty() {
+        put("aud", &p.aud.join(" "));
+    }
+    let held: Vec<&str> = p.scope.as_deref().unwrap_or_default().split(' ').collect();
+    match error {
+        TokenError::InsufficientScope => {
+            let missing: Vec<&str> = pr
+                .scopes
+                .iter()
+                .map(|s| s.as_str())
+                .filter(|s| !held.contains(s))
+                .collect();
+            let rule = match pr.scope_match {
+                crate::model::ScopeMatch::All => "all of",
+                crate::model::ScopeMatch::Any => "any of",
+            };
+            out.push_str(&format!(
+                "; needs {rule} [{}], missing [{}]",
+                pr.scopes.to_space_separated(),
+                missing.join(" ")
+            ));
+        }
+        TokenError::WrongAudience => out.push_str(&format!("; expected aud {:?}", rs.audience.as_str())),
+        TokenError::WrongIssuer => out.push_str(&format!("; expected iss {:?}", snap.realms[rs.realm].issuer)),
+        _ => {}
+    }
+    (!out.is_empty()).then_some(out)
 }

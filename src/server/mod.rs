@@ -276,8 +276,13 @@ enum Exit {
     },
     /// The Admin Panel's assets answered.
     Panel { uri: Uri },
-    /// `route` .. `authorize` refused.
-    Denied { denied: Denied, uri: Uri },
+    /// `route` .. `authorize` refused; what the token said, for the operator
+    /// ([`access::refusal_detail`]).
+    Denied {
+        denied: Denied,
+        uri: Uri,
+        detail: Option<String>,
+    },
     /// `forward`: the body announced more than the resource server takes.
     BodyTooLarge(Allowed),
     /// `forward`: the upstream answered, after `upstream`.
@@ -330,8 +335,9 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
                 return manage(shared, snap, req, allowed).await;
             }
             let resp = rescue::refusal(&denied, snap);
+            let detail = access::refusal_detail(snap, &denied, req.headers());
             let uri = req.into_parts().0.uri;
-            return (resp.map(Either::Right), Exit::Denied { denied, uri });
+            return (resp.map(Either::Right), Exit::Denied { denied, uri, detail });
         }
     };
     if allowed.resource_server(snap).management {
@@ -443,7 +449,10 @@ fn log(
             outcome: "admin_panel",
             ..line(uri.path())
         },
-        Exit::Denied { denied, uri } => denied_line(snap, denied, line(uri.path())),
+        Exit::Denied { denied, uri, detail } => Line {
+            detail: detail.as_deref().map(Into::into),
+            ..denied_line(snap, denied, line(uri.path()))
+        },
         Exit::BodyTooLarge(allowed) => Line {
             outcome: "body_too_large",
             ..allowed_line(snap, allowed, line(allowed.path.as_str()))

@@ -10,6 +10,7 @@ mod error;
 mod extract;
 pub mod jwe;
 pub mod jws;
+mod peek;
 mod revocation;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub use cache::{Judged, TokenCache, TokenKey};
 pub use claims::{Claims, ForwardedClaim, RequestContext};
 pub use error::{Answer, TokenError};
 pub use extract::bearer;
+pub use peek::{Peek, peek};
 pub use revocation::{RevocationKey, Revocations};
 
 use crate::jwks::RealmKeys;

@@ -186,3 +186,75 @@ fn usage_errors_exit_64_and_help_exits_0() {
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("--workers"));
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn log_lines_are_plain_text_off_a_terminal_and_refusals_say_what_was_missing() {
+    let base = format!("[server]\nlisten = \"127.0.0.1:0\"\n{}", default_config());
+    let files = Harness::builder().config(&base).prepare().await;
+    // stderr is a pipe, not a terminal: no colour, whatever the format.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(&files.config)
+        .args(["--workers", "1"])
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("no stderr");
+    let mut reaper = Reaper(Some(child.id()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("the gateway did not start")
+            .expect("the gateway exited");
+        seen.push(line.clone());
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let token = files.key.sign(&live_claims("read"));
+    let a = send(
+        &client(),
+        Method::POST,
+        &format!("http://{addr}/items"),
+        &[("authorization", &format!("Bearer {token}"))],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let refusal = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("no access line")
+            .expect("the gateway exited");
+        seen.push(line.clone());
+        if line.contains("insufficient_scope") {
+            break line;
+        }
+    };
+    signal(child.id(), "-TERM");
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    reaper.0 = None;
+    assert!(
+        seen.iter().all(|l| !l.contains('\u{1b}')),
+        "colour codes off a terminal: {seen:?}"
+    );
+    for wanted in [
+        "kid=\\\"k1\\\"",
+        "scope=\\\"read\\\"",
+        "needs all of [write], missing [write]",
+    ] {
+        assert!(refusal.contains(wanted), "{wanted} not in {refusal}");
+    }
+    assert!(!refusal.contains(&token), "the token is never logged");
+}
