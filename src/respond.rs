@@ -22,7 +22,9 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Full<Bytes>> 
 pub fn typed_json(status: StatusCode, content_type: HeaderValue, body: &impl Serialize) -> Response<Full<Bytes>> {
     // Serializing our own values cannot fail (no maps with non-string keys); an empty
     // object is still valid JSON if it ever did.
-    let body = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut body = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    // A line of its own: `curl` prints the next prompt on a new line, and logs stay tidy.
+    body.push(b'\n');
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     let h = resp.headers_mut();

@@ -1,4 +1,4 @@
-//! Command-line interface: `serve`, `check`, `keygen`, `token`.
+//! Command-line interface: `serve`, `check`, `keygen`, `hash-secret`, `token`, `completions`, `man`.
 
 mod check;
 mod keygen;
@@ -30,7 +30,7 @@ enum Command {
     /// Run the gateway.
     Serve {
         /// A TOML file or a directory of TOML files.
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        #[arg(long, short, env = "PORTCULLIS_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Server worker threads, each with its own event loop (default: the number of cores).
         #[arg(long)]
@@ -42,7 +42,7 @@ enum Command {
     /// Validate a configuration and print a summary; exits 64 listing every error.
     Check {
         /// A TOML file or a directory of TOML files.
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        #[arg(long, short, env = "PORTCULLIS_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Check the files alone, without reading the managed entities of the store they name.
         #[arg(long)]
@@ -70,11 +70,24 @@ enum Command {
         /// Generate a random secret (printed once, with its hash).
         #[arg(long)]
         generate: bool,
+        /// The configuration field the hash goes in, printed with it: `client_secret_hash`
+        /// (a client or resource server) or `management_token_hash` (a realm's static admin
+        /// token).
+        #[arg(long, value_enum, default_value_t = HashField::ClientSecretHash)]
+        field: HashField,
     },
+    /// Print a shell completion script (e.g. `portcullis completions bash >
+    /// /etc/bash_completion.d/portcullis`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `portcullis man > portcullis.1`.
+    Man,
     /// Mint a test access token from a realm's signing key.
     Token {
         /// A TOML file or a directory of TOML files.
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        #[arg(long, short, env = "PORTCULLIS_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// The resource server the token is for (its audience becomes `aud`).
         #[arg(long)]
@@ -92,6 +105,24 @@ enum Command {
         #[arg(long, default_value = "portcullis-cli")]
         client_id: String,
     },
+}
+
+/// Where a hash from `hash-secret` goes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum HashField {
+    /// `client_secret_hash` of a `[[client]]` or `[[resource_server]]`.
+    ClientSecretHash,
+    /// `management_token_hash` of a `[[realm]]`.
+    ManagementTokenHash,
+}
+
+impl HashField {
+    fn name(self) -> &'static str {
+        match self {
+            Self::ClientSecretHash => "client_secret_hash",
+            Self::ManagementTokenHash => "management_token_hash",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -113,7 +144,22 @@ pub(crate) fn run(args: Args) -> ExitCode {
             let out = out.unwrap_or_else(|| PathBuf::from(format!("{kid}.private.jwks.json")));
             keygen::run(alg, &kid, &out, append)
         }
-        Command::HashSecret { generate } => hash_secret(generate),
+        Command::HashSecret { generate, field } => hash_secret(generate, field),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Args::command(), "portcullis", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory as _;
+            match clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("portcullis man: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Token {
             config,
             resource_server,
@@ -132,7 +178,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     }
 }
 
-fn hash_secret(generate: bool) -> ExitCode {
+fn hash_secret(generate: bool, field: HashField) -> ExitCode {
     let secret = if generate {
         use base64::Engine;
         use rand::RngCore;
@@ -140,6 +186,10 @@ fn hash_secret(generate: bool) -> ExitCode {
         rand::rng().fill_bytes(&mut bytes);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     } else {
+        use std::io::IsTerminal as _;
+        if std::io::stdin().is_terminal() {
+            eprint!("secret to hash (the line is read as typed): ");
+        }
         let mut line = String::new();
         if std::io::stdin().read_line(&mut line).is_err() {
             eprintln!("portcullis hash-secret: cannot read the secret from standard input");
@@ -154,8 +204,10 @@ fn hash_secret(generate: bool) -> ExitCode {
     match portcullis::issuer::hash_secret(&secret) {
         Ok(hash) => {
             if generate {
-                println!("client_secret = {secret}");
-                println!("client_secret_hash = \"{hash}\"");
+                // What to paste, in its field's own name; the secret itself goes to whoever
+                // presents it and is shown this once.
+                println!("# the secret, shown once (not stored anywhere): {secret}");
+                println!("{} = \"{hash}\"", field.name());
             } else {
                 println!("{hash}");
             }

@@ -1238,3 +1238,29 @@ async fn a_token_minted_by_the_cli_is_accepted_by_a_gateway_on_the_same_config()
         assert_eq!(h.upstream.hits(), 1);
     }
 }
+
+#[test]
+fn the_cli_ships_completions_a_man_page_and_reads_its_config_from_the_environment() {
+    let o = portcullis(&["completions", "bash"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("_portcullis") && stdout(&o).contains("hash-secret"));
+    let o = portcullis(&["man"]);
+    assert!(
+        stdout(&o).starts_with(".ie") || stdout(&o).contains(".TH portcullis"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--no-store"])
+        .env("PORTCULLIS_CONFIG", "/nonexistent/portcullis.toml")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/nonexistent/portcullis.toml"), "{}", stderr(&o));
+
+    let o = portcullis(&["hash-secret", "--generate", "--field", "management-token-hash"]);
+    let out = stdout(&o);
+    assert!(out.contains("\nmanagement_token_hash = \"$argon2id$"), "{out}");
+    assert!(out.starts_with("# the secret, shown once"), "{out}");
+}
