@@ -96,9 +96,9 @@ async fn assets_are_served_with_a_strict_policy_and_revalidated_by_etag() {
     assert!(again.body.is_empty());
     assert_eq!(again.header("etag"), Some(tag.as_str()));
 
-    let config = h.send(Method::GET, "/admin/config.json", &[], "").await;
-    assert!(config.body.ends_with("}\n"), "the gateway's JSON ends its line");
-    let realms = config.json();
+    let described = h.send(Method::GET, "/admin/config.json", &[], "").await;
+    assert!(described.body.ends_with("}\n"), "the gateway's JSON ends its line");
+    let realms = described.json();
     assert_eq!(
         realms["realms"][0],
         json!({"name": "t", "api": "/api/v1/t", "audience": AUDIENCE, "token_endpoint": "/realms/t/token",
