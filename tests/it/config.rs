@@ -1,4 +1,4 @@
-//! Configuration, end to end: PRODUCT.md's validation paragraph (every error names the file,
+//! Configuration, end to end: validation (every error names the file,
 //! the entity and the field; every error of a load is reported; a directory of files
 //! merges), validity windows at request time, and the `check`, `keygen` and `token`
 //! commands of the real binary.

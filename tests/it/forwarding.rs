@@ -1,4 +1,4 @@
-//! PRODUCT.md "Requests through the gateway", steps 1 and 6, end to end: what the upstream
+//! Routing and forwarding, end to end: what the upstream
 //! receives (headers, path, body) and what the client gets back, through the real gateway.
 //!
 //! Where a hyper client could rewrite what it sends (paths, hop-by-hop headers, Host), the

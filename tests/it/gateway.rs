@@ -1,4 +1,4 @@
-//! The answers of PRODUCT.md step 5, end to end: each refusal never reaches the upstream.
+//! The gateway's refusal answers, end to end: each refusal never reaches the upstream.
 
 use http::{Method, StatusCode};
 use serde_json::json;

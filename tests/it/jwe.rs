@@ -1,4 +1,4 @@
-//! Encrypted access tokens (issue 4, seed 001), end to end: the embedded issuer wraps its
+//! Encrypted access tokens, end to end: the embedded issuer wraps its
 //! RFC 9068 JWS in a compact JWE for a resource server that encrypts, and the gateway
 //! decrypts, verifies and caches it. Seed 001's three tables, every refusal (all the same
 //! `invalid_token`), the load-time checks, RFC 7520 § 5's published examples, and
@@ -29,7 +29,7 @@ const TOKEN_PATH: &str = "/realms/t/token";
 const CLIENT: &str = "jwe-client";
 const SECRET: &str = "jwe-Secret-2b7e41c9";
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
-/// The audience seed 001's RS1 and RS2 share, so that only the encryption tells them apart.
+/// The audience two resource servers share, so that only the encryption tells them apart.
 const SEED_AUD: &str = "https://seed.test";
 /// The audience resource servers `a` and `b` of the refusal tests share.
 const SHARED_AUD: &str = "https://shared.test";

@@ -1,4 +1,4 @@
-//! Every token refusal of PRODUCT.md "Requests through the gateway" steps 3–5, end to end
+//! Every token refusal (extract, verify, authorize), end to end
 //! through the real gateway: `401` with `error="invalid_token"` in the challenge and the
 //! JSON body, and the upstream never contacted. Each refusal sits next to a control that
 //! is accepted, so a test fails if the check it names were removed (an attack token
