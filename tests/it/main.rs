@@ -20,6 +20,7 @@ mod jwks_remote;
 mod lifecycle;
 mod management;
 mod ops;
+mod ops_artifacts;
 mod panel;
 mod properties;
 mod refusals;
