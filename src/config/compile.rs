@@ -50,6 +50,9 @@ pub(super) fn compile(
 ) -> Result<Snapshot, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let mut c = Ctx::new(&mut errors, inputs);
+    for (kind, id) in &declared.unparsed {
+        c.mark_in_error(kind, id);
+    }
     let settings = super::settings::compile_settings(&mut c, declared, cx.env);
     let tls = super::tls::compile(&mut c, declared, cx);
     let compiled = super::realm::compile_realms(&mut c, declared, cx);
@@ -74,7 +77,7 @@ pub(super) fn compile(
         &failed,
         &settings.extension_methods,
     );
-    if realms.is_empty() && c.clean() {
+    if realms.is_empty() && c.clean() && !declared.unparsed.iter().any(|(kind, _)| *kind == "realm") {
         c.whole(&declared.first_file(), "configuration", "defines no realm");
     }
     if !errors.is_empty() {

@@ -64,6 +64,9 @@ pub(super) struct Declared {
     pub clients: Vec<Declaration<RawClient>>,
     /// `[store]` tables (at most one is allowed; the compiler says so).
     pub stores: Vec<Declaration<RawStore>>,
+    /// Entities whose table could not be read (its error is already reported), by table and
+    /// id or name: a reference to one is not reported again.
+    pub unparsed: std::collections::HashSet<(&'static str, String)>,
 }
 
 impl Declared {

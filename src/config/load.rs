@@ -10,7 +10,7 @@ use crate::inputs::{Inputs, list_toml};
 
 /// Reads `path` (a file or a directory of `*.toml` files), recording what it read in
 /// `inputs`. Collects every error it can.
-pub(super) fn read(path: &Path, inputs: &mut Inputs) -> Result<Declared, ConfigErrors> {
+pub(super) fn read(path: &Path, inputs: &mut Inputs) -> (Declared, ConfigErrors) {
     let mut errors = ConfigErrors::default();
     let files = if path.is_dir() {
         match list_toml(path) {
@@ -35,30 +35,61 @@ pub(super) fn read(path: &Path, inputs: &mut Inputs) -> Result<Declared, ConfigE
             .read(&file)
             .and_then(|b| String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
         {
-            Ok(text) => match parse(&file, &text) {
-                Ok(raw) => declared.add(Origin::file(&file), raw),
-                Err(e) => errors.0.extend(e),
-            },
+            Ok(text) => {
+                // What could be read is declared, beside the errors of what could not: the
+                // compiler's own errors about the rest are reported with them.
+                let parsed = parse(&file, &text);
+                errors.0.extend(parsed.errors);
+                declared.unparsed.extend(parsed.unparsed);
+                if let Some(raw) = parsed.raw {
+                    declared.add(Origin::file(&file), raw);
+                }
+            }
             Err(e) => errors.push(&file, "file", None, format!("cannot read: {e}")),
         }
     }
-    if errors.is_empty() { Ok(declared) } else { Err(errors) }
+    (declared, errors)
+}
+
+/// One file as far as it could be read.
+struct Parsed {
+    /// Its tables that could be read; `None` when it is not TOML at all.
+    raw: Option<RawFile>,
+    errors: Vec<super::ConfigError>,
+    /// (table, id or name) of entries that could not be read.
+    unparsed: Vec<(&'static str, String)>,
 }
 
 /// Parses one file's text. A syntax error stops the file; otherwise every table is read on
 /// its own, so a wrong field in one does not hide a mistake in the next, and each error
 /// names its table and field.
-fn parse(file: &Path, text: &str) -> Result<RawFile, Vec<super::ConfigError>> {
+fn parse(file: &Path, text: &str) -> Parsed {
     let whole = match toml::from_str::<RawFile>(text) {
-        Ok(raw) => return Ok(raw),
+        Ok(raw) => {
+            return Parsed {
+                raw: Some(raw),
+                errors: Vec::new(),
+                unparsed: Vec::new(),
+            };
+        }
         Err(e) => e,
     };
     let Ok(table) = text.parse::<toml::Table>() else {
-        return Err(vec![syntax_error(file, text, &whole)]);
+        return Parsed {
+            raw: None,
+            errors: vec![syntax_error(file, text, &whole)],
+            unparsed: Vec::new(),
+        };
     };
     let mut raw = RawFile::default();
     let mut errors = Vec::new();
+    let mut unparsed = Vec::new();
     for (key, value) in table {
+        // The id (or a realm's name) of every entry, so that one that cannot be read is still
+        // known by it.
+        if let Some((table, ids)) = entry_ids(&key, &value) {
+            unparsed.extend(ids.into_iter().map(|id| (table, id)));
+        }
         match key.as_str() {
             "server" => raw.server = entry(file, text, &key, None, value, &mut errors),
             "store" => raw.store = entry(file, text, &key, None, value, &mut errors),
@@ -87,7 +118,38 @@ fn parse(file: &Path, text: &str) -> Result<RawFile, Vec<super::ConfigError>> {
         // Whatever failed as a whole and not in parts: say it as the parser did.
         errors.push(syntax_error(file, text, &whole));
     }
-    Err(errors)
+    // Of the ids seen, only those of entries that were not read stay "unparsed".
+    let read: std::collections::HashSet<(&'static str, String)> = raw
+        .realm
+        .iter()
+        .filter_map(|r| r.name.clone().map(|n| ("realm", n)))
+        .chain(
+            raw.resource_server
+                .iter()
+                .filter_map(|r| r.id.clone().map(|n| ("resource_server", n))),
+        )
+        .collect();
+    unparsed.retain(|k| !read.contains(k));
+    Parsed {
+        raw: Some(raw),
+        errors,
+        unparsed,
+    }
+}
+
+/// The realm names or resource server ids written in `[[key]]` entries.
+fn entry_ids(key: &str, value: &toml::Value) -> Option<(&'static str, Vec<String>)> {
+    let (table, field) = match key {
+        "realm" => ("realm", "name"),
+        "resource_server" => ("resource_server", "id"),
+        _ => return None,
+    };
+    let ids = value
+        .as_array()?
+        .iter()
+        .filter_map(|v| v.get(field)?.as_str().map(str::to_owned))
+        .collect();
+    Some((table, ids))
 }
 
 /// The tables and arrays of tables a file may have.

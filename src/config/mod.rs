@@ -37,11 +37,23 @@ use crate::snapshot::Snapshot;
 /// Reads and compiles the configuration at `path` (a file or a directory).
 pub fn load(path: &Path, cx: &CompileContext<'_>) -> Result<Snapshot, ConfigErrors> {
     let mut inputs = Inputs::default();
-    let mut declared = load::read(path, &mut inputs)?;
-    declared.add_managed(cx.managed)?;
-    let mut snap = compile::compile(&declared, cx, &mut inputs)?;
-    snap.inputs = inputs;
-    Ok(snap)
+    let (mut declared, mut errors) = load::read(path, &mut inputs);
+    if let Err(e) = declared.add_managed(cx.managed) {
+        errors.0.extend(e.0);
+    }
+    // What could be read is compiled even beside errors: every independent mistake is
+    // reported in one go.
+    match compile::compile(&declared, cx, &mut inputs) {
+        Ok(mut snap) if errors.is_empty() => {
+            snap.inputs = inputs;
+            Ok(snap)
+        }
+        Ok(_) => Err(errors),
+        Err(e) => {
+            errors.0.extend(e.0);
+            Err(errors)
+        }
+    }
 }
 
 /// Parses a duration such as `90s`, `5m`, `1h` or `1h 30m`.

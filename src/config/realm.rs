@@ -262,8 +262,9 @@ pub(super) struct RealmDecryption {
 /// The realm named `name` (for an entity's `realm` field), reported when there is none.
 pub(super) fn find_realm(e: &mut Entity<'_, '_>, index: &HashMap<String, RealmRef>, name: &str) -> Option<RealmRef> {
     let found = index.get(name).copied();
-    if found.is_none() {
-        e.err("realm", format!("no realm is named {name:?}"));
+    if found.is_none() && !e.in_error("realm", name) {
+        let hint = super::suggest::did_you_mean(name, index.keys().map(String::as_str));
+        e.err("realm", format!("no realm is named {name:?}{hint}"));
     }
     found
 }
@@ -281,6 +282,9 @@ pub(super) fn compile_realms(c: &mut Ctx<'_>, declared: &Declared, cx: &CompileC
             let label = label("realm", &raw.name, i);
             let mut e = c.entity(&d.origin.file, &d.origin.dir, &label);
             let Some((realm, keys, signing)) = compile_realm(&mut e, raw, cx) else {
+                if let Some(name) = &raw.name {
+                    c.mark_in_error("realm", name);
+                }
                 continue;
             };
             // NB: a duplicate is never added, so the first realm of a name keeps it.

@@ -22,12 +22,24 @@ pub(super) struct Ctx<'e> {
     /// Every file read while compiling goes through [`Ctx::read`], so the running
     /// configuration knows its inputs (watching, byte-identical reloads skipped).
     inputs: &'e mut Inputs,
+    /// Entities already in error, by kind and id or name: a reference to one is not
+    /// reported again ([`Entity::in_error`]), so one mistake is one error.
+    in_error: std::collections::HashSet<(&'static str, String)>,
 }
 
 impl<'e> Ctx<'e> {
     /// A context collecting into `errors` and recording reads in `inputs`.
     pub(super) fn new(errors: &'e mut ConfigErrors, inputs: &'e mut Inputs) -> Self {
-        Self { errors, inputs }
+        Self {
+            errors,
+            inputs,
+            in_error: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Records that entity `kind` `id` is in error (its own error said why).
+    pub(super) fn mark_in_error(&mut self, kind: &'static str, id: &str) {
+        self.in_error.insert((kind, id.to_owned()));
     }
 
     /// The reporter for entity `name` (`realm "demo"`, `resource_server #2`) of `file`,
@@ -66,6 +78,12 @@ pub(super) struct Entity<'c, 'e> {
 }
 
 impl Entity<'_, '_> {
+    /// Whether entity `kind` `id` is in error already: a reference to it is then no error
+    /// of this entity's.
+    pub(super) fn in_error(&self, kind: &'static str, id: &str) -> bool {
+        self.c.in_error.contains(&(kind, id.to_owned()))
+    }
+
     /// The file the entity is defined in.
     pub(super) fn file(&self) -> &Path {
         self.file

@@ -327,5 +327,12 @@ pub(super) fn failed_ids(
         .filter_map(|d| d.raw.id.as_deref())
         .filter(|id| servers.find(|rs| rs.id.as_str() == *id).is_none())
         .map(str::to_owned)
+        .chain(
+            declared
+                .unparsed
+                .iter()
+                .filter(|(kind, _)| *kind == "resource_server")
+                .map(|(_, id)| id.clone()),
+        )
         .collect()
 }

@@ -1264,3 +1264,25 @@ fn the_cli_ships_completions_a_man_page_and_reads_its_config_from_the_environmen
     assert!(out.contains("\nmanagement_token_hash = \"$argon2id$"), "{out}");
     assert!(out.starts_with("# the secret, shown once"), "{out}");
 }
+
+#[test]
+fn check_reports_each_independent_mistake_once_with_near_misses() {
+    let fx = Fixture::new();
+    let path = fx.write("bad.toml", include_str!("check_mistakes.toml"));
+    let o = portcullis(&["check", "--no-store", "--config", path_arg(&path)]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(64), "{err}");
+    let lines: Vec<&str> = err.lines().skip(1).collect();
+    let file = path.display().to_string();
+    let wanted = [
+        "server: field `unmatched_status`: expected a whole number, found the string \"404\" (line 2)",
+        "resource_server \"orders\": field `upstream`: \"ftp://nowhere\": the scheme must be http or https",
+        "resource_server \"billing\": field `id`: another resource server has this id",
+        "protected_resource \"o1\": field `methods`: \"GTE\" is not an HTTP method (did you mean \"GET\"?)",
+        "protected_resource \"b1\": field `scopes`: \"billing:raed\" is not a scope of resource server \"billing\" (did you mean \"billing:read\"?)",
+    ];
+    assert_eq!(lines.len(), wanted.len(), "one line per mistake, no cascade:\n{err}");
+    for (line, want) in lines.iter().zip(wanted) {
+        assert!(line.starts_with(&format!("{file}: {want}")), "{line}\nwanted {want}");
+    }
+}
