@@ -392,9 +392,7 @@ mod tests {
 
     /// The one error of `text`.
     fn one(text: &str) -> super::super::ConfigError {
-        let mut all = parse(Path::new("c.toml"), text)
-            .err()
-            .unwrap_or_else(|| panic!("{text:?} should fail"));
+        let mut all = parse(Path::new("c.toml"), text).errors;
         assert_eq!(all.len(), 1, "{all:?}");
         all.remove(0)
     }
@@ -429,7 +427,7 @@ mod tests {
     #[test]
     fn every_table_in_error_is_reported_not_only_the_first() {
         let text = "[[realm]]\nname = \"a\"\nleeway = 5\n\n[[resource_server]]\nid = \"x\"\nscopes = \"read\"\n\n[[client]]\nclient_idd = \"c\"\n";
-        let all = parse(Path::new("c.toml"), text).err().unwrap_or_default();
+        let all = parse(Path::new("c.toml"), text).errors;
         let got: Vec<(&str, Option<&str>)> = all.iter().map(|e| (e.entity.as_str(), e.field.as_deref())).collect();
         assert_eq!(
             got,
