@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::Header;
+use josekit::jws::JwsHeader;
 use rand::RngCore;
 use serde::Serialize;
 use thiserror::Error;
@@ -35,9 +35,9 @@ pub struct MintRequest<'a> {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum MintError {
-    /// The signer refused the key.
+    /// The signer refused the key or the claims could not be written.
     #[error("signing failed: {0}")]
-    Sign(#[from] jsonwebtoken::errors::Error),
+    Sign(String),
 }
 
 #[derive(Serialize)]
@@ -56,9 +56,9 @@ struct AccessTokenClaims<'a> {
 
 /// Signs an access token with `key`.
 pub fn mint(req: &MintRequest<'_>, key: &SigningKey) -> Result<String, MintError> {
-    let mut header = Header::new(key.alg);
-    header.typ = Some("at+jwt".to_owned());
-    header.kid = Some(key.kid.clone());
+    let mut header = JwsHeader::new();
+    header.set_token_type("at+jwt");
+    header.set_key_id(&key.kid);
     let mut jti = [0u8; 16];
     rand::rng().fill_bytes(&mut jti);
     let claims = AccessTokenClaims {
@@ -74,5 +74,7 @@ pub fn mint(req: &MintRequest<'_>, key: &SigningKey) -> Result<String, MintError
         jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
         auth_time: req.auth_time,
     };
-    Ok(jsonwebtoken::encode(&header, &claims, &key.key)?)
+    let payload = serde_json::to_vec(&claims).map_err(|e| MintError::Sign(e.to_string()))?;
+    // The signer sets `alg` from its own algorithm: the key's, as loaded.
+    josekit::jws::serialize_compact(&payload, &header, &*key.signer).map_err(|e| MintError::Sign(e.to_string()))
 }

@@ -8,7 +8,8 @@ use josekit::jwk::KeyPair as _;
 use josekit::jwk::alg::ec::EcKeyPair;
 use josekit::jwk::alg::ed::EdKeyPair;
 use josekit::jwk::alg::rsa::RsaKeyPair;
-use jsonwebtoken::{Algorithm, EncodingKey};
+use josekit::jws::JwsSigner;
+use jsonwebtoken::Algorithm;
 
 use super::keyset::{KeySet, VerifyKey, alg_name, parse_alg};
 
@@ -18,8 +19,9 @@ pub struct SigningKey {
     pub kid: String,
     /// Its algorithm; required, so it is used with one algorithm only (RFC 8725 § 3.1).
     pub alg: Algorithm,
-    /// The private key.
-    pub key: EncodingKey,
+    /// The private key, parsed and checked once when the key set is loaded: minting a token
+    /// is then the signature alone (an RSA key re-read per token cost three signatures).
+    pub signer: Box<dyn JwsSigner>,
     /// The public JWK (no private member), for publishing.
     pub public: serde_json::Map<String, serde_json::Value>,
 }
@@ -102,7 +104,7 @@ fn signing_key(jwk: &Jwk) -> Result<SigningKey, String> {
     if jwk.parameter("d").is_none() {
         return Err("no private part (d): this is a public key".into());
     }
-    let (pem, public) = match (jwk.key_type(), alg) {
+    let public = match (jwk.key_type(), alg) {
         (
             "RSA",
             Algorithm::RS256
@@ -112,29 +114,42 @@ fn signing_key(jwk: &Jwk) -> Result<SigningKey, String> {
             | Algorithm::PS384
             | Algorithm::PS512,
         ) => {
-            let kp = RsaKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?;
-            (kp.to_pem_private_key(), kp.to_jwk_public_key())
+            RsaKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?.to_jwk_public_key()
         }
         ("EC", Algorithm::ES256 | Algorithm::ES384) => {
-            let kp = EcKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?;
-            (kp.to_pem_private_key(), kp.to_jwk_public_key())
+            EcKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?.to_jwk_public_key()
         }
-        ("OKP", Algorithm::EdDSA) => {
-            let kp = EdKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?;
-            (kp.to_pem_private_key(), kp.to_jwk_public_key())
-        }
+        ("OKP", Algorithm::EdDSA) => EdKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?.to_jwk_public_key(),
         (kty, _) => return Err(format!("kty {kty:?} does not fit alg {alg_text:?}")),
     };
-    let key = match alg {
-        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem),
-        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
-        _ => EncodingKey::from_rsa_pem(&pem),
-    }
-    .map_err(|e| e.to_string())?;
+    let signer = signer(alg, jwk)?;
     let mut public: serde_json::Map<String, serde_json::Value> = public.into();
     public.insert("kid".into(), kid.clone().into());
     public.insert("alg".into(), alg_text.into());
     public.insert("use".into(), "sig".into());
     // An EC key's curve must match its alg (ES256 ↔ P-256): KeySet::parse checks it.
-    Ok(SigningKey { kid, alg, key, public })
+    Ok(SigningKey {
+        kid,
+        alg,
+        signer,
+        public,
+    })
+}
+
+/// josekit's signer for `alg` over `jwk`, holding the parsed private key.
+fn signer(alg: Algorithm, jwk: &Jwk) -> Result<Box<dyn JwsSigner>, String> {
+    use josekit::jws;
+    let e = |e: josekit::JoseError| e.to_string();
+    Ok(match alg {
+        Algorithm::RS256 => Box::new(jws::RS256.signer_from_jwk(jwk).map_err(e)?),
+        Algorithm::RS384 => Box::new(jws::RS384.signer_from_jwk(jwk).map_err(e)?),
+        Algorithm::RS512 => Box::new(jws::RS512.signer_from_jwk(jwk).map_err(e)?),
+        Algorithm::PS256 => Box::new(jws::PS256.signer_from_jwk(jwk).map_err(e)?),
+        Algorithm::PS384 => Box::new(jws::PS384.signer_from_jwk(jwk).map_err(e)?),
+        Algorithm::PS512 => Box::new(jws::PS512.signer_from_jwk(jwk).map_err(e)?),
+        Algorithm::ES256 => Box::new(jws::ES256.signer_from_jwk(jwk).map_err(e)?),
+        Algorithm::ES384 => Box::new(jws::ES384.signer_from_jwk(jwk).map_err(e)?),
+        Algorithm::EdDSA => Box::new(jws::EdDSA.signer_from_jwk(jwk).map_err(e)?),
+        other => return Err(format!("{other:?} is not an asymmetric JWS algorithm")),
+    })
 }

@@ -49,7 +49,7 @@ async fn accepted(h: &Harness, path: &str, token: &str, what: &str) {
 /// `header.payload.signature` from already-encoded segments, signed by `key` with `alg`.
 fn sign_segments(key: &TestKey, alg: Algorithm, header: &str, payload: &str) -> String {
     let input = format!("{header}.{payload}");
-    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key.signing.key, alg).expect("sign");
+    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key.encoding, alg).expect("sign");
     format!("{input}.{sig}")
 }
 

@@ -60,8 +60,8 @@ pub const NOW: i64 = 1_780_272_000;
 pub const ISSUER: &str = "https://issuer.test/realms/t";
 pub const AUDIENCE: &str = "https://api.test";
 
-/// A generated key pair, usable to sign (through portcullis' own key loader, which turns
-/// the private JWK into a jsonwebtoken key) and to publish.
+/// A generated key pair, usable to sign test tokens (with jsonwebtoken, a library apart from
+/// the issuer's signer), to publish, and as the issuer's own key (`signing`).
 #[derive(Clone)]
 pub struct TestKey {
     pub kid: String,
@@ -70,6 +70,9 @@ pub struct TestKey {
     pub private: Value,
     pub public: Value,
     pub signing: Arc<portcullis::jwks::SigningKey>,
+    /// The private key as jsonwebtoken takes it: test tokens are signed apart from the
+    /// product's signer.
+    pub encoding: jsonwebtoken::EncodingKey,
 }
 
 impl TestKey {
@@ -85,6 +88,18 @@ impl TestKey {
         jwk.set_key_id(kid);
         jwk.set_algorithm(alg_name);
         jwk.set_key_use("sig");
+        let encoding = match alg_name {
+            "ES256" | "ES384" => jsonwebtoken::EncodingKey::from_ec_pem(
+                &josekit::jwk::alg::ec::EcKeyPair::from_jwk(&jwk).unwrap().to_pem_private_key(),
+            ),
+            "EdDSA" => jsonwebtoken::EncodingKey::from_ed_pem(
+                &josekit::jwk::alg::ed::EdKeyPair::from_jwk(&jwk).unwrap().to_pem_private_key(),
+            ),
+            _ => jsonwebtoken::EncodingKey::from_rsa_pem(
+                &josekit::jwk::alg::rsa::RsaKeyPair::from_jwk(&jwk).unwrap().to_pem_private_key(),
+            ),
+        }
+        .expect("a jsonwebtoken key");
         // josekit's to_public_key keeps only the key parameters and `use`.
         let mut public = jwk.to_public_key().unwrap();
         public.set_key_id(kid);
@@ -101,6 +116,7 @@ impl TestKey {
             private,
             public: Value::Object(public),
             signing,
+            encoding,
         }
     }
 
@@ -119,7 +135,7 @@ impl TestKey {
     /// Signs with an arbitrary header (for attack tokens); the signature is real.
     pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
         let input = format!("{}.{}", b64(&header.to_string()), b64(&claims.to_string()));
-        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &self.signing.key, self.alg).expect("sign");
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, self.alg).expect("sign");
         format!("{input}.{sig}")
     }
 }
