@@ -113,9 +113,9 @@ fn signing_key(jwk: &Jwk) -> Result<SigningKey, String> {
             | Algorithm::PS256
             | Algorithm::PS384
             | Algorithm::PS512,
-        ) => {
-            RsaKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?.to_jwk_public_key()
-        }
+        ) => RsaKeyPair::from_jwk(jwk)
+            .map_err(|e| e.to_string())?
+            .to_jwk_public_key(),
         ("EC", Algorithm::ES256 | Algorithm::ES384) => {
             EcKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?.to_jwk_public_key()
         }

@@ -90,13 +90,19 @@ impl TestKey {
         jwk.set_key_use("sig");
         let encoding = match alg_name {
             "ES256" | "ES384" => jsonwebtoken::EncodingKey::from_ec_pem(
-                &josekit::jwk::alg::ec::EcKeyPair::from_jwk(&jwk).unwrap().to_pem_private_key(),
+                &josekit::jwk::alg::ec::EcKeyPair::from_jwk(&jwk)
+                    .unwrap()
+                    .to_pem_private_key(),
             ),
             "EdDSA" => jsonwebtoken::EncodingKey::from_ed_pem(
-                &josekit::jwk::alg::ed::EdKeyPair::from_jwk(&jwk).unwrap().to_pem_private_key(),
+                &josekit::jwk::alg::ed::EdKeyPair::from_jwk(&jwk)
+                    .unwrap()
+                    .to_pem_private_key(),
             ),
             _ => jsonwebtoken::EncodingKey::from_rsa_pem(
-                &josekit::jwk::alg::rsa::RsaKeyPair::from_jwk(&jwk).unwrap().to_pem_private_key(),
+                &josekit::jwk::alg::rsa::RsaKeyPair::from_jwk(&jwk)
+                    .unwrap()
+                    .to_pem_private_key(),
             ),
         }
         .expect("a jsonwebtoken key");
