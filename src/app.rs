@@ -160,11 +160,12 @@ async fn open_store(opts: &Options, files_only: Snapshot) -> Result<(Snapshot, S
     Ok((snap, store, managed))
 }
 
-/// A listener bound to `addr`, and the address it got (port 0 picks one).
+/// A listener bound to `addr`, and the address it got (port 0 picks one). With
+/// `SO_REUSEPORT` (where the platform has it), so each server worker can bind a listening
+/// socket of its own to the same address and the kernel spreads connections over them.
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener =
+        crate::server::workers::reuseport_listener(addr).map_err(|source| StartError::Bind { addr, source })?;
     let bound = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;

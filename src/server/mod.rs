@@ -106,10 +106,11 @@ pub async fn serve(
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
     loop {
-        let slot = tokio::select! {
-            slot = slots.acquire() => slot,
-            () = &mut shutdown => break,
-        };
+        // Accept, then wait for a slot. Each worker listens on a socket of its own (with
+        // SO_REUSEPORT), so the kernel has already chosen which worker a connection goes
+        // to: a worker waiting for a slot before accepting could hold the slot another
+        // worker's queued connection needs. So at most one accepted connection per worker
+        // waits here for a slot, beyond the `max_connections` being served.
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => {
@@ -124,6 +125,10 @@ pub async fn serve(
                     continue;
                 }
             },
+            () = &mut shutdown => break,
+        };
+        let slot = tokio::select! {
+            slot = slots.acquire() => slot,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);

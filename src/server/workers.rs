@@ -1,11 +1,16 @@
 //! Server workers: `--workers N` threads, each with its own single-threaded runtime, its own
-//! accept loop on the shared listening socket and its own upstream connection pool.
+//! listening socket and accept loop, and its own upstream connection pool.
 //!
 //! A connection lives on the worker that accepted it, from first byte to close, and so do
 //! the upstream connections its requests use: no task hops between threads on the request
 //! path. On the load harness this serves a proxied request with about a quarter less CPU
-//! than one work-stealing runtime of the same size (README, Benches). A busy worker gets to
-//! its accept later than an idle one, so new connections tend to go where there is room.
+//! than one work-stealing runtime of the same size (docs/performance.md).
+//!
+//! Each worker listens on a socket of its own, bound to the same address with
+//! `SO_REUSEPORT` (as nginx's `reuseport` and HAProxy do): the kernel spreads new
+//! connections over the sockets by their addresses. One socket shared by every worker lets
+//! whichever worker the kernel wakes first take every connection, and under load that was
+//! nearly always the same one.
 //!
 //! The control plane (signals, reloads, key refresh, the admin listener) stays on the
 //! runtime that started the gateway; the verifier, snapshot, caches, issuer and metrics are
@@ -17,8 +22,26 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
+
+/// Pending connections each listening socket holds (the `listen(2)` backlog).
+const BACKLOG: u32 = 1024;
+
+/// A listening socket bound to `addr` with `SO_REUSEADDR` and, on Unix, `SO_REUSEPORT`.
+/// Must be called within a Tokio runtime.
+pub fn reuseport_listener(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
 
 use super::{ConnectionLimit, Shared, serve};
 
@@ -37,12 +60,17 @@ where
     S: Fn() -> F,
     F: Future<Output = ()> + Send + 'static,
 {
-    // Registered with each worker's own reactor; the kernel wakes them all on a new
-    // connection and one of them wins the accept.
     listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let mut first = Some(listener);
     let mut ended = Vec::with_capacity(n.get());
     for i in 0..n.get() {
-        let listener = listener.try_clone()?;
+        // The first worker takes the bound socket; each other one binds its own to the same
+        // address (the port, when it was 0, is now known).
+        let listener = match first.take() {
+            Some(l) => l,
+            None => own_listener(addr)?,
+        };
         let shared = Arc::new(shared.for_worker());
         let slots = slots.clone();
         let shutdown = shutdown();
@@ -69,4 +97,21 @@ where
             let _ = end.await;
         }
     })
+}
+
+/// Another `SO_REUSEPORT` socket on `addr`, as a standard listener (bound outside any
+/// runtime: each worker registers its own with its own reactor).
+fn own_listener(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(BACKLOG).unwrap_or(1024))?;
+    Ok(socket.into())
 }
