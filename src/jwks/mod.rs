@@ -10,4 +10,4 @@ pub use keyset::{ASYMMETRIC_ALGS, KeySet, KeySetError, VerifyKey, alg_name, pars
 pub use store::{KeyHealth, KeysView, RealmKeys};
 
 mod signing;
-pub use signing::{SigningKey, SigningKeys};
+pub use signing::{Signer, SigningKey, SigningKeys};

@@ -1,14 +1,16 @@
-//! A realm's private signing keys (a private JWKS, as `portcullis keygen` writes), turned
-//! into jsonwebtoken encoding keys through josekit's key handling, plus their public JWKs.
+//! A realm's private signing keys (a private JWKS, as `portcullis keygen` writes): read with
+//! josekit's key handling, then parsed and checked once into aws-lc key pairs (the crypto
+//! library the verifier uses), so minting a token costs the signature alone; plus their
+//! public JWKs.
 
 use std::sync::Arc;
 
+use aws_lc_rs::signature as sig;
 use josekit::jwk::Jwk;
 use josekit::jwk::KeyPair as _;
 use josekit::jwk::alg::ec::EcKeyPair;
 use josekit::jwk::alg::ed::EdKeyPair;
 use josekit::jwk::alg::rsa::RsaKeyPair;
-use josekit::jws::JwsSigner;
 use jsonwebtoken::Algorithm;
 
 use super::keyset::{KeySet, VerifyKey, alg_name, parse_alg};
@@ -21,7 +23,7 @@ pub struct SigningKey {
     pub alg: Algorithm,
     /// The private key, parsed and checked once when the key set is loaded: minting a token
     /// is then the signature alone (an RSA key re-read per token cost three signatures).
-    pub signer: Box<dyn JwsSigner>,
+    pub signer: Signer,
     /// The public JWK (no private member), for publishing.
     pub public: serde_json::Map<String, serde_json::Value>,
 }
@@ -113,16 +115,22 @@ fn signing_key(jwk: &Jwk) -> Result<SigningKey, String> {
             | Algorithm::PS256
             | Algorithm::PS384
             | Algorithm::PS512,
-        ) => RsaKeyPair::from_jwk(jwk)
-            .map_err(|e| e.to_string())?
-            .to_jwk_public_key(),
-        ("EC", Algorithm::ES256 | Algorithm::ES384) => {
-            EcKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?.to_jwk_public_key()
+        ) => {
+            let kp = RsaKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?;
+            (kp.to_jwk_public_key(), kp.to_der_private_key())
         }
-        ("OKP", Algorithm::EdDSA) => EdKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?.to_jwk_public_key(),
+        ("EC", Algorithm::ES256 | Algorithm::ES384) => {
+            let kp = EcKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?;
+            (kp.to_jwk_public_key(), kp.to_der_private_key())
+        }
+        ("OKP", Algorithm::EdDSA) => {
+            let kp = EdKeyPair::from_jwk(jwk).map_err(|e| e.to_string())?;
+            (kp.to_jwk_public_key(), kp.to_der_private_key())
+        }
         (kty, _) => return Err(format!("kty {kty:?} does not fit alg {alg_text:?}")),
     };
-    let signer = signer(alg, jwk)?;
+    let (public, pkcs8) = public;
+    let signer = Signer::from_pkcs8(alg, &pkcs8)?;
     let mut public: serde_json::Map<String, serde_json::Value> = public.into();
     public.insert("kid".into(), kid.clone().into());
     public.insert("alg".into(), alg_text.into());
@@ -136,20 +144,67 @@ fn signing_key(jwk: &Jwk) -> Result<SigningKey, String> {
     })
 }
 
-/// josekit's signer for `alg` over `jwk`, holding the parsed private key.
-fn signer(alg: Algorithm, jwk: &Jwk) -> Result<Box<dyn JwsSigner>, String> {
-    use josekit::jws;
-    let e = |e: josekit::JoseError| e.to_string();
-    Ok(match alg {
-        Algorithm::RS256 => Box::new(jws::RS256.signer_from_jwk(jwk).map_err(e)?),
-        Algorithm::RS384 => Box::new(jws::RS384.signer_from_jwk(jwk).map_err(e)?),
-        Algorithm::RS512 => Box::new(jws::RS512.signer_from_jwk(jwk).map_err(e)?),
-        Algorithm::PS256 => Box::new(jws::PS256.signer_from_jwk(jwk).map_err(e)?),
-        Algorithm::PS384 => Box::new(jws::PS384.signer_from_jwk(jwk).map_err(e)?),
-        Algorithm::PS512 => Box::new(jws::PS512.signer_from_jwk(jwk).map_err(e)?),
-        Algorithm::ES256 => Box::new(jws::ES256.signer_from_jwk(jwk).map_err(e)?),
-        Algorithm::ES384 => Box::new(jws::ES384.signer_from_jwk(jwk).map_err(e)?),
-        Algorithm::EdDSA => Box::new(jws::EdDSA.signer_from_jwk(jwk).map_err(e)?),
-        other => return Err(format!("{other:?} is not an asymmetric JWS algorithm")),
-    })
+/// A parsed private key and the JWS algorithm it signs with.
+pub enum Signer {
+    /// RS256/384/512 (PKCS #1 v1.5) or PS256/384/512 (PSS).
+    Rsa(sig::RsaKeyPair, &'static dyn sig::RsaEncoding),
+    /// ES256 or ES384, the fixed-size `r || s` form JWS uses (RFC 7518 § 3.4).
+    Ecdsa(sig::EcdsaKeyPair),
+    /// EdDSA over Ed25519.
+    Ed25519(sig::Ed25519KeyPair),
+}
+
+impl std::fmt::Debug for Signer {
+    // NB: never print key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer")
+    }
+}
+
+impl Signer {
+    /// The key in PKCS #8 DER, parsed and checked for `alg`.
+    fn from_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Self, String> {
+        let rejected = |e: aws_lc_rs::error::KeyRejected| format!("the key is refused: {e}");
+        let rsa = |encoding| -> Result<Self, String> {
+            Ok(Self::Rsa(sig::RsaKeyPair::from_pkcs8(der).map_err(rejected)?, encoding))
+        };
+        match alg {
+            Algorithm::RS256 => rsa(&sig::RSA_PKCS1_SHA256),
+            Algorithm::RS384 => rsa(&sig::RSA_PKCS1_SHA384),
+            Algorithm::RS512 => rsa(&sig::RSA_PKCS1_SHA512),
+            Algorithm::PS256 => rsa(&sig::RSA_PSS_SHA256),
+            Algorithm::PS384 => rsa(&sig::RSA_PSS_SHA384),
+            Algorithm::PS512 => rsa(&sig::RSA_PSS_SHA512),
+            Algorithm::ES256 => Ok(Self::Ecdsa(
+                sig::EcdsaKeyPair::from_private_key_der(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(rejected)?,
+            )),
+            Algorithm::ES384 => Ok(Self::Ecdsa(
+                sig::EcdsaKeyPair::from_private_key_der(&sig::ECDSA_P384_SHA384_FIXED_SIGNING, der)
+                    .map_err(rejected)?,
+            )),
+            Algorithm::EdDSA => Ok(Self::Ed25519(
+                sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?,
+            )),
+            other => Err(format!("{other:?} is not an asymmetric JWS algorithm")),
+        }
+    }
+
+    /// The signature of `message` (the JWS signing input), as JWS carries it.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match self {
+            Self::Rsa(kp, encoding) => {
+                let mut out = vec![0u8; kp.public_modulus_len()];
+                kp.sign(*encoding, &rng, message, &mut out)
+                    .map_err(|_| "RSA signing failed".to_owned())?;
+                Ok(out)
+            }
+            Self::Ecdsa(kp) => kp
+                .sign(&rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| "ECDSA signing failed".to_owned()),
+            Self::Ed25519(kp) => Ok(kp.sign(message).as_ref().to_vec()),
+        }
+    }
 }
