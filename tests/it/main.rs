@@ -18,6 +18,7 @@ mod issuer_token;
 mod jwe;
 mod jwks_remote;
 mod lifecycle;
+mod loadtest;
 mod management;
 mod ops;
 mod ops_artifacts;
