@@ -1,4 +1,4 @@
-//! `portcullis loadtest`: HTTP/1.1 load over N keep-alive connections for a time or a number
+//! `portcullis loadtest`: HTTP/1.1 (or h2c) load over N keep-alive connections for a time or a number
 //! of requests, as fast as possible (closed model) or at a fixed rate (open model, latency
 //! measured from when each request was due, so a stall is not hidden by the requests it
 //! delayed), with bearer tokens from a fixed value, a realm's signing key or a token
@@ -42,6 +42,7 @@ pub(super) struct Params {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub invalid_share: f64,
+    pub http2: bool,
     pub json: bool,
 }
 
@@ -87,6 +88,7 @@ async fn run_all(p: &Params) -> Result<(), Fail> {
         rate: p.rate,
         method,
         invalid_share: p.invalid_share,
+        http2: p.http2,
     };
     let first = drive(&p.target, &plan, &tokens, !p.json).await?;
     let second = match &p.compare {
@@ -122,6 +124,8 @@ struct Plan {
     rate: Option<f64>,
     method: Method,
     invalid_share: f64,
+    /// HTTP/2 over cleartext (prior knowledge) instead of HTTP/1.1.
+    http2: bool,
 }
 
 /// The bearer tokens requests carry: valid ones, and the invalid variants of the mix.
@@ -316,7 +320,7 @@ async fn fetch_with(url: &str, p: &FetchParams) -> Result<(String, Option<Durati
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(&p.client_id), enc(&p.client_secret)));
-    let mut conn = Conn::open(&uri).await?;
+    let mut conn = Conn::open(&uri, false).await?;
     let req = Request::post(uri.clone())
         .header(HOST, conn.host.clone())
         .header("authorization", format!("Basic {basic}"))
@@ -325,7 +329,7 @@ async fn fetch_with(url: &str, p: &FetchParams) -> Result<(String, Option<Durati
         .map_err(|e| (1, e.to_string()))?;
     let resp = conn
         .send
-        .send_request(req)
+        .send(req)
         .await
         .map_err(|e| (1, format!("token endpoint: {e}")))?;
     let status = resp.status();
@@ -344,19 +348,38 @@ async fn fetch_with(url: &str, p: &FetchParams) -> Result<(String, Option<Durati
     Ok((token, v["expires_in"].as_u64().map(Duration::from_secs)))
 }
 
-/// One HTTP/1.1 connection.
+/// One connection: HTTP/1.1, or HTTP/2 over cleartext with prior knowledge (h2c).
 struct Conn<B> {
-    send: hyper::client::conn::http1::SendRequest<B>,
+    send: Sender<B>,
     host: HeaderValue,
 }
 
-impl<B> Conn<B>
+enum Sender<B> {
+    H1(hyper::client::conn::http1::SendRequest<B>),
+    H2(hyper::client::conn::http2::SendRequest<B>),
+}
+
+impl<B> Sender<B>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    async fn open(uri: &Uri) -> Result<Self, Fail> {
+    async fn send(&mut self, req: Request<B>) -> hyper::Result<http::Response<hyper::body::Incoming>> {
+        match self {
+            Self::H1(s) => s.send_request(req).await,
+            Self::H2(s) => s.send_request(req).await,
+        }
+    }
+}
+
+impl<B> Conn<B>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    async fn open(uri: &Uri, http2: bool) -> Result<Self, Fail> {
         if uri.scheme_str() != Some("http") {
             return Err((super::EXIT_CONFIG, format!("{uri}: only http:// targets are supported")));
         }
@@ -366,10 +389,20 @@ where
             .await
             .map_err(|e| (1, format!("cannot connect to {authority}: {e}")))?;
         let _ = stream.set_nodelay(true);
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| (1, e.to_string()))?;
-        tokio::spawn(conn);
+        let send = if http2 {
+            let (send, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .map_err(|e| (1, format!("{authority}: no HTTP/2 (h2c): {e}")))?;
+            tokio::spawn(conn);
+            Sender::H2(send)
+        } else {
+            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| (1, e.to_string()))?;
+            tokio::spawn(conn);
+            Sender::H1(send)
+        };
         let host = HeaderValue::from_str(authority.as_str()).map_err(|_| (1, "bad host".to_owned()))?;
         Ok(Self { send, host })
     }
@@ -390,7 +423,7 @@ async fn drive(target: &str, plan: &Plan, tokens: &Arc<Tokens>, progress: bool) 
         .parse()
         .map_err(|_| (super::EXIT_CONFIG, format!("{target:?} is not a URL")))?;
     // Fail at once on an unreachable target, not N times later.
-    drop(Conn::<Empty<Bytes>>::open(&uri).await?);
+    drop(Conn::<Empty<Bytes>>::open(&uri, plan.http2).await?);
     let issued = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -405,7 +438,7 @@ async fn drive(target: &str, plan: &Plan, tokens: &Arc<Tokens>, progress: bool) 
     for c in 0..plan.connections {
         let mut h = template.clone();
         let (uri, tokens, issued, done) = (uri.clone(), tokens.clone(), issued.clone(), done.clone());
-        let (method, share, budget) = (plan.method.clone(), plan.invalid_share, plan.requests);
+        let (method, share, budget, http2) = (plan.method.clone(), plan.invalid_share, plan.requests, plan.http2);
         // Open model: each connection's requests are due at fixed times, staggered.
         let first_due = per_conn_interval.map(|i| started + i.mul_f64(c as f64 / plan.connections as f64));
         tasks.spawn(async move {
@@ -430,7 +463,7 @@ async fn drive(target: &str, plan: &Plan, tokens: &Arc<Tokens>, progress: bool) 
                     _ => Instant::now(),
                 };
                 if conn.is_none() {
-                    match Conn::open(&uri).await {
+                    match Conn::open(&uri, http2).await {
                         Ok(c) => conn = Some(c),
                         Err(_) => {
                             errors += 1;
@@ -440,10 +473,15 @@ async fn drive(target: &str, plan: &Plan, tokens: &Arc<Tokens>, progress: bool) 
                     }
                 }
                 let Some(c) = conn.as_mut() else { continue };
-                let mut req = Request::builder()
-                    .method(method.clone())
-                    .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
-                    .header(HOST, c.host.clone());
+                // HTTP/1.1: origin form and Host; HTTP/2: the whole URI (its :authority).
+                let mut req = if http2 {
+                    Request::builder().method(method.clone()).uri(uri.clone())
+                } else {
+                    Request::builder()
+                        .method(method.clone())
+                        .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+                        .header(HOST, c.host.clone())
+                };
                 if let Some(auth) = tokens.for_request(i, share) {
                     req = req.header(AUTHORIZATION, auth);
                 }
@@ -452,7 +490,7 @@ async fn drive(target: &str, plan: &Plan, tokens: &Arc<Tokens>, progress: bool) 
                     continue;
                 };
                 let answered = async {
-                    let resp = c.send.send_request(req).await.ok()?;
+                    let resp = c.send.send(req).await.ok()?;
                     let status = resp.status().as_u16();
                     resp.into_body().collect().await.ok()?;
                     Some(status)
@@ -531,6 +569,7 @@ impl Outcome {
             "target": self.target,
             "connections": plan.connections,
             "model": if plan.rate.is_some() { "open" } else { "closed" },
+            "protocol": if plan.http2 { "h2c" } else { "http/1.1" },
             "rate": plan.rate,
             "duration_s": self.elapsed.as_secs_f64(),
             "requests": self.count(),
@@ -546,9 +585,10 @@ impl Outcome {
 
     fn print(&self, plan: &Plan) {
         println!(
-            "{}  {} connections, {}  {:.1} s",
+            "{}  {} {} connections, {}  {:.1} s",
             self.target,
             plan.connections,
+            if plan.http2 { "HTTP/2" } else { "HTTP/1.1" },
             match plan.rate {
                 Some(r) => format!("open model at {r} req/s"),
                 None => "closed model".to_owned(),

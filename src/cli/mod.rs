@@ -141,6 +141,10 @@ enum Command {
         /// audience, in turn (only a bad signature for fixed or fetched tokens).
         #[arg(long, default_value_t = 0.0)]
         invalid_share: f64,
+        /// HTTP/2 over cleartext with prior knowledge (h2c), one stream at a time per
+        /// connection, instead of HTTP/1.1.
+        #[arg(long)]
+        http2: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -228,6 +232,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             client_id,
             client_secret,
             invalid_share,
+            http2,
             json,
         } => loadtest::run(&loadtest::Params {
             target,
@@ -246,6 +251,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             client_id,
             client_secret,
             invalid_share,
+            http2,
             json,
         }),
         Command::Man => {

@@ -125,3 +125,28 @@ scopes = ["read"]
     .unwrap();
     assert_eq!(r["status"]["200"], 50, "{r}");
 }
+
+#[tokio::test]
+async fn drives_http2_cleartext_too() {
+    let h = Harness::start().await;
+    let token = h.key.sign(&claims("read"));
+    let url = h.url("/items/1");
+    let r = tokio::task::spawn_blocking(move || {
+        loadtest(&[
+            "--target",
+            &url,
+            "--token",
+            &token,
+            "--requests",
+            "100",
+            "--connections",
+            "2",
+            "--http2",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(r["protocol"], "h2c");
+    assert_eq!(r["status"]["200"], 100, "{r}");
+    assert_eq!(h.upstream.hits(), 100);
+}
