@@ -30,7 +30,15 @@ const BACKLOG: u32 = 1024;
 
 /// A listening socket bound to `addr` with `SO_REUSEADDR` and, on Unix, `SO_REUSEPORT`.
 /// Must be called within a Tokio runtime.
+///
+/// A port some other listener holds is refused first, as without `SO_REUSEPORT`: a second
+/// gateway started on the same address (an old one still running, say) must fail to start,
+/// not quietly share the traffic. A plain bind (no `SO_REUSEPORT`) conflicts with any
+/// listener there, ours included, so it is the probe; it is closed at once.
 pub fn reuseport_listener(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    if addr.port() != 0 {
+        drop(std::net::TcpListener::bind(addr)?);
+    }
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

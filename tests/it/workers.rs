@@ -1,6 +1,7 @@
 //! Server workers (`--workers N`, as the binary serves): N threads with their own event
-//! loops and upstream pools accept on one listener and share one configuration, one set of
-//! caches, one connection bound and one set of metrics.
+//! loops, listening sockets (SO_REUSEPORT) and upstream pools share one configuration, one
+//! set of caches, one connection bound and one set of metrics; and no other gateway can
+//! join their address.
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -117,4 +118,24 @@ async fn workers_share_one_connection_bound() {
     drop(first);
     let status = within("the second answer", second).await.unwrap();
     assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_a_taken_address_does_not_start() {
+    let h = Harness::builder().workers(TWO).start().await;
+    // Each worker's socket has SO_REUSEPORT; another gateway must not join them and share
+    // the traffic: it fails to start, as it would without.
+    let second = portcullis::app::Gateway::start(portcullis::app::Options {
+        listen: Some(h.gateway.local_addr()),
+        workers: Some(TWO),
+        ..portcullis::app::Options::new(h.config_path())
+    })
+    .await;
+    match second {
+        Err(e) => assert!(e.to_string().contains(&h.gateway.local_addr().to_string()), "{e}"),
+        Ok(_) => panic!("a second gateway started on {}", h.gateway.local_addr()),
+    }
+    // The first still serves.
+    let token = h.key.sign(&claims("read"));
+    assert_eq!(h.get("/items/1", &token).await.status, http::StatusCode::OK);
 }
