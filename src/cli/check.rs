@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use portcullis::jwks::alg_name;
-use portcullis::model::{ProtectedResource, RealmRef, ScopeMatch};
+use portcullis::model::{ProtectedResource, RealmRef};
 use portcullis::snapshot::{RealmEntry, Snapshot};
 use portcullis::store::Store;
 
@@ -151,10 +151,7 @@ fn print_resource(pr: &ProtectedResource) {
         .map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","))
         .unwrap_or_else(|| "*".into());
     let scopes = pr.scopes.to_space_separated();
-    let rule = match pr.scope_match {
-        ScopeMatch::All => "all of",
-        ScopeMatch::Any => "any of",
-    };
+    let rule = format!("{} of", pr.scope_match.as_str());
     println!(
         "    {}  {} {}{}  needs {}{}{}",
         pr.id,

@@ -8,7 +8,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 use super::{Call, Problem, answer};
-use crate::model::{EntityKind, EntitySource, ScopeMatch};
+use crate::model::{EntityKind, EntitySource};
 
 /// Answers `GET /match`.
 pub(super) fn matching(call: &Call<'_>) -> Result<Response<Full<Bytes>>, Problem> {
@@ -79,10 +79,7 @@ fn described(call: &Call<'_>, pr: &crate::model::ProtectedResource, server: &str
         "resource_server": server,
         "pattern": pattern,
         "scopes": pr.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        "scope_match": match pr.scope_match {
-            ScopeMatch::All => "all",
-            ScopeMatch::Any => "any",
-        },
+        "scope_match": pr.scope_match.as_str(),
         "max_age": pr.max_age,
         "max_token_lifetime": pr.max_token_lifetime,
         "in_force": pr.validity.in_force(now),

@@ -84,6 +84,14 @@ pub enum ScopeMatch {
 }
 
 impl ScopeMatch {
+    /// The rule as the configuration writes it: `all` or `any`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Any => "any",
+        }
+    }
+
     /// Whether `granted` satisfies `required` under this rule. An empty requirement is met
     /// by any valid token.
     pub fn satisfied<'a>(self, required: &ScopeSet, mut granted: impl FnMut(&str) -> bool + 'a) -> bool {

@@ -172,12 +172,9 @@ pub(super) fn refusal_detail(snap: &Snapshot, denied: &Denied, headers: &http::H
                 .map(|s| s.as_str())
                 .filter(|s| !held.contains(s))
                 .collect();
-            let rule = match pr.scope_match {
-                crate::model::ScopeMatch::All => "all of",
-                crate::model::ScopeMatch::Any => "any of",
-            };
             out.push_str(&format!(
-                "; needs {rule} [{}], missing [{}]",
+                "; needs {} of [{}], missing [{}]",
+                pr.scope_match.as_str(),
                 pr.scopes.to_space_separated(),
                 missing.join(" ")
             ));
