@@ -24,25 +24,66 @@ use serde_json::{Value, json};
 
 use portcullis::issuer::{MintRequest, mint};
 
-/// What `loadtest` was asked for.
-pub(super) struct Params {
+/// What `loadtest` was asked for: its command-line arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Params {
+    /// The URL to load (http://).
+    #[arg(long)]
     pub target: String,
+    /// Run the same load against this URL next and print the ratios.
+    #[arg(long)]
     pub compare: Option<String>,
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 32)]
     pub connections: usize,
+    /// How long, e.g. 10s (default 10s unless --requests is given).
+    #[arg(long)]
     pub duration: Option<String>,
+    /// Stop after this many requests.
+    #[arg(long)]
     pub requests: Option<u64>,
+    /// Requests per second in all (open model: latency from when each was due); default
+    /// as fast as possible (closed model).
+    #[arg(long)]
     pub rate: Option<f64>,
+    /// Request method.
+    #[arg(long, default_value = "GET")]
     pub method: String,
+    /// A fixed bearer token.
+    #[arg(long, conflicts_with_all = ["config", "token_url"])]
     pub token: Option<String>,
+    /// Mint tokens from this configuration's realm key (with --resource-server).
+    #[arg(long, requires = "resource_server")]
     pub config: Option<PathBuf>,
+    /// The resource server minted tokens are for (or, with --token-url, the `resource`).
+    #[arg(long)]
     pub resource_server: Option<String>,
+    /// Scopes of minted or fetched tokens.
+    #[arg(long)]
     pub scope: Option<String>,
+    /// Mint this many distinct tokens and send them in turn (default: one, a cache hit).
+    #[arg(long)]
     pub unique: Option<usize>,
+    /// Fetch tokens from this token endpoint by client_credentials (refreshed before
+    /// they expire).
+    #[arg(long, requires_all = ["client_id", "client_secret"])]
     pub token_url: Option<String>,
+    /// The client of --token-url.
+    #[arg(long)]
     pub client_id: Option<String>,
+    /// Its secret.
+    #[arg(long)]
     pub client_secret: Option<String>,
+    /// The share of requests (0 to 1) with an invalid token: bad signature, expired, wrong
+    /// audience, in turn (only a bad signature for fixed or fetched tokens).
+    #[arg(long, default_value_t = 0.0)]
     pub invalid_share: f64,
+    /// HTTP/2 over cleartext with prior knowledge (h2c), one stream at a time per
+    /// connection, instead of HTTP/1.1.
+    #[arg(long)]
     pub http2: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -167,18 +208,20 @@ impl Tokens {
             return Self::minted(config, rs, p.scope.as_deref(), p.unique);
         }
         if let Some(url) = &p.token_url {
-            let fetched = fetch(url, p).await?;
+            // clap requires --client-id and --client-secret with --token-url.
+            let params = FetchParams::of(p);
+            let fetched = fetch(url, &params).await?;
             let invalid = vec![bearer(&tampered(&fetched.0))?];
             let one = Arc::new(arc_swap::ArcSwap::from_pointee(bearer(&fetched.0)?));
             // Refreshed before it expires: at 80 % of its lifetime.
             if let Some(ttl) = fetched.1 {
-                let (url, p2) = (url.clone(), FetchParams::of(p));
+                let url = url.clone();
                 let slot = one.clone();
                 tokio::spawn(async move {
                     let mut ttl = ttl;
                     loop {
                         tokio::time::sleep(ttl.mul_f64(0.8).max(Duration::from_secs(1))).await;
-                        if let Ok((t, next)) = fetch_with(&url, &p2).await
+                        if let Ok((t, next)) = fetch(&url, &params).await
                             && let Ok(v) = bearer(&t)
                         {
                             slot.store(Arc::new(v));
@@ -288,19 +331,9 @@ impl FetchParams {
     }
 }
 
-async fn fetch(url: &str, p: &Params) -> Result<(String, Option<Duration>), Fail> {
-    if p.client_id.is_none() {
-        return Err((
-            super::EXIT_CONFIG,
-            "--token-url needs --client-id and --client-secret".into(),
-        ));
-    }
-    fetch_with(url, &FetchParams::of(p)).await
-}
-
 /// A token from `url` by client_credentials (RFC 6749 § 4.4, `client_secret_basic`), and
 /// its lifetime.
-async fn fetch_with(url: &str, p: &FetchParams) -> Result<(String, Option<Duration>), Fail> {
+async fn fetch(url: &str, p: &FetchParams) -> Result<(String, Option<Duration>), Fail> {
     use base64::Engine as _;
     let uri: Uri = url
         .parse()

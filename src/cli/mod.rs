@@ -89,66 +89,7 @@ enum Command {
     /// time or a number of requests, as fast as possible or at --rate; bearer tokens fixed,
     /// minted from a realm's key, or fetched from a token endpoint, with a share of invalid
     /// ones.
-    Loadtest {
-        /// The URL to load (http://).
-        #[arg(long)]
-        target: String,
-        /// Run the same load against this URL next and print the ratios.
-        #[arg(long)]
-        compare: Option<String>,
-        /// Keep-alive connections.
-        #[arg(long, default_value_t = 32)]
-        connections: usize,
-        /// How long, e.g. 10s (default 10s unless --requests is given).
-        #[arg(long)]
-        duration: Option<String>,
-        /// Stop after this many requests.
-        #[arg(long)]
-        requests: Option<u64>,
-        /// Requests per second in all (open model: latency from when each was due); default
-        /// as fast as possible (closed model).
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Request method.
-        #[arg(long, default_value = "GET")]
-        method: String,
-        /// A fixed bearer token.
-        #[arg(long, conflicts_with_all = ["config", "token_url"])]
-        token: Option<String>,
-        /// Mint tokens from this configuration's realm key (with --resource-server).
-        #[arg(long, requires = "resource_server")]
-        config: Option<PathBuf>,
-        /// The resource server minted tokens are for (or, with --token-url, the `resource`).
-        #[arg(long)]
-        resource_server: Option<String>,
-        /// Scopes of minted or fetched tokens.
-        #[arg(long)]
-        scope: Option<String>,
-        /// Mint this many distinct tokens and send them in turn (default: one, a cache hit).
-        #[arg(long)]
-        unique: Option<usize>,
-        /// Fetch tokens from this token endpoint by client_credentials (refreshed before
-        /// they expire).
-        #[arg(long, requires_all = ["client_id", "client_secret"])]
-        token_url: Option<String>,
-        /// The client of --token-url.
-        #[arg(long)]
-        client_id: Option<String>,
-        /// Its secret.
-        #[arg(long)]
-        client_secret: Option<String>,
-        /// The share of requests (0 to 1) with an invalid token: bad signature, expired, wrong
-        /// audience, in turn (only a bad signature for fixed or fetched tokens).
-        #[arg(long, default_value_t = 0.0)]
-        invalid_share: f64,
-        /// HTTP/2 over cleartext with prior knowledge (h2c), one stream at a time per
-        /// connection, instead of HTTP/1.1.
-        #[arg(long)]
-        http2: bool,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Loadtest(loadtest::Params),
     /// Mint a test access token from a realm's signing key.
     Token {
         /// A TOML file or a directory of TOML files.
@@ -215,45 +156,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             clap_complete::generate(shell, &mut Args::command(), "portcullis", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Command::Loadtest {
-            target,
-            compare,
-            connections,
-            duration,
-            requests,
-            rate,
-            method,
-            token,
-            config,
-            resource_server,
-            scope,
-            unique,
-            token_url,
-            client_id,
-            client_secret,
-            invalid_share,
-            http2,
-            json,
-        } => loadtest::run(&loadtest::Params {
-            target,
-            compare,
-            connections,
-            duration,
-            requests,
-            rate,
-            method,
-            token,
-            config,
-            resource_server,
-            scope,
-            unique,
-            token_url,
-            client_id,
-            client_secret,
-            invalid_share,
-            http2,
-            json,
-        }),
+        Command::Loadtest(params) => loadtest::run(&params),
         Command::Man => {
             use clap::CommandFactory as _;
             match clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout()) {
