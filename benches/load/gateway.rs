@@ -49,12 +49,15 @@ fn write_keys(dir: &Path) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn config_text(upstream: SocketAddr, cache: bool) -> String {
+fn config_text(dir: &Path, upstream: SocketAddr, cache: bool) -> String {
     format!(
         r#"[server]
 listen = "127.0.0.1:0"
 token_cache = {cache}
 admin_listen = "127.0.0.1:0"
+
+[store]
+url = "sqlite://{store}"
 
 [[realm]]
 name = "load"
@@ -90,7 +93,8 @@ id = "enc-items"
 resource_server = "enc"
 paths = ["/enc/**"]
 scopes = ["read"]
-"#
+"#,
+        store = dir.join("store.db").display()
     )
 }
 
@@ -137,8 +141,8 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
     eprintln!("load: upstream {} on {up_addr}", upstream.pid());
     let config_on = dir.path().join("cache-on.toml");
     let config_off = dir.path().join("cache-off.toml");
-    fs::write(&config_on, config_text(up_addr, true))?;
-    fs::write(&config_off, config_text(up_addr, false))?;
+    fs::write(&config_on, config_text(dir.path(), up_addr, true))?;
+    fs::write(&config_off, config_text(dir.path(), up_addr, false))?;
 
     // The same configuration, loaded in process, for the fixed tokens.
     let snap =
@@ -160,25 +164,77 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
     let jwe_token = jwe_keys.encrypt(&mint_one(&es256, ENC_AUD, now)?)?;
     let pool = o.unique_tokens.unwrap_or((10_000.0 * o.seconds).ceil() as usize).max(2);
     let config_arg = config_on.display().to_string();
-    let unique = |alg: &str, n: usize| args(&["--config", &config_arg, "--resource-server", "api", "--alg", alg, "--scope", "read", "--unique", &n.to_string()]);
+    let unique = |alg: &str, n: usize| {
+        args(&[
+            "--config",
+            &config_arg,
+            "--resource-server",
+            "api",
+            "--alg",
+            alg,
+            "--scope",
+            "read",
+            "--unique",
+            &n.to_string(),
+        ])
+    };
 
     let mut table = Vec::new();
     if rows.contains(&"direct") {
         eprintln!("load: direct");
         let url = format!("http://{up_addr}/items/1");
-        let outcome = loadgen::run(&o.generator(), &o.load_args(&url, &args(&["--token", &es_token]), None), 200)?;
+        let outcome = loadgen::run(
+            &o.generator(),
+            &o.load_args(&url, &args(&["--token", &es_token]), None),
+            200,
+        )?;
         table.push(Measured::without_process("direct", outcome));
     }
     for &workers in &o.workers {
         for &name in rows.iter().filter(|r| **r != "direct") {
             let row = match name {
-                "cache-on" => RowLoad { config: &config_on, path: "/items/1", tokens: args(&["--token", &es_token]), expect: 200 },
-                "cache-off-rs256" => RowLoad { config: &config_off, path: "/items/1", tokens: args(&["--token", &rs_token]), expect: 200 },
-                "cache-off-es256" => RowLoad { config: &config_off, path: "/items/1", tokens: args(&["--token", &es_token]), expect: 200 },
-                "unique-rs256" => RowLoad { config: &config_on, path: "/items/1", tokens: unique("RS256", pool), expect: 200 },
-                "unique-es256" => RowLoad { config: &config_on, path: "/items/1", tokens: unique("ES256", pool), expect: 200 },
-                "cache-100k" => RowLoad { config: &config_on, path: "/items/1", tokens: unique("ES256", CACHE_FILL), expect: 200 },
-                "jwe-rsa-oaep" => RowLoad { config: &config_on, path: "/enc/1", tokens: args(&["--token", &jwe_token]), expect: 200 },
+                "cache-on" => RowLoad {
+                    config: &config_on,
+                    path: "/items/1",
+                    tokens: args(&["--token", &es_token]),
+                    expect: 200,
+                },
+                "cache-off-rs256" => RowLoad {
+                    config: &config_off,
+                    path: "/items/1",
+                    tokens: args(&["--token", &rs_token]),
+                    expect: 200,
+                },
+                "cache-off-es256" => RowLoad {
+                    config: &config_off,
+                    path: "/items/1",
+                    tokens: args(&["--token", &es_token]),
+                    expect: 200,
+                },
+                "unique-rs256" => RowLoad {
+                    config: &config_on,
+                    path: "/items/1",
+                    tokens: unique("RS256", pool),
+                    expect: 200,
+                },
+                "unique-es256" => RowLoad {
+                    config: &config_on,
+                    path: "/items/1",
+                    tokens: unique("ES256", pool),
+                    expect: 200,
+                },
+                "cache-100k" => RowLoad {
+                    config: &config_on,
+                    path: "/items/1",
+                    tokens: unique("ES256", CACHE_FILL),
+                    expect: 200,
+                },
+                "jwe-rsa-oaep" => RowLoad {
+                    config: &config_on,
+                    path: "/enc/1",
+                    tokens: args(&["--token", &jwe_token]),
+                    expect: 200,
+                },
                 "bad-token-401" => RowLoad {
                     config: &config_on,
                     path: "/items/1",
@@ -200,7 +256,9 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
             // cache-100k sends each of its tokens once, however long that takes.
             let requests = (name == "cache-100k").then_some(CACHE_FILL as u64);
             let load = o.load_args(&url, &row.tokens, requests);
-            let mut m = table::measure(name, Some(workers), &gw.proc, || loadgen::run(&o.generator(), &load, row.expect))?;
+            let mut m = table::measure(name, Some(workers), &gw.proc, || {
+                loadgen::run(&o.generator(), &load, row.expect)
+            })?;
             if name == "cache-100k"
                 && let Some(admin) = gw.admin
                 && let Some(n) = table::metric(admin, "portcullis_token_cache_entries")

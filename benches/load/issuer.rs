@@ -50,10 +50,20 @@ struct Keys {
 
 fn generate() -> Result<Keys, BoxError> {
     let signing = vec![
-        jwk_json(Jwk::generate_ec_key(EcCurve::P256)?, "s-es256", Some("ES256"), Some("sig")),
+        jwk_json(
+            Jwk::generate_ec_key(EcCurve::P256)?,
+            "s-es256",
+            Some("ES256"),
+            Some("sig"),
+        ),
         jwk_json(Jwk::generate_rsa_key(2048)?, "s-rs256", Some("RS256"), Some("sig")),
         jwk_json(Jwk::generate_rsa_key(2048)?, "s-ps256", Some("PS256"), Some("sig")),
-        jwk_json(Jwk::generate_ed_key(EdCurve::Ed25519)?, "s-eddsa", Some("EdDSA"), Some("sig")),
+        jwk_json(
+            Jwk::generate_ed_key(EdCurve::Ed25519)?,
+            "s-eddsa",
+            Some("EdDSA"),
+            Some("sig"),
+        ),
     ];
     let mut encryption = Vec::new();
     for (ty, _, enc) in TYPES {
@@ -80,19 +90,26 @@ fn generate() -> Result<Keys, BoxError> {
 /// The gateway's files: signing keys, encryption keys, the client's public key, the TOML.
 fn write_gateway_config(dir: &Path, keys: &Keys) -> Result<PathBuf, BoxError> {
     fs::write(dir.join("signing.json"), json!({ "keys": keys.signing }).to_string())?;
-    fs::write(dir.join("client.pub.json"), json!({ "keys": [keys.client_public] }).to_string())?;
+    fs::write(
+        dir.join("client.pub.json"),
+        json!({ "keys": [keys.client_public] }).to_string(),
+    )?;
     let hash = portcullis::issuer::hash_secret(BASIC_SECRET)?;
     let mut toml = format!(
         r#"[server]
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 
+[store]
+url = "sqlite://{store}"
+
 [[realm]]
 name = "bench"
 issuer = "{ISSUER}"
 algorithms = ["ES256", "RS256", "PS256", "EdDSA"]
 signing_keys = "signing.json"
-"#
+"#,
+        store = dir.join("store.db").display()
     );
     for (ty, sign, enc) in TYPES {
         toml.push_str(&format!(
@@ -100,7 +117,11 @@ signing_keys = "signing.json"
             audience(ty)
         ));
         if let Some(alg) = enc {
-            let (_, jwk) = keys.encryption.iter().find(|(t, _)| t == ty).ok_or("no encryption key")?;
+            let (_, jwk) = keys
+                .encryption
+                .iter()
+                .find(|(t, _)| t == ty)
+                .ok_or("no encryption key")?;
             fs::write(dir.join(format!("enc-{ty}.json")), json!({ "keys": [jwk] }).to_string())?;
             toml.push_str(&format!(
                 "encryption = \"resource_server\"\nencryption_jwks_file = \"enc-{ty}.json\"\nkey_alg = \"{alg}\"\ncontent_alg = \"{CONTENT_ALG}\"\n"
@@ -135,7 +156,11 @@ fn write_peer_config(dir: &Path, keys: &Keys) -> Result<PathBuf, BoxError> {
     for (ty, sign, enc) in TYPES {
         let mut rs = json!({ "sign_alg": sign });
         if let Some(alg) = enc {
-            let (_, jwk) = keys.encryption.iter().find(|(t, _)| t == ty).ok_or("no encryption key")?;
+            let (_, jwk) = keys
+                .encryption
+                .iter()
+                .find(|(t, _)| t == ty)
+                .ok_or("no encryption key")?;
             // The issuer encrypts to the public part (all of a symmetric key).
             let public = match Jwk::from_map(jwk.as_object().cloned().unwrap_or_default())? {
                 k if k.key_type() == "oct" => jwk.clone(),
@@ -282,7 +307,9 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
             let issuer = format!("http://127.0.0.1:{port}");
             let url = format!("{issuer}/token");
             let load = o.load_args(&url, &grant_args(auth, ty, &client_key, &issuer), None);
-            theirs.push(table::measure(&name, None, &node, || loadgen::run(&o.generator(), &load, 200))?);
+            theirs.push(table::measure(&name, None, &node, || {
+                loadgen::run(&o.generator(), &load, 200)
+            })?);
         }
     }
     table::print_header(o, "issuer suite (client_credentials token requests)");
@@ -324,7 +351,11 @@ fn print(ours: &[Measured], theirs: &[Measured]) {
                 format!("{:.0}", p.outcome.rps),
                 format!("{:.2}", p.outcome.p99),
                 cpu(p),
-                if p.outcome.rps > 0.0 { format!("{:.1}", r.outcome.rps / p.outcome.rps) } else { "-".into() },
+                if p.outcome.rps > 0.0 {
+                    format!("{:.1}", r.outcome.rps / p.outcome.rps)
+                } else {
+                    "-".into()
+                },
                 match (r.cpu_us, p.cpu_us) {
                     (Some(a), Some(b)) if a > 0.0 => format!("{:.1}", b / a),
                     _ => "-".into(),

@@ -56,7 +56,12 @@ pub(crate) fn run(g: &Generator<'_>, args: &[String], expect: u16) -> Result<Out
     let distinct = v["distinct_tokens"].as_u64();
     Ok(Outcome {
         requests,
-        rps: v["rps"].as_f64().unwrap_or(0.0) * if requests == 0 { 0.0 } else { expected as f64 / requests as f64 },
+        rps: v["rps"].as_f64().unwrap_or(0.0)
+            * if requests == 0 {
+                0.0
+            } else {
+                expected as f64 / requests as f64
+            },
         p50: v["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
         p99: v["latency_ms"]["p99"].as_f64().unwrap_or(0.0),
         p999: v["latency_ms"]["p999"].as_f64().unwrap_or(0.0),

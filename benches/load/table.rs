@@ -67,7 +67,10 @@ pub(crate) fn measure(
 
 /// A counter or gauge from a gateway's admin listener's `/metrics`.
 pub(crate) fn metric(admin: SocketAddr, name: &str) -> Option<u64> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
     let body = rt.block_on(async {
         let stream = tokio::net::TcpStream::connect(admin).await.ok()?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
@@ -76,7 +79,10 @@ pub(crate) fn metric(admin: SocketAddr, name: &str) -> Option<u64> {
             .header(HOST, HeaderValue::from_static("admin"))
             .body(Empty::<Bytes>::new())
             .ok()?;
-        let resp = tokio::time::timeout(Duration::from_secs(5), send.send_request(req)).await.ok()?.ok()?;
+        let resp = tokio::time::timeout(Duration::from_secs(5), send.send_request(req))
+            .await
+            .ok()?
+            .ok()?;
         resp.into_body().collect().await.ok().map(|b| b.to_bytes())
     })?;
     let text = std::str::from_utf8(&body).ok()?;
@@ -109,11 +115,17 @@ pub(crate) fn print_header(o: &Opts, what: &str) {
         humantime::format_rfc3339_seconds(date),
         cores(),
         o.connections,
-        if o.http2 { format!(" × {} h2c streams", o.streams) } else { String::new() },
+        if o.http2 {
+            format!(" × {} h2c streams", o.streams)
+        } else {
+            String::new()
+        },
         o.seconds,
         list.join(","),
         o.generator_threads,
-        o.pin_generator.as_ref().map_or(String::new(), |c| format!(" on CPU {c}")),
+        o.pin_generator
+            .as_ref()
+            .map_or(String::new(), |c| format!(" on CPU {c}")),
     );
     match (&o.pin_generator, &o.pin_gateway) {
         (None, None) => println!(

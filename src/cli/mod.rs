@@ -89,7 +89,7 @@ enum Command {
     /// time or a number of requests, as fast as possible or at --rate; bearer tokens fixed,
     /// minted from a realm's key, or fetched from a token endpoint, with a share of invalid
     /// ones.
-    Loadtest(loadtest::Params),
+    Loadtest(Box<loadtest::Params>),
     /// Mint a test access token from a realm's signing key.
     Token {
         /// A TOML file or a directory of TOML files.

@@ -123,31 +123,39 @@ impl SecretChecker {
 
     /// Checks `presented` against the stored `phc` for `client_id`, asked from `source`.
     pub async fn verify(&self, client_id: &str, presented: &str, phc: &str, source: Source) -> Result<(), SecretError> {
-        // Counted before anything is paid: concurrent guesses past the limit never hash.
-        let mut reservation = self
-            .throttle
-            .reserve(client_id, source)
-            .map_err(SecretError::Throttled)?;
+        // A pair that used up its failures is refused first, even with the right secret.
+        self.throttle.check(client_id, source).map_err(SecretError::Throttled)?;
         let tag = self.tag(client_id, presented, phc);
         if tag.is_some_and(|t| self.remembered.contains_key(&t)) {
-            reservation.succeeded();
+            self.throttle.forgive(client_id, source);
             return Ok(());
         }
-        if let Err(wait) = self.throttle.reserve_source(&mut reservation, source) {
-            reservation.release();
-            return Err(SecretError::Throttled(wait));
-        }
-        match self.hash_check(tag, presented, phc, true).await {
-            Ok(()) => {
-                reservation.succeeded();
-                Ok(())
-            }
-            Err(SecretError::Mismatch) => Err(SecretError::Mismatch),
-            Err(e) => {
+        // The failure is reserved by the check that pays the hash, before it is paid, not by
+        // every request: identical checks in flight share one run and are one try, so a
+        // client's burst of concurrent requests with its right secret is not taken for
+        // guessing, while concurrent distinct guesses past the limit never hash.
+        let paid = async {
+            let mut reservation = self
+                .throttle
+                .reserve(client_id, source)
+                .map_err(SecretError::Throttled)?;
+            if let Err(wait) = self.throttle.reserve_source(&mut reservation, source) {
                 reservation.release();
-                Err(e)
+                return Err(SecretError::Throttled(wait));
             }
-        }
+            match self.hash(presented, phc).await {
+                Ok(()) => {
+                    reservation.succeeded();
+                    Ok(())
+                }
+                Err(SecretError::Mismatch) => Err(SecretError::Mismatch),
+                Err(e) => {
+                    reservation.release();
+                    Err(e)
+                }
+            }
+        };
+        self.shared(tag, true, paid).await
     }
 
     /// What checking `presented` for an unknown `client_id` from `source` comes to: always
@@ -163,7 +171,7 @@ impl SecretChecker {
             return SecretError::Throttled(wait);
         }
         let tag = self.tag(client_id, presented, DUMMY_PHC);
-        match self.hash_check(tag, presented, DUMMY_PHC, false).await {
+        match self.shared(tag, false, self.hash(presented, DUMMY_PHC)).await {
             // Whatever the dummy check says, an unknown id fails, and counts as a failure.
             Ok(()) | Err(SecretError::Mismatch) | Err(SecretError::BadHash) => {
                 drop(reservation);
@@ -190,40 +198,39 @@ impl SecretChecker {
         })
     }
 
-    /// The argon2 verification behind the gate, shared by identical checks in flight; a
-    /// success is remembered when `remember`.
-    async fn hash_check(
+    /// The argon2 verification of `presented` against `phc`, behind the gate.
+    async fn hash(&self, presented: &str, phc: &str) -> Result<(), SecretError> {
+        let (presented, phc) = (presented.to_owned(), phc.to_owned());
+        let runs = self.runs.clone();
+        let memory = self.memory.clone();
+        // NB: argon2 is deliberately slow; never on a runtime worker.
+        let outcome = self
+            .gate
+            .run(move || {
+                runs.fetch_add(1, Ordering::Relaxed);
+                memory.verify(presented.as_bytes(), &phc)
+            })
+            .await;
+        match outcome {
+            Ok(result) => result,
+            Err(Refused::Busy) => Err(SecretError::Busy),
+            Err(Refused::Lost) => Err(SecretError::BadHash),
+        }
+    }
+
+    /// `check`'s outcome, shared by identical checks in flight (same `tag`): the first runs
+    /// it, later ones await its outcome; a success is remembered when `remember`.
+    async fn shared(
         &self,
         tag: Option<[u8; 32]>,
-        presented: &str,
-        phc: &str,
         remember: bool,
+        check: impl Future<Output = Result<(), SecretError>>,
     ) -> Result<(), SecretError> {
-        let run = || {
-            let (presented, phc) = (presented.to_owned(), phc.to_owned());
-            let runs = self.runs.clone();
-            let gate = self.gate.clone();
-            let memory = self.memory.clone();
-            async move {
-                // NB: argon2 is deliberately slow; never on a runtime worker.
-                let outcome = gate
-                    .run(move || {
-                        runs.fetch_add(1, Ordering::Relaxed);
-                        memory.verify(presented.as_bytes(), &phc)
-                    })
-                    .await;
-                match outcome {
-                    Ok(result) => result,
-                    Err(Refused::Busy) => Err(SecretError::Busy),
-                    Err(Refused::Lost) => Err(SecretError::BadHash),
-                }
-            }
-        };
         let Some(tag) = tag else {
-            return run().await;
+            return check.await;
         };
         let cell = self.in_flight.get_with(tag, || Arc::new(OnceCell::new()));
-        let outcome = *cell.get_or_init(run).await;
+        let outcome = *cell.get_or_init(|| check).await;
         if remember && outcome.is_ok() {
             self.remembered.insert(tag, ());
         }

@@ -121,6 +121,22 @@ impl Throttle {
         Ok(Reservation { pair, source: None })
     }
 
+    /// Whether `client_id` from `source` may try now: `Err(seconds)` when that pair has used
+    /// up its failures, with the seconds until its window ends. Takes nothing.
+    pub(super) fn check(&self, client_id: &str, source: Source) -> Result<(), u64> {
+        match self.pairs.get(&(digest(client_id), source)) {
+            Some(pair) => used_up(pair.load(Ordering::Acquire), self.now(), MAX_FAILURES).map_or(Ok(()), Err),
+            None => Ok(()),
+        }
+    }
+
+    /// A remembered right secret from `source`: that pair's failures start over.
+    pub(super) fn forgive(&self, client_id: &str, source: Source) {
+        if let Some(pair) = self.pairs.get(&(digest(client_id), source)) {
+            pair.store(0, Ordering::Release);
+        }
+    }
+
     /// Also reserves a failure against `source` as a whole, before a hash is paid (a
     /// remembered success needs none); `Err(seconds)` when the source has used up its
     /// failures over all client ids.
@@ -157,19 +173,23 @@ fn pack(start: u32, count: u32) -> u64 {
     (u64::from(start) << 32) | u64::from(count)
 }
 
+/// The seconds until the window of `v` ends if its failures reached `limit` at `now`.
+fn used_up(v: u64, now: u32, limit: u32) -> Option<u64> {
+    let (start, count) = unpack(v);
+    let ended = count == 0 || now < start || now >= start.saturating_add(FAILURE_WINDOW);
+    (!ended && count >= limit).then(|| u64::from(start.saturating_add(FAILURE_WINDOW) - now).max(1))
+}
+
 /// Takes one failure from `cell` at `now`, starting a new window when the last one ended.
 fn take(cell: &AtomicU64, now: u32, limit: u32) -> Result<(), u64> {
     let mut current = cell.load(Ordering::Acquire);
     loop {
+        if let Some(wait) = used_up(current, now, limit) {
+            return Err(wait);
+        }
         let (start, count) = unpack(current);
         let ended = count == 0 || now < start || now >= start.saturating_add(FAILURE_WINDOW);
-        let next = if ended {
-            pack(now, 1)
-        } else if count >= limit {
-            return Err(u64::from(start.saturating_add(FAILURE_WINDOW) - now).max(1));
-        } else {
-            pack(start, count + 1)
-        };
+        let next = if ended { pack(now, 1) } else { pack(start, count + 1) };
         match cell.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return Ok(()),
             Err(seen) => current = seen,

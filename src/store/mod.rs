@@ -16,6 +16,7 @@ pub mod follower;
 mod migrations;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -67,6 +68,8 @@ impl From<sqlx::Error> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// Assertion `jti` records, written in group commits.
+    jtis: Arc<jtis::GroupCommit>,
 }
 
 #[derive(Clone)]
@@ -85,12 +88,21 @@ impl std::fmt::Debug for Store {
 /// compiled once per driver.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.backend {
+        on_backend!(&$store.backend, $pool => $body)
+    };
+}
+
+/// As [`on_pool`], for a bare backend.
+macro_rules! on_backend {
+    ($backend:expr, $pool:ident => $body:expr) => {
+        match $backend {
             Backend::Sqlite($pool) => $body,
             Backend::Postgres($pool) => $body,
         }
     };
 }
+
+mod jtis;
 
 /// Takes the next version inside the transaction `$tx` (row-locked until it ends).
 macro_rules! next_version {
@@ -241,7 +253,10 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl(redact(url)));
         };
-        Ok(Self { backend })
+        Ok(Self {
+            backend,
+            jtis: Arc::default(),
+        })
     }
 
     /// `sqlite` or `postgres`.
@@ -330,22 +345,7 @@ impl Store {
     /// the first time, false for a replay, on any replica. A record that has expired is
     /// taken over (its assertion could not be accepted any more anyway).
     pub async fn first_use(&self, key: &[u8; 32], expires_at: i64, now: i64) -> Result<bool, StoreError> {
-        bounded(async {
-            on_pool!(self, pool => {
-                let done = sqlx::query(
-                    "INSERT INTO assertion_jtis (jti_key, expires_at) VALUES ($1, $2) \
-                     ON CONFLICT (jti_key) DO UPDATE SET expires_at = excluded.expires_at \
-                     WHERE assertion_jtis.expires_at <= $3",
-                )
-                .bind(&key[..])
-                .bind(expires_at)
-                .bind(now)
-                .execute(pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
-            })
-        })
-        .await
+        bounded(self.jtis.first_use(&self.backend, key, expires_at, now)).await
     }
 
     /// Deletes revocations and assertion records that expired by `now`; returns how many.

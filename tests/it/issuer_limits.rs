@@ -215,6 +215,38 @@ async fn a_success_clears_only_its_own_sources_failures() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_right_secrets_from_one_source_is_one_check_not_guessing() {
+    // A client that starts 32 workers at once, behind one address, before any of its checks
+    // is remembered: identical checks share one verification and are one try, so none of
+    // them is taken for a failure (each used to reserve one, and the sixth was throttled).
+    let h = harness("").start().await;
+    let gw = h.gateway.local_addr();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| tokio::spawn(token_from(source(6), gw, "basic-client", CLIENT_SECRET)))
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let a = t.await.unwrap();
+        assert_eq!(a.status, StatusCode::OK, "request {i}: {}", a.body);
+    }
+    // Guessing is still counted: distinct wrong secrets at once from another source.
+    let tasks: Vec<_> = (0..2 * MAX_FAILURES)
+        .map(|i| {
+            let wrong: &'static str = Box::leak(format!("wrong-{i}").into_boxed_str());
+            tokio::spawn(token_from(source(7), gw, "basic-client", wrong))
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    assert!(answers.iter().all(|a| a.status == StatusCode::UNAUTHORIZED));
+    throttled(
+        &token_from(source(7), gw, "basic-client", CLIENT_SECRET).await,
+        "after ten distinct wrong secrets at once",
+    );
+}
+
 #[tokio::test]
 async fn unknown_client_ids_are_verified_and_throttled_like_known_ones() {
     let h = harness("").start().await;

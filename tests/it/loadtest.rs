@@ -69,6 +69,9 @@ async fn issuer_harness() -> (Harness, TestKey) {
     let hash = portcullis::issuer::hash_secret("svc-secret").unwrap();
     let config = format!(
         r#"
+[server]
+admin_listen = "127.0.0.1:0"
+
 [[realm]]
 name = "t"
 issuer = "http://127.0.0.1/realms/t"
@@ -176,7 +179,10 @@ async fn loads_a_token_endpoint_with_basic_secrets_and_with_fresh_assertions() {
     .await
     .unwrap();
     assert_eq!(basic["status"]["200"], 80, "{basic}");
-    assert_eq!(basic["status"]["401"], 20, "a wrong secret is invalid_client: {basic}");
+    assert_eq!(
+        basic["status"]["400"], 20,
+        "an unknown resource is invalid_target: {basic}"
+    );
     // Each assertion is new: a repeated jti would be refused as a replay.
     let (url, aud) = (token_url.clone(), "http://127.0.0.1/realms/t".to_owned());
     let jwt = tokio::task::spawn_blocking(move || {
@@ -203,7 +209,10 @@ async fn loads_a_token_endpoint_with_basic_secrets_and_with_fresh_assertions() {
     assert_eq!(jwt["status"]["200"], 60, "{jwt}");
     let (_, text) = scrape(&h).await;
     assert_eq!(
-        must(&text, "portcullis_tokens_issued_total{realm=\"t\",resource_server=\"api\"}"),
+        must(
+            &text,
+            "portcullis_tokens_issued_total{realm=\"t\",resource_server=\"api\"}"
+        ),
         140.0,
         "{text}"
     );
@@ -224,6 +233,8 @@ async fn mints_a_pool_of_distinct_tokens_with_the_asked_algorithm() {
             "api",
             "--alg",
             "RS256",
+            "--scope",
+            "read",
             "--unique",
             "20",
             "--requests",
@@ -269,9 +280,12 @@ async fn drives_http2_cleartext_too() {
 
 #[tokio::test]
 async fn runs_several_http2_streams_on_each_connection() {
-    let h = Harness::start().await;
+    let h = Harness::builder()
+        .config(config_with("admin_listen = \"127.0.0.1:0\""))
+        .start()
+        .await;
     let token = h.key.sign(&claims("read"));
-    let url = h.url("/items/1");
+    let url = h.url("/open/1");
     let r = tokio::task::spawn_blocking(move || {
         loadtest(&[
             "--target",

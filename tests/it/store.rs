@@ -66,6 +66,29 @@ async fn an_assertion_jti_is_used_once_across_handles() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_uses_of_one_jti_have_one_winner() {
+    // 200 checks at once, each of 100 jtis twice: they are committed in groups, and within
+    // a group as across groups exactly one check of each jti is its first use.
+    on_each_engine(|store, _| async move {
+        let tasks: Vec<_> = (0..200u16)
+            .map(|i| {
+                let store = store.clone();
+                let mut k = [0u8; 32];
+                k[..2].copy_from_slice(&(i % 100).to_be_bytes());
+                tokio::spawn(async move { (i % 100, store.first_use(&k, NOW + 60, NOW).await.unwrap()) })
+            })
+            .collect();
+        let mut wins = [0u8; 100];
+        for t in tasks {
+            let (n, first) = t.await.unwrap();
+            wins[usize::from(n)] += u8::from(first);
+        }
+        assert!(wins.iter().all(|w| *w == 1), "{wins:?}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn entity_writes_are_conditional_on_the_version_they_read() {
     on_each_engine(|store, _| async move {

@@ -54,7 +54,10 @@ where
     /// Connects to `uri`'s authority (http:// only) and shakes hands.
     pub(super) async fn open(uri: &Uri, http2: bool) -> Result<Self, Fail> {
         if uri.scheme_str() != Some("http") {
-            return Err((super::super::EXIT_CONFIG, format!("{uri}: only http:// targets are supported")));
+            return Err((
+                super::super::EXIT_CONFIG,
+                format!("{uri}: only http:// targets are supported"),
+            ));
         }
         let authority = uri
             .authority()

@@ -118,7 +118,12 @@ async fn connection(c: usize, shared: Arc<Shared>, template: Histogram<u64>) -> 
 
 /// One lane: requests one after another until the time or the request budget is up. A
 /// failed connection is replaced by a new one of the lane's own.
-async fn lane_loop(lane: usize, mut conn: Option<Conn<Full<Bytes>>>, sh: Arc<Shared>, latency: Histogram<u64>) -> Tally {
+async fn lane_loop(
+    lane: usize,
+    mut conn: Option<Conn<Full<Bytes>>>,
+    sh: Arc<Shared>,
+    latency: Histogram<u64>,
+) -> Tally {
     let mut t = Tally {
         latency,
         statuses: BTreeMap::new(),

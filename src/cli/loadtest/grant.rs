@@ -14,7 +14,7 @@ use josekit::jws::JwsSigner;
 use serde_json::Value;
 
 use super::conn::Conn;
-use super::tokens::{invalid_variant, tampered};
+use super::tokens::invalid_variant;
 use super::{Fail, Params};
 
 const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
@@ -96,13 +96,18 @@ pub(super) async fn fetch(url: &str, p: &FetchParams) -> Result<(String, Option<
 /// The requests of a load against a token endpoint.
 pub(super) struct Grant {
     form: String,
+    /// The invalid variant's form: a `resource` no authorization server serves, refused
+    /// with `invalid_target` after the client authenticated. (A wrong secret or a bad
+    /// assertion would soon throttle the client at the load's one address, and the load
+    /// would measure the throttle.)
+    invalid_form: String,
     auth: ClientAuth,
 }
 
 enum ClientAuth {
-    /// `client_secret_basic`; the invalid variant has a wrong secret.
-    Basic { good: HeaderValue, bad: HeaderValue },
-    /// `private_key_jwt`; the invalid variant's assertion has a bad signature.
+    /// `client_secret_basic`.
+    Basic(HeaderValue),
+    /// `private_key_jwt`.
     Assertion(Box<Assertions>),
 }
 
@@ -114,6 +119,9 @@ struct Assertions {
     clock: portcullis::time::SharedClock,
 }
 
+/// The `resource` of the invalid variant.
+const NO_SUCH_RESOURCE: &str = "https://no-such-resource.invalid/";
+
 impl Grant {
     /// From the command line: `--client-id` with `--client-secret` or `--client-key`.
     pub(super) fn new(p: &Params) -> Result<Self, Fail> {
@@ -123,10 +131,7 @@ impl Grant {
             .clone()
             .ok_or_else(|| usage("--client-credentials needs --client-id".into()))?;
         let auth = match (&p.client_secret, &p.client_key) {
-            (Some(secret), None) => ClientAuth::Basic {
-                good: basic(&id, secret)?,
-                bad: basic(&id, &format!("{secret}-wrong"))?,
-            },
+            (Some(secret), None) => ClientAuth::Basic(basic(&id, secret)?),
             (None, Some(file)) => {
                 let (signer, kid) = assertion_signer(file).map_err(usage)?;
                 ClientAuth::Assertion(Box::new(Assertions {
@@ -145,6 +150,7 @@ impl Grant {
         };
         Ok(Self {
             form: form(p.scope.as_deref(), p.resource_server.as_deref()),
+            invalid_form: form(p.scope.as_deref(), Some(NO_SUCH_RESOURCE)),
             auth,
         })
     }
@@ -152,18 +158,16 @@ impl Grant {
     /// Request `i`'s `Authorization` and body; invalid for the first `share` of each
     /// hundred.
     pub(super) fn for_request(&self, i: u64, share: f64) -> Result<(Option<HeaderValue>, Bytes), Fail> {
-        let invalid = invalid_variant(i, share, 1).is_some();
+        let form = match invalid_variant(i, share, 1) {
+            Some(_) => &self.invalid_form,
+            None => &self.form,
+        };
         match &self.auth {
-            ClientAuth::Basic { good, bad } => Ok((
-                Some(if invalid { bad } else { good }.clone()),
-                Bytes::from(self.form.clone()),
-            )),
+            ClientAuth::Basic(header) => Ok((Some(header.clone()), Bytes::from(form.clone()))),
             ClientAuth::Assertion(a) => {
-                let jwt = a.mint()?;
-                let jwt = if invalid { tampered(&jwt) } else { jwt };
-                let mut body = form_urlencoded::Serializer::new(self.form.clone());
+                let mut body = form_urlencoded::Serializer::new(form.clone());
                 body.append_pair("client_assertion_type", portcullis::issuer::JWT_BEARER);
-                body.append_pair("client_assertion", &jwt);
+                body.append_pair("client_assertion", &a.mint()?);
                 Ok((None, Bytes::from(body.finish())))
             }
         }

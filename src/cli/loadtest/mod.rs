@@ -98,8 +98,8 @@ pub(crate) struct Params {
     pub assertion_audience: Option<String>,
     /// The share of requests (0 to 1) that are invalid: for resource requests a bad
     /// signature, an expired token and a wrong audience in turn (only a bad signature for
-    /// fixed or fetched tokens); for token requests a wrong secret or a badly signed
-    /// assertion.
+    /// fixed or fetched tokens); for token requests an unknown `resource` (refused after the
+    /// client authenticated: bad credentials would throttle the client).
     #[arg(long, default_value_t = 0.0)]
     pub invalid_share: f64,
     /// HTTP/2 over cleartext with prior knowledge (h2c) instead of HTTP/1.1.

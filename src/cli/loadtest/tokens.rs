@@ -197,7 +197,11 @@ where
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let make = &make;
-                s.spawn(move || (t * per..((t + 1) * per).min(n)).map(make).collect::<Result<Vec<_>, _>>())
+                s.spawn(move || {
+                    (t * per..((t + 1) * per).min(n))
+                        .map(make)
+                        .collect::<Result<Vec<_>, _>>()
+                })
             })
             .collect();
         let mut all = Vec::with_capacity(n);
