@@ -113,6 +113,9 @@ pub enum IssuerEndpoint {
     Introspect,
     /// RFC 7009 revocation.
     Revoke,
+    /// The authorization endpoint (RFC 6749 § 3.1): there only so the metadata names one, as
+    /// clients require; every request is refused with `unsupported_response_type`.
+    Authorize,
 }
 
 impl IssuerEndpoint {
@@ -124,6 +127,18 @@ impl IssuerEndpoint {
             Self::Token => "/token",
             Self::Introspect => "/introspect",
             Self::Revoke => "/revoke",
+            Self::Authorize => "/authorize",
+        }
+    }
+
+    /// The methods it answers, as an `Allow` value: RFC 6749 § 3.2 (token), RFC 7662 § 2.1
+    /// and RFC 7009 § 2.1 take `POST`; § 3.1 has the authorization endpoint take `GET` and
+    /// allows `POST`; documents are read with `GET` and `HEAD`.
+    pub fn allow(self) -> &'static str {
+        match self {
+            Self::Token | Self::Introspect | Self::Revoke => "POST",
+            Self::Authorize => "GET, POST",
+            Self::Metadata | Self::Jwks => "GET, HEAD",
         }
     }
 
@@ -135,6 +150,7 @@ impl IssuerEndpoint {
             Self::Token => "token",
             Self::Introspect => "introspect",
             Self::Revoke => "revoke",
+            Self::Authorize => "authorize",
         }
     }
 }
@@ -162,6 +178,29 @@ pub enum ScopeSource {
     /// Any scope some resource server of the realm defines; the token is
     /// still built for the target.
     AnyResourceServer,
+}
+
+/// What a protected resource asks of a request before it is forwarded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Auth {
+    /// A bearer token that passes every check of the resource (the default).
+    #[default]
+    Token,
+    /// Nothing (`auth = "none"`): an open resource, for health checks, documentation or an
+    /// upstream's own `/.well-known/*`. Still normalized, routed, forwarded and logged; no
+    /// token is asked for or checked.
+    None,
+}
+
+impl Auth {
+    /// The configuration's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::None => "none",
+        }
+    }
 }
 
 /// Where requests for a resource server are forwarded.
@@ -306,6 +345,8 @@ pub struct ProtectedResource {
     pub methods: Option<Vec<http::Method>>,
     /// Path patterns, as written.
     pub paths: Vec<String>,
+    /// Whether a token is needed at all. Defaults to [`Auth::Token`].
+    pub auth: Auth,
     /// Scopes a token must carry.
     pub scopes: ScopeSet,
     /// Whether all (default) or any of `scopes` are needed.

@@ -469,6 +469,7 @@ mod tests {
                 host: None,
                 methods: None,
                 paths: vec!["/**".into()],
+                auth: crate::model::Auth::Token,
                 scopes: scopes(required),
                 scope_match: rule,
                 max_age,
