@@ -32,7 +32,7 @@
 //! | `config` | sources → one compiled snapshot (errors name file, entity, field), warnings; watching | `discovery`, `inputs`, `jwks`, `model`, `routing`, `snapshot`, `time`, `tls`, `token` |
 //! | `snapshot` | the immutable configuration: one entry per entity, its epoch | `discovery`, `inputs`, `jwks`, `model`, `routing`, `tls`, `token` |
 //! | `discovery` | RFC 9728 protected resource metadata: each resource server's document, path and challenge URL | `model`, `respond`, `routing` |
-| `token` | bearer extraction, JWS/JWE verification, claims checks, caches, revocations | `jwks`, `model`, `time` |
+//! | `token` | bearer extraction, JWS/JWE verification, claims checks, caches, revocations | `jwks`, `model`, `time` |
 //! | `jwks` | key sets, remote fetch and refresh, signing keys | `chain`, `model`, `time`, `tls` |
 //! | `activity` | recent request counts sampled from the metrics, for the Admin Panel | `metrics`, `model`, `time` |
 //! | `metrics` | counters and histograms | `model` |
