@@ -80,11 +80,7 @@ pub fn answer(method: &Method, m: &ResourceMetadata) -> Response<Full<Bytes>> {
     if method == Method::GET || method == Method::HEAD {
         return respond::json(StatusCode::OK, &m.document);
     }
-    let mut resp = respond::error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "invalid_request",
-        "method not allowed",
-    );
+    let mut resp = respond::error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "method not allowed");
     resp.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
     resp
 }
@@ -153,13 +149,21 @@ mod tests {
 
     #[test]
     fn an_audience_that_is_no_http_url_has_no_metadata() {
-        for aud in ["urn:example:orders", "orders", "https://api.test/x?y=1", "ftp://api.test/x"] {
+        for aud in [
+            "urn:example:orders",
+            "orders",
+            "https://api.test/x?y=1",
+            "ftp://api.test/x",
+        ] {
             assert_eq!(describe("https://gw.test", &server(aud, &[]), ISSUER), None, "{aud}");
         }
     }
 
     #[test]
     fn scopes_are_listed_only_when_there_are_some() {
-        assert_eq!(described("https://api.test/a", &[]).document.get("scopes_supported"), None);
+        assert_eq!(
+            described("https://api.test/a", &[]).document.get("scopes_supported"),
+            None
+        );
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use http::Method;
 
 use crate::model::{
-    Audience, Auth, Encryption, Name, ProtectedResource, RealmRef, ResourceServer, ResourceServerRef, Scope, ScopeMatch,
-    ScopeSet, Table, Upstream, Validity, defaults,
+    Audience, Auth, Encryption, Name, ProtectedResource, RealmRef, ResourceServer, ResourceServerRef, Scope,
+    ScopeMatch, ScopeSet, Table, Upstream, Validity, defaults,
 };
 use crate::snapshot::{RealmEntry, ResourceServerEntry, Settings};
 

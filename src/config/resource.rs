@@ -8,7 +8,9 @@ use http::Method;
 use super::declared::Declared;
 use super::raw::RawProtectedResource;
 use super::report::{Ctx, Entity, label};
-use crate::model::{Auth, EntityRef, Name, ProtectedResource, ResourceRef, ResourceServerRef, ScopeMatch, ScopeSet, Table};
+use crate::model::{
+    Auth, EntityRef, Name, ProtectedResource, ResourceRef, ResourceServerRef, ScopeMatch, ScopeSet, Table,
+};
 use crate::routing::{InsertError, Route, Router};
 use crate::snapshot::ResourceServerEntry;
 

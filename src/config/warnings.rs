@@ -54,11 +54,10 @@ pub fn warnings(snap: &Snapshot) -> Vec<Warning> {
     let mut out = Vec::new();
     for o in snap.resources.iter().filter(|pr| pr.auth == Auth::None) {
         for p in snap.resources.iter().filter(|pr| pr.auth != Auth::None) {
-            let example = o.paths.iter().find_map(|op| {
-                p.paths
-                    .iter()
-                    .find_map(|pp| takes_over(&route(o, op), &route(p, pp)))
-            });
+            let example = o
+                .paths
+                .iter()
+                .find_map(|op| p.paths.iter().find_map(|pp| takes_over(&route(o, op), &route(p, pp))));
             if let Some(example) = example {
                 out.push(Warning::OpenTakesOver {
                     open: (o.id.clone(), o.source.clone()),

@@ -99,7 +99,8 @@ impl OAuthError {
             Self::InvalidClient { message, .. } => message.clone(),
             Self::UnsupportedGrantType => "only client_credentials is supported".into(),
             Self::UnsupportedResponseType => {
-                "this authorization server has no interactive flows: ask its token endpoint with client_credentials".into()
+                "this authorization server has no interactive flows: ask its token endpoint with client_credentials"
+                    .into()
             }
             Self::SlowDown { .. } => "too many failed authentications; try again later".into(),
             Self::TemporarilyUnavailable => "too many client authentications at once; try again shortly".into(),

@@ -220,10 +220,18 @@ pub fn takes_over(winner: &Route<'_>, loser: &Route<'_>) -> Option<(Method, Opti
         (Some(only), None) | (None, Some(only)) => only.first()?.clone(),
         (Some(a), Some(b)) => a.iter().find(|m| b.contains(m))?.clone(),
     };
-    let path = common_path(&parse_pattern(winner.pattern).ok()?, &parse_pattern(loser.pattern).ok()?)?;
+    let path = common_path(
+        &parse_pattern(winner.pattern).ok()?,
+        &parse_pattern(loser.pattern).ok()?,
+    )?;
     let mut table = Router::new();
     for (resource, route) in [(0, winner), (1, loser)] {
-        table.insert(Route { resource, ..route.clone() }).ok()?;
+        table
+            .insert(Route {
+                resource,
+                ..route.clone()
+            })
+            .ok()?;
     }
     let normalized = normalize(&path).ok()?;
     let found = table.find(host.as_deref(), &method, &normalized)?;

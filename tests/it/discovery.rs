@@ -114,7 +114,11 @@ async fn start(upstream: &str) -> Harness {
 
 /// A token of the embedded issuer for `resource`.
 async fn token(h: &Harness, resource: &str, scope: &str) -> String {
-    let body = form(&[("grant_type", "client_credentials"), ("resource", resource), ("scope", scope)]);
+    let body = form(&[
+        ("grant_type", "client_credentials"),
+        ("resource", resource),
+        ("scope", scope),
+    ]);
     let a = h
         .send(
             Method::POST,
@@ -205,7 +209,12 @@ async fn every_challenge_says_where_the_resource_metadata_is() {
 async fn the_issuer_metadata_lists_its_resources_and_an_authorization_endpoint_that_serves_no_flow() {
     let h = start("{upstream}").await;
     let m = h
-        .send(Method::GET, "/.well-known/oauth-authorization-server/realms/mcp", &[], "")
+        .send(
+            Method::GET,
+            "/.well-known/oauth-authorization-server/realms/mcp",
+            &[],
+            "",
+        )
         .await
         .json();
     assert_eq!(m["issuer"], ISS);
@@ -214,7 +223,13 @@ async fn the_issuer_metadata_lists_its_resources_and_an_authorization_endpoint_t
     assert_eq!(m["grant_types_supported"], json!(["client_credentials"]));
     assert_eq!(
         m["protected_resources"],
-        json!([MCP, "https://api.test", "https://other.test/", "urn:example:legacy", "http://gw.test/api/v1/mcp"])
+        json!([
+            MCP,
+            "https://api.test",
+            "https://other.test/",
+            "urn:example:legacy",
+            "http://gw.test/api/v1/mcp"
+        ])
     );
     // RFC 6749 § 4.1.2.1, never redirected: no client registers a redirection URI, and
     // following the request's own would make an open redirector.
@@ -308,7 +323,14 @@ async fn the_mcp_typescript_sdk_discovers_gets_a_client_credentials_token_and_ca
     let mut client = Command::new("node");
     client
         .arg("client.mjs")
-        .args([&h.gateway.local_addr().to_string(), ORIGIN, "agent", SECRET, ISS, "tools:call"])
+        .args([
+            &h.gateway.local_addr().to_string(),
+            ORIGIN,
+            "agent",
+            SECRET,
+            ISS,
+            "tools:call",
+        ])
         .current_dir(&dir)
         .stderr(Stdio::inherit());
     // The gateway serves on this test's runtime: the client runs beside it, not in its way.
@@ -368,7 +390,10 @@ async fn the_mcp_typescript_sdk_discovers_gets_a_client_credentials_token_and_ca
             .all(|(_, path, status)| path == "/mcp" && ![401, 403].contains(status)),
         "after the token, only allowed calls: {report:#}"
     );
-    assert!(steps[4..].iter().any(|(m, _, s)| m == "POST" && *s == 200), "{report:#}");
+    assert!(
+        steps[4..].iter().any(|(m, _, s)| m == "POST" && *s == 200),
+        "{report:#}"
+    );
     // The token is for the resource the metadata names (the SDK sent it as `resource`), with
     // the scope the client asked for.
     let claims = jwt_part(report["token"].as_str().unwrap(), 1);

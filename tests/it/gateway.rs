@@ -28,7 +28,8 @@ async fn valid_token_is_forwarded_with_claim_headers() {
 
 /// The challenge without a token: the realm, and where the resource's RFC 9728 metadata is
 /// (the origin is the configuration's, here the default `http://<listen>`).
-const BARE: &str = r#"Bearer realm="t", resource_metadata="http://127.0.0.1:8080/.well-known/oauth-protected-resource""#;
+const BARE: &str =
+    r#"Bearer realm="t", resource_metadata="http://127.0.0.1:8080/.well-known/oauth-protected-resource""#;
 
 #[tokio::test]
 async fn no_token_gets_a_bare_challenge() {

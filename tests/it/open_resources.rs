@@ -41,7 +41,12 @@ async fn an_open_resource_is_forwarded_without_a_token_logged_and_counted_public
 
     // No token: forwarded, any method (the resource names none), on the normalized path.
     let a = h
-        .send(Method::GET, "/items/x/../health?deep=1", &[("x-request-id", "open-1")], "")
+        .send(
+            Method::GET,
+            "/items/x/../health?deep=1",
+            &[("x-request-id", "open-1")],
+            "",
+        )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(h.upstream.last().await.uri, "/items/health?deep=1");
@@ -105,7 +110,11 @@ async fn an_open_resource_is_forwarded_without_a_token_logged_and_counted_public
 
 #[tokio::test]
 async fn an_open_resource_of_a_resource_server_out_of_force_is_not_found_not_challenged() {
-    let config = edit(&config(), "response_timeout = \"1s\"", "response_timeout = \"1s\"\ndisabled_on = \"2020-01-01T00:00:00Z\"");
+    let config = edit(
+        &config(),
+        "response_timeout = \"1s\"",
+        "response_timeout = \"1s\"\ndisabled_on = \"2020-01-01T00:00:00Z\"",
+    );
     let h = Harness::builder().config(config).start().await;
     let a = h.send(Method::GET, "/items/health", &[], "").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
