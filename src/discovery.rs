@@ -88,38 +88,13 @@ pub fn answer(method: &Method, m: &ResourceMetadata) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Audience, EntityRef, Name, RealmRef, Scope, ScopeSet, Upstream, Validity};
 
     const ISSUER: &str = "https://idp.test";
 
     fn server(aud: &str, scopes: &[&str]) -> ResourceServer {
         ResourceServer {
-            id: Name::new("api"),
             name: "Orders API".into(),
-            realm: RealmRef::at(0),
-            audience: Audience::new(aud),
-            upstream: Upstream {
-                scheme: http::uri::Scheme::HTTP,
-                authority: http::uri::Authority::from_static("127.0.0.1:1"),
-                base_path: String::new(),
-            },
-            scopes: ScopeSet::new(scopes.iter().filter_map(|s| Scope::parse(s))),
-            scope_descriptions: Default::default(),
-            default_scopes: ScopeSet::default(),
-            access_token_ttl: std::time::Duration::from_secs(300),
-            signing_alg: None,
-            default: false,
-            claim_headers: Vec::new(),
-            keep_authorization: true,
-            credentials: None,
-            encryption: crate::model::Encryption::None,
-            response_timeout: std::time::Duration::from_secs(30),
-            max_body_bytes: None,
-            validity: Validity::default(),
-            contacts: Vec::new(),
-            metadata: toml::Table::new(),
-            source: "t.toml".into(),
-            management: false,
+            ..ResourceServer::example(aud, scopes)
         }
     }
 

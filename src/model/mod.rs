@@ -332,6 +332,42 @@ pub struct ResourceServer {
     pub management: bool,
 }
 
+#[cfg(test)]
+impl ResourceServer {
+    /// A resource server for unit tests: id `api` in the first realm, `audience`, `scopes`,
+    /// everything else at its default.
+    pub(crate) fn example(audience: &str, scopes: &[&str]) -> Self {
+        Self {
+            id: Name::new("api"),
+            name: "api".into(),
+            realm: RealmRef::at(0),
+            audience: Audience::new(audience),
+            upstream: Upstream {
+                scheme: http::uri::Scheme::HTTP,
+                authority: http::uri::Authority::from_static("127.0.0.1:1"),
+                base_path: String::new(),
+            },
+            scopes: ScopeSet::new(scopes.iter().filter_map(|s| Scope::parse(s))),
+            scope_descriptions: Default::default(),
+            default_scopes: ScopeSet::default(),
+            access_token_ttl: Duration::from_secs(300),
+            signing_alg: None,
+            default: false,
+            claim_headers: Vec::new(),
+            keep_authorization: true,
+            credentials: None,
+            encryption: Encryption::None,
+            response_timeout: Duration::from_secs(30),
+            max_body_bytes: None,
+            validity: Validity::default(),
+            contacts: Vec::new(),
+            metadata: toml::Table::new(),
+            source: "t.toml".into(),
+            management: false,
+        }
+    }
+}
+
 /// A set of request URIs on a resource server and what a token needs to reach them.
 #[derive(Debug, Clone)]
 pub struct ProtectedResource {

@@ -2,10 +2,7 @@
 //! normalized, routed by specificity, forwarded with the header rules, logged and counted as
 //! `public`; declared in files or through the Management API.
 
-use std::sync::Arc;
-
 use http::{Method, StatusCode};
-use serde_json::Value;
 
 use crate::support::*;
 
@@ -24,19 +21,7 @@ auth = "none"
 
 #[tokio::test]
 async fn an_open_resource_is_forwarded_without_a_token_logged_and_counted_public() {
-    // A JSON subscriber for this test's thread only: the current-thread runtime polls the
-    // gateway's tasks here too.
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let file = Arc::new(log.reopen().unwrap());
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(file)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // A callsite another test's thread hit first may have cached "nobody listens".
-    tracing::callsite::rebuild_interest_cache();
+    let logs = Logs::capture();
     let h = Harness::builder().config(config()).start().await;
 
     // No token: forwarded, any method (the resource names none), on the normalized path.
@@ -95,12 +80,7 @@ async fn an_open_resource_is_forwarded_without_a_token_logged_and_counted_public
     assert_eq!(must(&text, &series("public", "2xx")), 3.0, "{text}");
     assert_eq!(sample(&text, &series("allowed", "2xx")), None, "{text}");
 
-    let lines = std::fs::read_to_string(log.path()).unwrap();
-    let line: Value = lines
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["target"] == "access" && v["request_id"] == "open-1")
-        .unwrap_or_else(|| panic!("no access line for open-1 in:\n{lines}"));
+    let line = logs.access_line("open-1");
     assert_eq!(line["outcome"], "public", "{line}");
     assert_eq!(line["resource"], "health", "{line}");
     assert_eq!(line["path"], "/items/health", "{line}");
