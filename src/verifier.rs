@@ -196,7 +196,8 @@ impl Verifier {
         &self.clock
     }
 
-    /// The whole decision for one request: route, extract, verify, authorize.
+    /// The whole decision for one request: route, extract, verify, authorize. A request for
+    /// an open resource (`auth = "none"`) is allowed at route, with no claims.
     pub async fn check(
         &self,
         snap: &Snapshot,
