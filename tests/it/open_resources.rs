@@ -21,8 +21,14 @@ auth = "none"
 
 #[tokio::test]
 async fn an_open_resource_is_forwarded_without_a_token_logged_and_counted_public() {
-    let logs = Logs::capture();
     let h = Harness::builder().config(config()).start().await;
+    // One access line before capturing, so its callsite is registered and the capture's
+    // rebuild covers it (see `Logs::capture`).
+    assert_eq!(
+        h.send(Method::GET, "/nowhere", &[], "").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let logs = Logs::capture();
 
     // No token: forwarded, any method (the resource names none), on the normalized path.
     let a = h

@@ -238,8 +238,13 @@ async fn request_ids_are_kept_or_made_and_travel_both_ways() {
 
 #[tokio::test]
 async fn access_lines_name_the_request_and_never_the_token() {
-    let logs = Logs::capture();
     let h = Harness::builder().config(config_with("")).start().await;
+    // One access line before capturing (see `Logs::capture`).
+    assert_eq!(
+        h.send(Method::GET, "/nowhere", &[], "").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let logs = Logs::capture();
     let token = h.key.sign(&claims("read"));
     let auth = format!("Bearer {token}");
     let a = h

@@ -884,6 +884,12 @@ pub struct Logs {
 
 impl Logs {
     /// Starts capturing, at INFO and above.
+    ///
+    /// NB: tracing caches whether anyone listens at a callsite when it first fires; a
+    /// callsite firing for the first time on another test's thread while this capture
+    /// starts may cache "nobody" after the rebuild below. A test that must see a line lets
+    /// its callsite fire once before capturing (e.g. one request), so only rebuilds, which
+    /// see this capture, decide.
     pub fn capture() -> Self {
         let file = tempfile::NamedTempFile::new().unwrap();
         let writer = Arc::new(file.reopen().unwrap());
