@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         match verifier.check(&snap, &method, None, path, &headers).await {
             Ok(allowed) => println!(
                 "{method} {path}: allowed for {:?} by {}",
-                allowed.claims.client_id(),
+                allowed.claims().and_then(|c| c.client_id()),
                 allowed.resource(&snap).id
             ),
             Err(denied) => {

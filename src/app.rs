@@ -198,6 +198,7 @@ impl Gateway {
         };
         let poll = snap.settings.store_poll_interval;
         start_keys(&snap).await;
+        log_warnings(&snap);
         let connect_timeout = snap.settings.upstream_connect_timeout;
         let verifier = Arc::new(Verifier::new(snap, opts.clock.clone()));
         let issuer = Arc::new(Issuer::new(verifier.clone(), Some(store.clone())));
@@ -330,6 +331,14 @@ impl Gateway {
 
 /// Reloads whenever `watch` reports a settled change, until `stopped` turns true; after
 /// each reload, watches what the new configuration reads.
+/// What `portcullis check` warns about, in the log of a configuration being served (a
+/// resource created through the Management API is never seen by `check`).
+fn log_warnings(snap: &Snapshot) {
+    for w in crate::config::warnings(snap) {
+        tracing::warn!(warning = %w, "configuration warning");
+    }
+}
+
 fn reload_on_change(mut watch: ConfigWatch, reloader: Arc<Reloader>, mut stopped: watch::Receiver<bool>) {
     tokio::spawn(async move {
         loop {
@@ -490,6 +499,7 @@ impl Reloader {
                     tracing::warn!("max_connections changed; it takes effect on restart");
                 }
                 start_keys(&snap).await;
+                log_warnings(&snap);
                 self.verifier.replace(snap);
                 self.issuer.forget_secrets();
                 self.reloads.inc();

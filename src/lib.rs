@@ -23,14 +23,15 @@
 //! | `panel` | the Admin Panel's embedded assets and their serving (no logic of its own) | `config`, `jwks`, `model`, `respond`, `snapshot`, `token` |
 //! | `admin` | admin listener: health, readiness, metrics exposition | `metrics`, `respond`, `verifier` |
 //! | `management` | each realm's Management API: entity collections, conditional writes compiled before commit, problem details, OpenAPI | `activity`, `config`, `issuer`, `metrics`, `model`, `respond`, `routing`, `snapshot`, `store`, `token`, `verifier` |
-//! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `issuer`, `management`, `metrics`, `panel`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
+//! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `discovery`, `issuer`, `management`, `metrics`, `panel`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
 //! | `issuer` | the embedded authorization server's endpoints and client authentication | `jwks`, `model`, `respond`, `snapshot`, `time`, `token`, `verifier` |
 //! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `respond`, `routing`, `snapshot`, `token`, `verifier` |
 //! | `proxy` | forwarding, header rules, upstream TLS trust | `chain`, `model`, `snapshot`, `tls`, `verifier` |
 //! | `verifier` | route → extract → verify → authorize: the embeddable decision | `model`, `routing`, `snapshot`, `time`, `token` |
 //! | `store` | durable shared state: SQLite or PostgreSQL, migrations, change log; the replica follower | `chain`, `time`, `token` |
-//! | `config` | sources → one compiled snapshot (errors name file, entity, field); watching | `inputs`, `jwks`, `model`, `routing`, `snapshot`, `time`, `tls`, `token` |
-//! | `snapshot` | the immutable configuration: one entry per entity, its epoch | `inputs`, `jwks`, `model`, `routing`, `tls`, `token` |
+//! | `config` | sources → one compiled snapshot (errors name file, entity, field), warnings; watching | `discovery`, `inputs`, `jwks`, `model`, `routing`, `snapshot`, `time`, `tls`, `token` |
+//! | `snapshot` | the immutable configuration: one entry per entity, its epoch | `discovery`, `inputs`, `jwks`, `model`, `routing`, `tls`, `token` |
+//! | `discovery` | RFC 9728 protected resource metadata: each resource server's document, path and challenge URL | `model`, `respond`, `routing` |
 //! | `token` | bearer extraction, JWS/JWE verification, claims checks, caches, revocations | `jwks`, `model`, `time` |
 //! | `jwks` | key sets, remote fetch and refresh, signing keys | `chain`, `model`, `time`, `tls` |
 //! | `activity` | recent request counts sampled from the metrics, for the Admin Panel | `metrics`, `model`, `time` |
@@ -48,6 +49,7 @@ pub mod admin;
 pub mod app;
 pub mod chain;
 pub mod config;
+pub mod discovery;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inputs;

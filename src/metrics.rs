@@ -154,7 +154,7 @@ impl Metrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "requests",
-            "Requests to protected resources, by resource server, resource, outcome (allowed or the refusal reason) and status class",
+            "Requests to protected resources, by resource server, resource, outcome (allowed, public or the refusal reason) and status class",
             self.requests.clone(),
         );
         registry.register(

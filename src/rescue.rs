@@ -1,6 +1,7 @@
 //! The one place that turns a refusal or a failure into an HTTP answer: RFC 6750 § 3
-//! challenges, RFC 9470 § 3 step-up, and small JSON bodies (`error`, `error_description`).
-//! Details go to the log; the client gets the RFC answer and nothing that helps an attacker.
+//! challenges (with RFC 9728 § 5.1 `resource_metadata`), RFC 9470 § 3 step-up, and small
+//! JSON bodies (`error`, `error_description`). Details go to the log; the client gets the
+//! RFC answer and nothing that helps an attacker.
 
 use bytes::Bytes;
 use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
@@ -79,6 +80,12 @@ fn token_refusal(error: &TokenError, resource: ResourceRef, snap: &Snapshot) -> 
             resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
             return resp;
         }
+    };
+    // RFC 9728 § 5.1: every challenge says where the resource's metadata is, so a client can
+    // find the authorization server to ask for a token (the URL was built with the snapshot).
+    let challenge = match &rs.metadata {
+        Some(m) => format!("{challenge}, resource_metadata=\"{}\"", m.url),
+        None => challenge,
     };
     let mut resp = respond::error(status, code, description);
     if let Ok(v) = HeaderValue::from_str(&challenge) {

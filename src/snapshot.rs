@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::discovery::ResourceMetadata;
 use crate::jwks::{RealmKeys, SigningKeys};
 use crate::model::{
     Client, ClientRef, IssuerEndpoint, ProtectedResource, Realm, RealmRef, ResourceRef, ResourceServer,
@@ -109,6 +110,8 @@ pub struct ResourceServerEntry {
     pub resource_server: ResourceServer,
     /// Its JWE keys (`None` without encryption).
     pub jwe: Option<Arc<JweKeys>>,
+    /// Its RFC 9728 metadata (`None` when its audience is no `http(s)` URL).
+    pub metadata: Option<ResourceMetadata>,
 }
 
 impl std::ops::Deref for ResourceServerEntry {
@@ -157,6 +160,9 @@ pub struct Snapshot {
     pub clients: Table<ClientRef, ClientEntry>,
     /// Embedded issuer endpoints by exact path.
     pub issuer_routes: HashMap<String, (RealmRef, IssuerEndpoint)>,
+    /// Resource servers by the exact path of their RFC 9728 metadata (several when their
+    /// audiences differ only in host).
+    pub metadata_routes: HashMap<Box<str>, Vec<ResourceServerRef>>,
     /// Every declared resource server, protected resource and client as written.
     pub catalog: Catalog,
     /// The configuration files this snapshot was compiled from.
@@ -205,6 +211,27 @@ impl Snapshot {
             epoch: self.epoch,
             outer: self.outer(rs),
         })
+    }
+
+    /// The RFC 9728 metadata served at `path` to a request for `host` (as sent): the one
+    /// resource server described there, or, when several audiences share the path, the one
+    /// whose audience names that host. The document's contents never depend on the request.
+    pub fn metadata_at(&self, path: &str, host: Option<&str>) -> Option<(ResourceServerRef, &ResourceMetadata)> {
+        // Most requests are not for metadata: one prefix test, no hashing.
+        if !path.starts_with(crate::discovery::WELL_KNOWN) {
+            return None;
+        }
+        let described = |rs: ResourceServerRef| self.resource_servers.get(rs)?.metadata.as_ref().map(|m| (rs, m));
+        match self.metadata_routes.get(path)?.as_slice() {
+            [one] => described(*one),
+            several => {
+                let host = crate::routing::host_name(host?);
+                several
+                    .iter()
+                    .filter_map(|rs| described(*rs))
+                    .find(|(_, m)| *m.host == *host)
+            }
+        }
     }
 
     /// Whether every realm has usable keys (readiness).

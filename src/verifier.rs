@@ -4,15 +4,14 @@
 //! authorize` phases, then forwards; a Rust resource server can use it directly to offload
 //! its token checks without the proxy (see `examples/embed.rs`).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use crate::model::{EntityRef, ProtectedResource, RealmRef, ResourceRef, ResourceServer, ResourceServerRef};
-use crate::routing::{NormalizedPath, PathError, normalize};
+use crate::model::{Auth, EntityRef, ProtectedResource, RealmRef, ResourceRef, ResourceServer, ResourceServerRef};
+use crate::routing::{NormalizedPath, PathError, host_name, normalize};
 use crate::snapshot::Snapshot;
 use crate::time::SharedClock;
 use crate::token::{self, Claims, RequestContext, RevocationKey, Revocations, TokenCache, TokenError};
@@ -24,8 +23,9 @@ pub struct Allowed {
     pub resource: ResourceRef,
     /// Its resource server.
     pub resource_server: ResourceServerRef,
-    /// The verified claims.
-    pub claims: Arc<Claims>,
+    /// The verified claims; `None` when the resource is open (`auth = "none"`): no token
+    /// was asked for or checked.
+    pub claims: Option<Arc<Claims>>,
     /// The normalized path: what was matched, and what the upstream must receive.
     pub path: NormalizedPath,
     /// Claims to pass upstream, as the resource server's `claim_headers` name them.
@@ -41,6 +41,17 @@ impl Allowed {
     /// The resource server the request goes to.
     pub fn resource_server<'s>(&self, snapshot: &'s Snapshot) -> &'s ResourceServer {
         &snapshot.resource_servers[self.resource_server].resource_server
+    }
+
+    /// The verified claims, when a token was checked.
+    pub fn claims(&self) -> Option<&Claims> {
+        self.claims.as_deref()
+    }
+
+    /// How it went through, for logs and metrics: `allowed` (a token passed) or `public`
+    /// (an open resource).
+    pub fn outcome(&self) -> &'static str {
+        if self.claims.is_some() { "allowed" } else { "public" }
     }
 }
 
@@ -185,7 +196,8 @@ impl Verifier {
         &self.clock
     }
 
-    /// The whole decision for one request: route, extract, verify, authorize.
+    /// The whole decision for one request: route, extract, verify, authorize. A request for
+    /// an open resource (`auth = "none"`) is allowed at route, with no claims.
     pub async fn check(
         &self,
         snap: &Snapshot,
@@ -201,6 +213,9 @@ impl Verifier {
         let now = self.clock.now();
         if !pr.validity.in_force(now) {
             return Err(Denied::NotInForce { resource });
+        }
+        if pr.auth == Auth::None {
+            return open(resource, pr.resource_server, rs.validity.in_force(now), path);
         }
         let deny = |error| Denied::Token { resource, error };
         if !rs.validity.in_force(now) {
@@ -224,7 +239,7 @@ impl Verifier {
         Ok(Allowed {
             resource,
             resource_server: pr.resource_server,
-            claims,
+            claims: Some(claims),
             path,
             claim_headers,
         })
@@ -331,6 +346,35 @@ impl Verifier {
     }
 }
 
+/// The outcome of an open resource (`auth = "none"`): allowed with no claims while its
+/// resource server is in force, else as absent as a resource out of force (a challenge
+/// would ask for a token that could not help).
+///
+/// NB: the `Authorization` header is neither checked nor refused here. An open resource
+/// answers everyone, and clients that attach their token to every request (API clients,
+/// MCP SDKs) must not be refused a health check because that token is expired or meant for
+/// another API. It is forwarded as for any resource of the server (`keep_authorization`),
+/// untouched: the upstream may read it for optional personalisation, but the gateway
+/// vouches for nothing in it, and sends no claim headers (client-sent copies are still
+/// removed by the forwarder's header rules).
+fn open(
+    resource: ResourceRef,
+    resource_server: ResourceServerRef,
+    server_in_force: bool,
+    path: NormalizedPath,
+) -> Result<Allowed, Denied> {
+    if !server_in_force {
+        return Err(Denied::NotInForce { resource });
+    }
+    Ok(Allowed {
+        resource,
+        resource_server,
+        claims: None,
+        path,
+        claim_headers: Vec::new(),
+    })
+}
+
 /// `route`: the request's path normalized, and the protected resource it matches with the
 /// pattern that matched (`None` when nothing does), as every request is routed. The Management
 /// API's "which resource matches?" answers with this too.
@@ -341,7 +385,7 @@ pub fn route<'s>(
     raw_path: &str,
 ) -> Result<(NormalizedPath, Option<Routed<'s>>), PathError> {
     let path = normalize(raw_path)?;
-    let host = host.map(normalize_host);
+    let host = host.map(host_name);
     let found = snap.router.find(host.as_deref(), method, &path).map(|m| Routed {
         resource: ResourceRef::at(m.resource),
         pattern: m.pattern,
@@ -358,22 +402,6 @@ pub struct Routed<'s> {
     pub pattern: &'s str,
 }
 
-/// Lowercase, without port or trailing dot (RFC 9110 § 7.2 `Host = uri-host [ ":" port ]`).
-/// Borrowed when already so, as clients send it nearly always.
-fn normalize_host(host: &str) -> Cow<'_, str> {
-    let h = if host.starts_with('[') {
-        host.split_once(']').map_or(host, |(a, _)| a).trim_start_matches('[')
-    } else {
-        host.rsplit_once(':').map_or(host, |(a, _)| a)
-    };
-    let h = h.trim_end_matches('.');
-    if h.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(h.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(h)
-    }
-}
-
 fn claim_headers(rs: &ResourceServer, claims: &Claims) -> Result<Vec<(HeaderName, HeaderValue)>, TokenError> {
     let mut out = Vec::with_capacity(rs.claim_headers.len());
     for ch in &rs.claim_headers {
@@ -383,16 +411,4 @@ fn claim_headers(rs: &ResourceServer, claims: &Claims) -> Result<Vec<(HeaderName
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize_host;
-
-    #[test]
-    fn hosts() {
-        assert_eq!(normalize_host("API.Example.com:8443"), "api.example.com");
-        assert_eq!(normalize_host("example.com."), "example.com");
-        assert_eq!(normalize_host("[::1]:80"), "::1");
-    }
 }

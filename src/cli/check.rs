@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use portcullis::jwks::alg_name;
-use portcullis::model::{ProtectedResource, RealmRef};
+use portcullis::model::{Auth, ProtectedResource, RealmRef};
 use portcullis::snapshot::{RealmEntry, Snapshot};
 use portcullis::store::Store;
 
@@ -51,6 +51,9 @@ pub(super) fn run(config: &Path, with_store: bool) -> ExitCode {
     println!("{store_line}");
     for (i, realm) in snap.realms.entries() {
         print_realm(&snap, i, realm);
+    }
+    for warning in portcullis::config::warnings(&snap) {
+        eprintln!("warning: {warning}");
     }
     ExitCode::SUCCESS
 }
@@ -129,13 +132,17 @@ fn print_realm(snap: &Snapshot, i: RealmRef, realm: &RealmEntry) {
     );
     for (ri, rs) in snap.resource_servers.entries().filter(|(_, rs)| rs.realm == i) {
         println!(
-            "  resource server {}{}  aud {}  → {}://{}{}",
+            "  resource server {}{}  aud {}  → {}://{}{}{}",
             rs.id,
             if rs.default { " (default)" } else { "" },
             rs.audience,
             rs.upstream.scheme,
             rs.upstream.authority,
-            rs.upstream.base_path
+            rs.upstream.base_path,
+            rs.metadata
+                .as_ref()
+                .map(|m| format!("  metadata {}", m.url))
+                .unwrap_or_default()
         );
         for pr in snap.resources.iter().filter(|pr| pr.resource_server == ri) {
             print_resource(pr);
@@ -158,7 +165,9 @@ fn print_resource(pr: &ProtectedResource) {
         methods,
         pr.host.as_deref().map(|h| format!("host {h} ")).unwrap_or_default(),
         pr.paths.join(" "),
-        if scopes.is_empty() {
+        if pr.auth == Auth::None {
+            "nothing (open: auth = \"none\")".to_owned()
+        } else if scopes.is_empty() {
             "a valid token".to_owned()
         } else {
             format!("{rule} [{scopes}]")

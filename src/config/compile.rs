@@ -11,8 +11,8 @@ use super::realm::Realms;
 use super::report::Ctx;
 use crate::inputs::Inputs;
 use crate::jwks::Fetcher;
-use crate::model::{IssuerEndpoint, RealmRef, Table};
-use crate::snapshot::{RealmEntry, Snapshot};
+use crate::model::{EntityRef, IssuerEndpoint, RealmRef, ResourceServerRef, Table};
+use crate::snapshot::{RealmEntry, ResourceServerEntry, Snapshot};
 use crate::store::StoredEntity;
 use crate::time::SharedClock;
 
@@ -64,6 +64,7 @@ pub(super) fn compile(
         ..
     } = compiled;
     super::realm::collect_forwarded_claims(&mut realms, &resource_servers);
+    let metadata_routes = describe_resource_servers(&settings.public_url, &realms, &mut resource_servers);
     let failed = super::resource_server::failed_ids(declared, &resource_servers);
     let clients =
         super::client::compile_clients(&mut c, declared, cx, &realm_index, &realms, &resource_servers, &failed);
@@ -93,12 +94,31 @@ pub(super) fn compile(
         router,
         clients,
         issuer_routes,
+        metadata_routes,
         catalog,
         sources: declared.origins.iter().map(|o| o.file.clone()).collect(),
         inputs: Inputs::default(),
         listener_tls: tls.listener,
         upstream_ca: tls.upstream_ca,
     })
+}
+
+/// Each resource server's RFC 9728 metadata, and the resource servers by the path it is
+/// served at.
+fn describe_resource_servers(
+    public_url: &str,
+    realms: &Table<RealmRef, RealmEntry>,
+    servers: &mut Table<ResourceServerRef, ResourceServerEntry>,
+) -> HashMap<Box<str>, Vec<ResourceServerRef>> {
+    let mut routes: HashMap<Box<str>, Vec<ResourceServerRef>> = HashMap::new();
+    for (i, entry) in servers.iter_mut().enumerate() {
+        let issuer = &realms[entry.realm].issuer;
+        entry.metadata = crate::discovery::describe(public_url, &entry.resource_server, issuer);
+        if let Some(m) = &entry.metadata {
+            routes.entry(m.path.clone()).or_default().push(ResourceServerRef::at(i));
+        }
+    }
+    routes
 }
 
 /// The embedded issuers' endpoints by exact path; two realms may not share one.
@@ -114,6 +134,7 @@ fn issuer_routes(c: &mut Ctx<'_>, realms: &Table<RealmRef, RealmEntry>) -> HashM
             IssuerEndpoint::Token,
             IssuerEndpoint::Introspect,
             IssuerEndpoint::Revoke,
+            IssuerEndpoint::Authorize,
             IssuerEndpoint::Metadata,
         ]
         .iter()

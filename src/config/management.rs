@@ -10,8 +10,8 @@ use std::time::Duration;
 use http::Method;
 
 use crate::model::{
-    Audience, Encryption, Name, ProtectedResource, RealmRef, ResourceServer, ResourceServerRef, Scope, ScopeMatch,
-    ScopeSet, Table, Upstream, Validity, defaults,
+    Audience, Auth, Encryption, Name, ProtectedResource, RealmRef, ResourceServer, ResourceServerRef, Scope,
+    ScopeMatch, ScopeSet, Table, Upstream, Validity, defaults,
 };
 use crate::snapshot::{RealmEntry, ResourceServerEntry, Settings};
 
@@ -99,6 +99,8 @@ pub(super) fn add_servers(
                 management: true,
             },
             jwe: None,
+            // Described once the realms' issuers are known (`discovery`).
+            metadata: None,
         });
     }
 }
@@ -121,6 +123,7 @@ pub(super) fn resources(
                 // No methods: any (the catch-all below); the API answers 405 or 404 itself.
                 methods: (!methods.is_empty()).then(|| methods.to_vec()),
                 paths,
+                auth: Auth::Token,
                 scopes: scope_set(scope.as_slice()),
                 scope_match: ScopeMatch::All,
                 max_age: None,

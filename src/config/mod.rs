@@ -22,6 +22,7 @@ mod resource_server;
 mod settings;
 mod suggest;
 mod tls;
+mod warnings;
 mod watch;
 
 use std::path::Path;
@@ -29,6 +30,7 @@ use std::path::Path;
 pub use compile::{CompileContext, Env, process_env};
 pub use error::{ConfigError, ConfigErrors};
 pub(crate) use raw::{RawClient, RawProtectedResource, RawResourceServer};
+pub use warnings::{Warning, warnings};
 pub use watch::ConfigWatch;
 
 use crate::inputs::Inputs;

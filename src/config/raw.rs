@@ -163,6 +163,8 @@ pub(crate) struct RawProtectedResource {
     pub host: Option<String>,
     pub methods: Option<Vec<String>>,
     pub paths: Option<Vec<String>>,
+    /// `"token"` (the default) or `"none"`: an open resource.
+    pub auth: Option<String>,
     pub scopes: Option<Vec<String>>,
     pub scope_match: Option<String>,
     pub max_age: Option<String>,

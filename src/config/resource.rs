@@ -1,4 +1,4 @@
-//! Compiling `[[protected_resource]]` tables: resource server, host, methods, paths,
+//! Compiling `[[protected_resource]]` tables: resource server, host, methods, paths, `auth`,
 //! required scopes, `max_age` and the token lifetime cap.
 
 use std::collections::{HashMap, HashSet};
@@ -8,7 +8,9 @@ use http::Method;
 use super::declared::Declared;
 use super::raw::RawProtectedResource;
 use super::report::{Ctx, Entity, label};
-use crate::model::{EntityRef, Name, ProtectedResource, ResourceRef, ResourceServerRef, ScopeMatch, ScopeSet, Table};
+use crate::model::{
+    Auth, EntityRef, Name, ProtectedResource, ResourceRef, ResourceServerRef, ScopeMatch, ScopeSet, Table,
+};
 use crate::routing::{InsertError, Route, Router};
 use crate::snapshot::ResourceServerEntry;
 
@@ -42,6 +44,10 @@ pub(super) fn compile_resource(
     let host = raw.host.as_deref().and_then(|h| host(e, h));
     let methods = raw.methods.as_deref().map(|ms| methods(e, ms, known.extension_methods));
     let paths = paths(e, raw.paths.as_deref());
+    let auth: Auth = e.choice("auth", &raw.auth).unwrap_or_default();
+    if auth == Auth::None {
+        open_asks_nothing(e, raw);
+    }
     let scopes = required_scopes(e, raw, rs.map(|ri| &servers[ri]));
     let scope_match: ScopeMatch = e.choice("scope_match", &raw.scope_match).unwrap_or_default();
     let max_age = e.seconds("max_age", &raw.max_age);
@@ -53,6 +59,7 @@ pub(super) fn compile_resource(
         host,
         methods,
         paths,
+        auth,
         scopes,
         scope_match,
         max_age,
@@ -60,6 +67,25 @@ pub(super) fn compile_resource(
         validity,
         source: e.file().to_path_buf(),
     })
+}
+
+/// An open resource checks no token, so a token requirement written beside `auth = "none"`
+/// would never be enforced: an error naming the field, not a silently weaker route.
+fn open_asks_nothing(e: &mut Entity<'_, '_>, raw: &RawProtectedResource) {
+    let written = [
+        ("scopes", raw.scopes.as_ref().is_some_and(|s| !s.is_empty())),
+        ("scope_match", raw.scope_match.is_some()),
+        ("max_age", raw.max_age.is_some()),
+        ("max_token_lifetime", raw.max_token_lifetime.is_some()),
+    ];
+    for (field, set) in written {
+        if set {
+            e.err(
+                field,
+                "an open resource (auth = \"none\") checks no token; remove this field or the auth setting",
+            );
+        }
+    }
 }
 
 /// `host`: a lower-cased host name, without port or scheme.

@@ -309,6 +309,8 @@ pub(super) fn compile_resource_servers(
             servers.push(ResourceServerEntry {
                 resource_server: rs,
                 jwe,
+                // Described once the realms' issuers are known (`discovery`).
+                metadata: None,
             });
         }
     }

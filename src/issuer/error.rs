@@ -35,6 +35,10 @@ pub enum OAuthError {
     /// Not `client_credentials`.
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
+    /// Any request to the authorization endpoint (RFC 6749 § 4.1.2.1): no response type is
+    /// served there.
+    #[error("unsupported_response_type")]
+    UnsupportedResponseType,
     /// A requested scope cannot be granted.
     #[error("invalid_scope: {0}")]
     InvalidScope(String),
@@ -67,6 +71,7 @@ impl OAuthError {
             Self::InvalidClient { .. } => "invalid_client",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::UnsupportedResponseType => "unsupported_response_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
             Self::SlowDown { .. } => "invalid_client",
@@ -93,6 +98,10 @@ impl OAuthError {
             }
             Self::InvalidClient { message, .. } => message.clone(),
             Self::UnsupportedGrantType => "only client_credentials is supported".into(),
+            Self::UnsupportedResponseType => {
+                "this authorization server has no interactive flows: ask its token endpoint with client_credentials"
+                    .into()
+            }
             Self::SlowDown { .. } => "too many failed authentications; try again later".into(),
             Self::TemporarilyUnavailable => "too many client authentications at once; try again shortly".into(),
             Self::ServerError => "the token could not be issued".into(),

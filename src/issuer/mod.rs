@@ -1,6 +1,7 @@
 //! The embedded issuer: per realm with signing keys, RFC 8414 metadata, the public JWKS,
 //! the `client_credentials` token endpoint, RFC 7662 introspection and RFC 7009
-//! revocation, served on the gateway's listener under the realm's issuer URL path.
+//! revocation, served on the gateway's listener under the realm's issuer URL path; and an
+//! authorization endpoint that refuses every request, so the metadata names one.
 
 pub(crate) mod client_auth;
 mod error;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
@@ -97,24 +98,13 @@ impl Issuer {
     ) -> (Response<Full<Bytes>>, Outcome) {
         let source = Source::of(remote.ip());
         let realm_name = snap.realms[realm].name.as_str().to_owned();
-        let post_only = matches!(
-            endpoint,
-            IssuerEndpoint::Token | IssuerEndpoint::Introspect | IssuerEndpoint::Revoke
-        );
-        let method_ok = if post_only {
-            req.method() == Method::POST
-        } else {
-            req.method() == Method::GET || req.method() == Method::HEAD
-        };
-        if !method_ok {
+        let allow = endpoint.allow();
+        if !allow.split(", ").any(|m| m == req.method().as_str()) {
             let mut resp = respond::json(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &json!({ "error": "invalid_request", "error_description": "method not allowed" }),
             );
-            resp.headers_mut().insert(
-                ALLOW,
-                HeaderValue::from_static(if post_only { "POST" } else { "GET, HEAD" }),
-            );
+            resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
             let outcome = Outcome {
                 error: Some("invalid_request"),
                 detail: Some("method not allowed".into()),
@@ -138,6 +128,11 @@ impl Issuer {
             IssuerEndpoint::Token => self.token(snap, realm, req, source).await,
             IssuerEndpoint::Introspect => plain(self.introspect(snap, realm, req, source).await),
             IssuerEndpoint::Revoke => plain(self.revoke(snap, realm, req, source).await),
+            // RFC 6749 § 4.1.2.1 would redirect the error to the client's redirection URI,
+            // but no client registers one (client_credentials needs none), and redirecting to
+            // an unregistered `redirect_uri` would make an open redirector (§ 10.15): so
+            // always the 400 JSON error, to the user agent itself.
+            IssuerEndpoint::Authorize => Err(OAuthError::UnsupportedResponseType),
         };
         result.unwrap_or_else(|e| {
             let outcome = Outcome {
@@ -269,14 +264,27 @@ fn metadata(snap: &Snapshot, realm: RealmRef) -> Value {
         "client_secret_jwt",
         "private_key_jwt",
     ];
+    // RFC 9728 § 4: the resources its tokens are for.
+    let resources: Vec<&str> = snap
+        .resource_servers
+        .iter()
+        .filter(|rs| rs.realm == realm)
+        .map(|rs| rs.audience.as_str())
+        .collect();
     json!({
         "issuer": r.issuer,
+        // RFC 8414 § 2 requires both whenever a grant type uses the authorization endpoint
+        // (client_credentials does not), and the MCP SDKs reject metadata without them. The
+        // endpoint refuses every request with `unsupported_response_type`; `none` (OAuth 2.0
+        // Multiple Response Type Encoding Practices § 5) is the one registered response type
+        // that hands out nothing, so no flow is claimed that is not served.
+        "authorization_endpoint": endpoint_url(&r.issuer, IssuerEndpoint::Authorize),
+        "response_types_supported": ["none"],
         "token_endpoint": endpoint_url(&r.issuer, IssuerEndpoint::Token),
         "jwks_uri": endpoint_url(&r.issuer, IssuerEndpoint::Jwks),
         "introspection_endpoint": endpoint_url(&r.issuer, IssuerEndpoint::Introspect),
         "revocation_endpoint": endpoint_url(&r.issuer, IssuerEndpoint::Revoke),
         "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
         "token_endpoint_auth_methods_supported": client_methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": secret_methods,
@@ -285,5 +293,6 @@ fn metadata(snap: &Snapshot, realm: RealmRef) -> Value {
         "revocation_endpoint_auth_methods_supported": client_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "scopes_supported": scopes,
+        "protected_resources": resources,
     })
 }

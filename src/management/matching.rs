@@ -78,6 +78,7 @@ fn described(call: &Call<'_>, pr: &crate::model::ProtectedResource, server: &str
         "id": pr.id.as_str(),
         "resource_server": server,
         "pattern": pattern,
+        "auth": pr.auth.as_str(),
         "scopes": pr.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "scope_match": pr.scope_match.as_str(),
         "max_age": pr.max_age,

@@ -194,6 +194,7 @@ const PROTECTED_RESOURCE: &[(&str, Field)] = &[
     ("host", Field::Text),
     ("methods", Field::Texts),
     ("paths", Field::Texts),
+    ("auth", Field::Choice(&["token", "none"])),
     ("scopes", Field::Texts),
     ("scope_match", Field::Choice(&["all", "any"])),
     ("max_age", Field::Text),

@@ -84,7 +84,7 @@ impl StaticToken {
         Some(Allowed {
             resource,
             resource_server: pr.resource_server,
-            claims: Arc::new(claims),
+            claims: Some(Arc::new(claims)),
             path: normalize(path).ok()?,
             claim_headers: Vec::new(),
         })

@@ -113,6 +113,9 @@ pub enum IssuerEndpoint {
     Introspect,
     /// RFC 7009 revocation.
     Revoke,
+    /// The authorization endpoint (RFC 6749 § 3.1): there only so the metadata names one, as
+    /// clients require; every request is refused with `unsupported_response_type`.
+    Authorize,
 }
 
 impl IssuerEndpoint {
@@ -124,6 +127,18 @@ impl IssuerEndpoint {
             Self::Token => "/token",
             Self::Introspect => "/introspect",
             Self::Revoke => "/revoke",
+            Self::Authorize => "/authorize",
+        }
+    }
+
+    /// The methods it answers, as an `Allow` value: RFC 6749 § 3.2 (token), RFC 7662 § 2.1
+    /// and RFC 7009 § 2.1 take `POST`; § 3.1 has the authorization endpoint take `GET` and
+    /// allows `POST`; documents are read with `GET` and `HEAD`.
+    pub fn allow(self) -> &'static str {
+        match self {
+            Self::Token | Self::Introspect | Self::Revoke => "POST",
+            Self::Authorize => "GET, POST",
+            Self::Metadata | Self::Jwks => "GET, HEAD",
         }
     }
 
@@ -135,6 +150,7 @@ impl IssuerEndpoint {
             Self::Token => "token",
             Self::Introspect => "introspect",
             Self::Revoke => "revoke",
+            Self::Authorize => "authorize",
         }
     }
 }
@@ -162,6 +178,29 @@ pub enum ScopeSource {
     /// Any scope some resource server of the realm defines; the token is
     /// still built for the target.
     AnyResourceServer,
+}
+
+/// What a protected resource asks of a request before it is forwarded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Auth {
+    /// A bearer token that passes every check of the resource (the default).
+    #[default]
+    Token,
+    /// Nothing (`auth = "none"`): an open resource, for health checks, documentation or an
+    /// upstream's own `/.well-known/*`. Still normalized, routed, forwarded and logged; no
+    /// token is asked for or checked.
+    None,
+}
+
+impl Auth {
+    /// The configuration's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::None => "none",
+        }
+    }
 }
 
 /// Where requests for a resource server are forwarded.
@@ -293,6 +332,42 @@ pub struct ResourceServer {
     pub management: bool,
 }
 
+#[cfg(test)]
+impl ResourceServer {
+    /// A resource server for unit tests: id `api` in the first realm, `audience`, `scopes`,
+    /// everything else at its default.
+    pub(crate) fn example(audience: &str, scopes: &[&str]) -> Self {
+        Self {
+            id: Name::new("api"),
+            name: "api".into(),
+            realm: RealmRef::at(0),
+            audience: Audience::new(audience),
+            upstream: Upstream {
+                scheme: http::uri::Scheme::HTTP,
+                authority: http::uri::Authority::from_static("127.0.0.1:1"),
+                base_path: String::new(),
+            },
+            scopes: ScopeSet::new(scopes.iter().filter_map(|s| Scope::parse(s))),
+            scope_descriptions: Default::default(),
+            default_scopes: ScopeSet::default(),
+            access_token_ttl: Duration::from_secs(300),
+            signing_alg: None,
+            default: false,
+            claim_headers: Vec::new(),
+            keep_authorization: true,
+            credentials: None,
+            encryption: Encryption::None,
+            response_timeout: Duration::from_secs(30),
+            max_body_bytes: None,
+            validity: Validity::default(),
+            contacts: Vec::new(),
+            metadata: toml::Table::new(),
+            source: "t.toml".into(),
+            management: false,
+        }
+    }
+}
+
 /// A set of request URIs on a resource server and what a token needs to reach them.
 #[derive(Debug, Clone)]
 pub struct ProtectedResource {
@@ -306,6 +381,8 @@ pub struct ProtectedResource {
     pub methods: Option<Vec<http::Method>>,
     /// Path patterns, as written.
     pub paths: Vec<String>,
+    /// Whether a token is needed at all. Defaults to [`Auth::Token`].
+    pub auth: Auth,
     /// Scopes a token must carry.
     pub scopes: ScopeSet,
     /// Whether all (default) or any of `scopes` are needed.

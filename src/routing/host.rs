@@ -18,6 +18,7 @@
 //! 5. an empty `Host` (RFC 9110 § 7.2: a target without authority) and an HTTP/1.0 request
 //!    without one have no host: they match only resources that name none.
 
+use std::borrow::Cow;
 use std::net::Ipv6Addr;
 
 use http::header::{HOST, HeaderMap, HeaderValue};
@@ -136,6 +137,22 @@ fn check(authority: &str) -> Result<(), HostError> {
             Ok(())
         }
         Some(_) => Err(HostError::Malformed),
+    }
+}
+
+/// Lowercase, without port or trailing dot (RFC 9110 § 7.2 `Host = uri-host [ ":" port ]`).
+/// Borrowed when already so, as clients send it nearly always.
+pub fn host_name(host: &str) -> Cow<'_, str> {
+    let h = if host.starts_with('[') {
+        host.split_once(']').map_or(host, |(a, _)| a).trim_start_matches('[')
+    } else {
+        host.rsplit_once(':').map_or(host, |(a, _)| a)
+    };
+    let h = h.trim_end_matches('.');
+    if h.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(h.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(h)
     }
 }
 
@@ -283,5 +300,12 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("no host"));
         assert_eq!(host.to_header_value(), Some(HeaderValue::from_static("a.test:80")));
+    }
+
+    #[test]
+    fn host_names() {
+        assert_eq!(host_name("API.Example.com:8443"), "api.example.com");
+        assert_eq!(host_name("example.com."), "example.com");
+        assert_eq!(host_name("[::1]:80"), "::1");
     }
 }

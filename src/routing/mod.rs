@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use http::Method;
 use thiserror::Error;
 
-pub use host::{HostError, RequestHost, request_host};
+pub use host::{HostError, RequestHost, host_name, request_host};
 pub use path::{NormalizedPath, PathError, normalize};
 
 /// One segment of a compiled pattern.
@@ -204,6 +204,81 @@ pub enum InsertError {
     /// Another route already matches the same requests.
     #[error(transparent)]
     Overlap(#[from] Overlap),
+}
+
+/// A request both `winner` and `loser` match and `winner` gets, by the rules above: the
+/// method, host (`None` for any) and path of one such request, or `None` when there is none
+/// (they match no request in common, or `loser` wins every one of them). For warnings
+/// about configurations, not for requests: it builds a table of its own.
+pub fn takes_over(winner: &Route<'_>, loser: &Route<'_>) -> Option<(Method, Option<String>, String)> {
+    let host = match (winner.host, loser.host) {
+        (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => return None,
+        (a, b) => a.or(b).map(str::to_ascii_lowercase),
+    };
+    let method = match (winner.methods, loser.methods) {
+        (None, None) => Method::GET,
+        (Some(only), None) | (None, Some(only)) => only.first()?.clone(),
+        (Some(a), Some(b)) => a.iter().find(|m| b.contains(m))?.clone(),
+    };
+    let path = common_path(
+        &parse_pattern(winner.pattern).ok()?,
+        &parse_pattern(loser.pattern).ok()?,
+    )?;
+    let mut table = Router::new();
+    for (resource, route) in [(0, winner), (1, loser)] {
+        table
+            .insert(Route {
+                resource,
+                ..route.clone()
+            })
+            .ok()?;
+    }
+    let normalized = normalize(&path).ok()?;
+    let found = table.find(host.as_deref(), &method, &normalized)?;
+    (found.resource == 0).then_some((method, host, path))
+}
+
+/// A path both patterns match, if there is one: wildcards meet literals as the literal, two
+/// one-segment wildcards as `x`, and `**` takes whatever the other pattern still has.
+fn common_path(a: &[Segment], b: &[Segment]) -> Option<String> {
+    fn rest(out: &mut String, tail: &[Segment]) {
+        for seg in tail {
+            match seg {
+                Segment::Literal(s) => {
+                    out.push('/');
+                    out.push_str(s);
+                }
+                Segment::One => out.push_str("/x"),
+                Segment::Rest => break,
+            }
+        }
+    }
+    let mut out = String::new();
+    for i in 0.. {
+        let seg = match (a.get(i), b.get(i)) {
+            (None, None) => break,
+            (Some(Segment::Rest), _) => {
+                rest(&mut out, &b[i..]);
+                break;
+            }
+            (_, Some(Segment::Rest)) => {
+                rest(&mut out, &a[i..]);
+                break;
+            }
+            (None, Some(_)) | (Some(_), None) => return None,
+            (Some(Segment::Literal(x)), Some(Segment::Literal(y))) => (x == y).then_some(x.as_str())?,
+            (Some(Segment::Literal(x)), Some(Segment::One)) | (Some(Segment::One), Some(Segment::Literal(x))) => {
+                (!x.is_empty()).then_some(x.as_str())?
+            }
+            (Some(Segment::One), Some(Segment::One)) => "x",
+        };
+        out.push('/');
+        out.push_str(seg);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Some(out)
 }
 
 fn methods_overlap(a: Option<&[Method]>, b: Option<&[Method]>) -> bool {
@@ -397,6 +472,66 @@ mod tests {
             pattern: "/p",
         });
         assert!(matches!(err, Err(InsertError::Overlap(_))));
+    }
+
+    #[test]
+    fn takeovers_find_a_request_the_winner_gets() {
+        let route = |pattern, host, methods| Route {
+            resource: 9,
+            host,
+            methods,
+            pattern,
+        };
+        let get: &[Method] = &[Method::GET];
+        let post: &[Method] = &[Method::POST];
+        let took = |w: Route<'_>, l: Route<'_>| takes_over(&w, &l).map(|(m, h, p)| format!("{m} {h:?} {p}"));
+        // More specific paths win where they meet.
+        assert_eq!(
+            took(route("/orders/health", None, None), route("/orders/**", None, None)).as_deref(),
+            Some("GET None /orders/health")
+        );
+        assert_eq!(
+            took(route("/orders/*", None, None), route("/orders/**", None, None)).as_deref(),
+            Some("GET None /orders/x")
+        );
+        assert_eq!(
+            took(route("/**", None, None), route("/a/*/c", None, None)),
+            None,
+            "the less specific never wins"
+        );
+        assert_eq!(took(route("/a/*/c", None, None), route("/a/b/**", None, None)), None);
+        assert_eq!(
+            took(route("/a/b/**", None, None), route("/a/*/c", None, None)).as_deref(),
+            Some("GET None /a/b/c")
+        );
+        // `/x/**` matches `/x` and beats `/**` there.
+        assert_eq!(
+            took(route("/docs/**", None, None), route("/**", None, None)).as_deref(),
+            Some("GET None /docs")
+        );
+        // Disjoint paths, hosts or methods: nothing in common.
+        assert_eq!(took(route("/a", None, None), route("/b", None, None)), None);
+        assert_eq!(took(route("/a/*", None, None), route("/a/", None, None)), None);
+        assert_eq!(
+            took(route("/a", Some("x.test"), None), route("/a", Some("y.test"), None)),
+            None
+        );
+        assert_eq!(took(route("/a", None, Some(get)), route("/a", None, Some(post))), None);
+        // A named host or method beats none on the same path.
+        assert_eq!(
+            took(route("/a", Some("X.test"), None), route("/a", None, None)).as_deref(),
+            Some("GET Some(\"x.test\") /a")
+        );
+        assert_eq!(
+            took(route("/a", None, Some(post)), route("/a", None, None)).as_deref(),
+            Some("POST None /a")
+        );
+        assert_eq!(took(route("/a", None, None), route("/a", None, Some(post))), None);
+        // Root patterns.
+        assert_eq!(
+            took(route("/", None, None), route("/**", None, None)).as_deref(),
+            Some("GET None /")
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub(super) struct Line<'a> {
     pub resource_server: Option<&'a Name>,
     /// For the embedded issuers' endpoints.
     pub issuer: Option<IssuerCall<'a>>,
-    /// `allowed`, a refusal reason (`bad_host` among them), `upstream_error`, or a client
+    /// `allowed`, `public` (an open resource), a refusal reason (`bad_host` among them), `upstream_error`, or a client
     /// body fault (`body_too_large`, `bad_request_body`, `client_aborted`); for the issuers
     /// `issued`, `ok` or the RFC error code.
     pub outcome: &'static str,

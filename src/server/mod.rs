@@ -12,8 +12,9 @@
 //!
 //! `route` starts here: the request's host is validated once
 //! ([`routing::request_host`](crate::routing::request_host)), for every request, the
-//! issuers' endpoints included; `route`..`authorize` are then
-//! [`Verifier::check`](crate::verifier::Verifier::check); `forward`
+//! issuers' endpoints and the RFC 9728 metadata ([`crate::discovery`]) included;
+//! `route`..`authorize` are then [`Verifier::check`](crate::verifier::Verifier::check) (an
+//! open resource leaves it allowed at `route`, with no token asked for); `forward`
 //! is [`Forwarder::forward`](crate::proxy::Forwarder::forward); `rescue` is
 //! [`crate::rescue`]. The snapshot is loaded once per request, at the start. Each phase ends
 //! in an `Exit` (how the request left, with what it learned); `log` writes the one access
@@ -41,7 +42,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::issuer::{Issuer, Outcome as IssuerOutcome};
 use crate::management::Management;
 use crate::metrics::Metrics;
-use crate::model::{IssuerEndpoint, RealmRef};
+use crate::model::{IssuerEndpoint, RealmRef, ResourceServerRef};
 use crate::proxy::{Forwarder, Provenance, UpstreamBody, UpstreamError};
 use crate::rescue;
 use crate::routing;
@@ -281,6 +282,11 @@ enum Exit {
     },
     /// The Admin Panel's assets answered.
     Panel { uri: Uri },
+    /// A resource server's RFC 9728 metadata answered.
+    Metadata {
+        uri: Uri,
+        resource_server: ResourceServerRef,
+    },
     /// `route` .. `authorize` refused; what the token said, for the operator
     /// ([`access::refusal_detail`]).
     Denied {
@@ -322,6 +328,13 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
             outcome,
         };
         return (resp.map(Either::Right), exit);
+    }
+    // RFC 9728 metadata: exact paths too, built with the snapshot; the host only picks
+    // among resource servers whose audiences share a path.
+    if let Some((resource_server, m)) = snap.metadata_at(req.uri().path(), host.map(|h| h.as_str())) {
+        let uri = req.uri().clone();
+        let resp = crate::discovery::answer(req.method(), m);
+        return (resp.map(Either::Right), Exit::Metadata { uri, resource_server });
     }
     if snap.settings.admin_panel && crate::panel::is_panel_path(req.uri().path()) {
         let uri = req.uri().clone();
@@ -374,12 +387,14 @@ async fn static_admin(
 /// The allowed request is for a realm's Management API: answered here, not forwarded.
 async fn manage(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, allowed: Allowed) -> (Response<Body>, Exit) {
     let started = Instant::now();
-    let resp = match &shared.management {
-        Some(m) => {
+    // The built-in resources all require a token (none is ever open), so claims are always
+    // there.
+    let resp = match (&shared.management, &allowed.claims) {
+        (Some(m), Some(claims)) => {
             let realm = allowed.resource_server(snap).realm;
-            m.handle(snap, realm, &allowed.claims, allowed.path.as_str(), req).await
+            m.handle(snap, realm, claims, allowed.path.as_str(), req).await
         }
-        None => crate::management::Problem::not_found("this gateway has no Management API").response(),
+        _ => crate::management::Problem::not_found("this gateway has no Management API").response(),
     };
     let exit = Exit::Forwarded {
         allowed,
@@ -454,6 +469,11 @@ fn log(
             outcome: "admin_panel",
             ..line(uri.path())
         },
+        Exit::Metadata { uri, resource_server } => Line {
+            outcome: "resource_metadata",
+            resource_server: Some(&snap.resource_servers[*resource_server].id),
+            ..line(uri.path())
+        },
         Exit::Denied { denied, uri, detail } => Line {
             detail: detail.as_deref().map(Into::into),
             ..denied_line(snap, denied, line(uri.path()))
@@ -463,7 +483,7 @@ fn log(
             ..allowed_line(snap, allowed, line(allowed.path.as_str()))
         },
         Exit::Forwarded { allowed, upstream } => Line {
-            outcome: "allowed",
+            outcome: allowed.outcome(),
             upstream: Some(*upstream),
             ..allowed_line(snap, allowed, line(allowed.path.as_str()))
         },
@@ -545,7 +565,7 @@ fn allowed_line<'a>(snap: &'a Snapshot, allowed: &'a Allowed, line: Line<'a>) ->
     Line {
         resource: Some(&allowed.resource(snap).id),
         resource_server: Some(&allowed.resource_server(snap).id),
-        client: allowed.claims.client_id().or(allowed.claims.sub()),
+        client: allowed.claims().and_then(|c| c.client_id().or(c.sub())),
         ..line
     }
 }

@@ -420,8 +420,8 @@ mod tests {
 
         use super::*;
         use crate::model::{
-            Audience, EntityRef, Name, ProtectedResource, RealmRef, ResourceServer, ResourceServerRef, Scope,
-            ScopeMatch, ScopeSet, Upstream, Validity,
+            EntityRef, Name, ProtectedResource, ResourceServer, ResourceServerRef, Scope, ScopeMatch, ScopeSet,
+            Validity,
         };
 
         const NOW: i64 = 1_000_000;
@@ -432,34 +432,7 @@ mod tests {
         }
 
         fn resource_server() -> ResourceServer {
-            ResourceServer {
-                id: Name::new("api"),
-                name: "api".into(),
-                realm: RealmRef::at(0),
-                audience: Audience::new(AUD),
-                upstream: Upstream {
-                    scheme: http::uri::Scheme::HTTP,
-                    authority: http::uri::Authority::from_static("127.0.0.1:1"),
-                    base_path: String::new(),
-                },
-                scopes: scopes(&["read", "write"]),
-                scope_descriptions: Default::default(),
-                default_scopes: ScopeSet::default(),
-                access_token_ttl: std::time::Duration::from_secs(300),
-                signing_alg: None,
-                default: false,
-                claim_headers: Vec::new(),
-                keep_authorization: false,
-                credentials: None,
-                encryption: crate::model::Encryption::None,
-                response_timeout: std::time::Duration::from_secs(30),
-                max_body_bytes: None,
-                validity: Validity::default(),
-                contacts: Vec::new(),
-                metadata: toml::Table::new(),
-                source: "t.toml".into(),
-                management: false,
-            }
+            ResourceServer::example(AUD, &["read", "write"])
         }
 
         fn resource(required: &[&str], rule: ScopeMatch, max_age: Option<i64>, cap: Option<i64>) -> ProtectedResource {
@@ -469,6 +442,7 @@ mod tests {
                 host: None,
                 methods: None,
                 paths: vec!["/**".into()],
+                auth: crate::model::Auth::Token,
                 scopes: scopes(required),
                 scope_match: rule,
                 max_age,

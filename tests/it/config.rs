@@ -1286,3 +1286,77 @@ fn check_reports_each_independent_mistake_once_with_near_misses() {
         assert!(line.starts_with(&format!("{file}: {want}")), "{line}\nwanted {want}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Open resources (`auth = "none"`).
+// ---------------------------------------------------------------------------------------
+
+/// [`BASE`] with an open resource `health` at `path`, and `extra` in its table.
+fn with_open(path: &str, extra: &str) -> String {
+    format!(
+        "{BASE}\n[[protected_resource]]\nid = \"health\"\nresource_server = \"api\"\npaths = [\"{path}\"]\nauth = \"none\"\n{extra}\n"
+    )
+}
+
+const PR_HEALTH: &str = r#"protected_resource "health""#;
+
+#[test]
+fn an_open_resource_is_declared_with_auth_none_and_nothing_a_token_would_need() {
+    let snap = accepted(&with_open("/health", ""));
+    let (_, pr) = snap.resources.find(|pr| pr.id.as_str() == "health").unwrap();
+    assert_eq!(pr.auth, portcullis::model::Auth::None);
+    let (_, read) = snap.resources.find(|pr| pr.id.as_str() == "read").unwrap();
+    assert_eq!(read.auth, portcullis::model::Auth::Token, "the default");
+    for (field, line) in [
+        ("scopes", "scopes = [\"read\"]"),
+        ("scope_match", "scope_match = \"any\""),
+        ("max_age", "max_age = \"5m\""),
+        ("max_token_lifetime", "max_token_lifetime = \"1h\""),
+    ] {
+        refused(&with_open("/health", line), PR_HEALTH, field, "checks no token");
+    }
+    refused(
+        &edit(
+            BASE,
+            "paths = [\"/items\", \"/items/**\"]\nscopes = [\"read\"]",
+            "paths = [\"/items\", \"/items/**\"]\nscopes = [\"read\"]\nauth = \"public\"",
+        ),
+        PR_READ,
+        "auth",
+        "unknown variant",
+    );
+}
+
+#[test]
+fn check_warns_naming_both_when_an_open_resource_takes_over_a_protected_ones_requests() {
+    let fx = Fixture::new();
+    let text = with_open("/items/health", "")
+        + "\n[[protected_resource]]\nid = \"docs\"\nresource_server = \"api\"\npaths = [\"/docs/**\"]\nauth = \"none\"\n";
+    let path = fx.write("portcullis.toml", &text);
+    let o = portcullis(&["check", "--no-store", "--config", path_arg(&path)]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "a warning is no error:\n{err}");
+    assert!(
+        out.contains("health  * /items/health  needs nothing (open: auth = \"none\")"),
+        "{out}"
+    );
+    let file = path.display();
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(
+        warnings,
+        [
+            format!(
+                "warning: open protected_resource \"health\" ({file}) takes over requests protected_resource \"read\" ({file}) would otherwise get, e.g. GET /items/health: they reach the upstream without a token"
+            ),
+            format!(
+                "warning: open protected_resource \"health\" ({file}) takes over requests protected_resource \"write\" ({file}) would otherwise get, e.g. POST /items/health: they reach the upstream without a token"
+            ),
+        ],
+        "{err}"
+    );
+    // Open paths no protected resource matches say nothing.
+    let path = fx.write("quiet.toml", &with_open("/health", ""));
+    let o = portcullis(&["check", "--no-store", "--config", path_arg(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}

@@ -26,19 +26,24 @@ async fn valid_token_is_forwarded_with_claim_headers() {
     assert!(seen.headers.get("authorization").is_some());
 }
 
+/// The challenge without a token: the realm, and where the resource's RFC 9728 metadata is
+/// (the origin is the configuration's, here the default `http://<listen>`).
+const BARE: &str =
+    r#"Bearer realm="t", resource_metadata="http://127.0.0.1:8080/.well-known/oauth-protected-resource""#;
+
 #[tokio::test]
 async fn no_token_gets_a_bare_challenge() {
     let h = Harness::start().await;
     let a = h.send(Method::GET, "/items/7", &[], "").await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(a.challenge(), r#"Bearer realm="t""#);
+    assert_eq!(a.challenge(), BARE);
     assert_eq!(h.upstream.hits(), 0);
     // Another scheme is no bearer token either.
     let a = h
         .send(Method::GET, "/items/7", &[("authorization", "Basic dXNlcjpwYXNz")], "")
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(a.challenge(), r#"Bearer realm="t""#);
+    assert_eq!(a.challenge(), BARE);
     assert_eq!(h.upstream.hits(), 0);
 }
 

@@ -10,6 +10,7 @@ mod support;
 
 mod admin;
 mod config;
+mod discovery;
 mod forwarding;
 mod gateway;
 mod issuer_auth;
@@ -20,6 +21,7 @@ mod jwks_remote;
 mod lifecycle;
 mod loadtest;
 mod management;
+mod open_resources;
 mod ops;
 mod ops_artifacts;
 mod panel;

@@ -157,7 +157,10 @@ async fn calls_need_a_token_for_this_realms_api_with_the_scope() {
     let h = start().await;
     let none = h.send(Method::GET, &format!("{API}/resource-servers"), &[], "").await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(none.header("www-authenticate"), Some("Bearer realm=\"t\""));
+    assert_eq!(
+        none.header("www-authenticate"),
+        Some("Bearer realm=\"t\", resource_metadata=\"http://gw.test/.well-known/oauth-protected-resource/api/v1/t\"")
+    );
     let reader = token_for(&h, "t", "reader", READER_SECRET, AUDIENCE, "read:resource_servers").await;
     assert_eq!(
         call(&h, Method::GET, "/resource-servers", &reader, None, &[])
@@ -706,4 +709,44 @@ async fn match_answers_as_the_gateway_routes_and_activity_counts_by_outcome() {
     let activity = call(&h, Method::GET, "/activity", &t, None, &[]).await.json();
     assert_eq!(activity["totals"]["files-api"]["insufficient_scope"], 1, "{activity}");
     assert_eq!(activity["interval_seconds"], 10);
+}
+
+#[tokio::test]
+async fn an_open_resource_created_through_the_api_is_served_without_a_token() {
+    let h = start().await;
+    let t = admin(&h).await;
+    // A token requirement beside `auth = "none"` would never be enforced: refused, naming it.
+    let bad = json!({"id": "docs", "resource_server": "files-api", "paths": ["/docs/**"], "auth": "none", "scopes": ["files:read"]});
+    let a = call(&h, Method::POST, "/protected-resources", &t, Some(&bad), &[]).await;
+    assert_problem(&a, StatusCode::UNPROCESSABLE_ENTITY, Some("scopes"));
+    let typo = json!({"id": "docs", "resource_server": "files-api", "paths": ["/docs/**"], "auth": "nobody"});
+    let a = call(&h, Method::POST, "/protected-resources", &t, Some(&typo), &[]).await;
+    assert_problem(&a, StatusCode::UNPROCESSABLE_ENTITY, Some("auth"));
+
+    let docs = json!({"id": "docs", "resource_server": "files-api", "paths": ["/docs/**"], "auth": "none"});
+    let a = call(&h, Method::POST, "/protected-resources", &t, Some(&docs), &[]).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(a.json()["auth"], "none");
+    let a = h.send(Method::GET, "/docs/index.html", &[], "").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(h.upstream.last().await.uri, "/docs/index.html");
+    let m = call(&h, Method::GET, "/match?path=/docs/a", &t, None, &[]).await;
+    assert_eq!(m.json()["matched"]["auth"], "none", "{}", m.body);
+
+    // Back to a token: the same path is challenged again at once.
+    let a = call(&h, Method::GET, "/protected-resources/docs", &t, None, &[]).await;
+    let tag = etag(&a);
+    let patch = json!({"auth": null, "scopes": ["files:read"]});
+    let a = call(
+        &h,
+        Method::PATCH,
+        "/protected-resources/docs",
+        &t,
+        Some(&patch),
+        &[("if-match", &tag)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = h.send(Method::GET, "/docs/index.html", &[], "").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
 }

@@ -238,19 +238,13 @@ async fn request_ids_are_kept_or_made_and_travel_both_ways() {
 
 #[tokio::test]
 async fn access_lines_name_the_request_and_never_the_token() {
-    // A JSON subscriber for this test's thread only: the current-thread runtime polls the
-    // gateway's tasks here too.
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let file = Arc::new(log.reopen().unwrap());
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(file)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
     let h = Harness::builder().config(config_with("")).start().await;
+    // One access line before capturing (see `Logs::capture`).
+    assert_eq!(
+        h.send(Method::GET, "/nowhere", &[], "").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let logs = Logs::capture();
     let token = h.key.sign(&claims("read"));
     let auth = format!("Bearer {token}");
     let a = h
@@ -272,18 +266,9 @@ async fn access_lines_name_the_request_and_never_the_token() {
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
 
-    let text = std::fs::read_to_string(log.path()).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|v: &serde_json::Value| v["target"] == "access")
-        .collect();
-    let line = |id: &str| {
-        lines
-            .iter()
-            .find(|l| l["request_id"] == id)
-            .unwrap_or_else(|| panic!("no access line for {id} in:\n{text}"))
-    };
+    let text = logs.text();
+    let lines = logs.access();
+    let line = |id: &str| logs.access_line(id);
     let ok = line("log-test-1");
     assert!(ok["timestamp"].is_string(), "{ok}");
     assert_eq!(ok["method"], "GET");

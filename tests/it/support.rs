@@ -875,6 +875,59 @@ pub fn init_logs() {
     }
 }
 
+/// The JSON log lines written on this test's thread while it lives (the current-thread
+/// runtime of a `#[tokio::test]` polls the gateway's tasks here too).
+pub struct Logs {
+    file: tempfile::NamedTempFile,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl Logs {
+    /// Starts capturing, at INFO and above.
+    ///
+    /// NB: tracing caches whether anyone listens at a callsite when it first fires; a
+    /// callsite firing for the first time on another test's thread while this capture
+    /// starts may cache "nobody" after the rebuild below. A test that must see a line lets
+    /// its callsite fire once before capturing (e.g. one request), so only rebuilds, which
+    /// see this capture, decide.
+    pub fn capture() -> Self {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let writer = Arc::new(file.reopen().unwrap());
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(writer)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        // A callsite another test's thread hit first may have cached "nobody listens".
+        tracing::callsite::rebuild_interest_cache();
+        Self { file, _guard: guard }
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(self.file.path()).unwrap()
+    }
+
+    /// The access lines written so far.
+    pub fn access(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["target"] == "access")
+            .collect()
+    }
+
+    /// The access line of the request with `id`.
+    pub fn access_line(&self, id: &str) -> Value {
+        self.access()
+            .into_iter()
+            .find(|l| l["request_id"] == id)
+            .unwrap_or_else(|| panic!("no access line for {id} in:\n{}", self.text()))
+    }
+}
+
 /// Seconds since `NOW` the clock shows.
 pub fn elapsed(clock: &ManualClock) -> i64 {
     clock.now() - NOW

@@ -484,7 +484,7 @@ function resourceTable(resources, after) {
       (pr.methods || []).join(", ") || "any",
       pr.host ?? "any",
       (pr.paths || []).join(" "),
-      `${pr.scope_match === "any" ? "any of" : "all of"} [${(pr.scopes || []).join(" ")}]`,
+      pr.auth === "none" ? "nothing (open)" : `${pr.scope_match === "any" ? "any of" : "all of"} [${(pr.scopes || []).join(" ")}]`,
       pr.max_age ?? "",
       source(pr),
       pr.source === "store"
@@ -543,7 +543,8 @@ function matchBox() {
               { "data-match": m.id },
               `${a.method} ${a.normalized_path} → `,
               el("strong", {}, m.id),
-              ` (API resource ${m.resource_server}, pattern ${m.pattern}) needs ${m.scope_match} of [${m.scopes.join(" ")}]`,
+              ` (API resource ${m.resource_server}, pattern ${m.pattern}) needs `,
+              m.auth === "none" ? "nothing (open)" : `${m.scope_match} of [${m.scopes.join(" ")}]`,
               m.max_age !== null ? `, max_age ${m.max_age}s` : "",
               m.in_force ? "" : " — not in force now",
               `; declared in ${m.source}.`,
@@ -575,6 +576,18 @@ async function prForm(pr, etag, presetServer) {
       field("Paths", lines("paths", pr?.paths), "One per line: /orders, /orders/*, /orders/**"),
       checks("Methods (none ticked: any)", "methods", METHODS, pr?.methods || []),
       field("Host", text("host", pr?.host), "Empty: any host."),
+      field(
+        "Access",
+        select(
+          "auth",
+          [
+            ["token", "a bearer token (below: what it needs)"],
+            ["none", "nothing: open to everyone (health checks, docs)"],
+          ],
+          pr?.auth ?? "token",
+        ),
+        "Open resources are still routed, forwarded and logged; no token is checked.",
+      ),
       scopeHolder,
       field(
         "Scopes needed",
@@ -607,6 +620,12 @@ async function prForm(pr, etag, presetServer) {
         valid_from: value(f, "valid_from"),
         disabled_on: value(f, "disabled_on"),
       };
+      if (f.elements.auth.value === "none") {
+        // An open resource checks no token: what a token needs is refused beside it.
+        Object.assign(wanted, { auth: "none", scopes: null, scope_match: null, max_age: null, max_token_lifetime: null });
+      } else {
+        wanted.auth = null;
+      }
       if (!pr) {
         wanted.id = value(f, "id");
         for (const k of Object.keys(wanted)) if (wanted[k] === null) delete wanted[k];
