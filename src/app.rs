@@ -242,6 +242,7 @@ impl Gateway {
             issuer,
             metrics: metrics.clone(),
             management: Some(Arc::new(management)),
+            accepted: None,
         });
         // Every input is watched where it lives: certificates and keys often live apart from
         // the configuration (a mounted secret), and a rotated one is picked up without SIGHUP.

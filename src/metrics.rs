@@ -38,6 +38,7 @@ pub struct Metrics {
     request_series: arc_swap::ArcSwap<std::collections::HashSet<RequestLabels>>,
     connections_open: Gauge,
     connections: Counter,
+    worker_connections: Family<WorkerLabels, Counter>,
     /// Configuration reloads that replaced the running snapshot.
     pub reloads: Counter,
     /// Configuration reloads refused (the running snapshot stayed).
@@ -68,6 +69,11 @@ struct RequestLabels {
     resource: Name,
     outcome: &'static str,
     status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -144,6 +150,7 @@ impl Metrics {
             request_series: arc_swap::ArcSwap::default(),
             connections_open: Gauge::default(),
             connections: Counter::default(),
+            worker_connections: Family::default(),
             reloads: Counter::default(),
             reload_failures: Counter::default(),
             unmatched: Name::new(UNMATCHED),
@@ -196,6 +203,11 @@ impl Metrics {
             "connections",
             "Connections accepted on the public listener",
             self.connections.clone(),
+        );
+        registry.register(
+            "worker_connections",
+            "Connections accepted on the public listener, by server worker (how evenly the kernel spreads them)",
+            self.worker_connections.clone(),
         );
         registry.register(
             "config_reloads",
@@ -294,6 +306,15 @@ impl Metrics {
                 error,
             })
             .inc();
+    }
+
+    /// The accepted-connections counter of server worker `worker`, resolved once per worker.
+    pub fn worker_connections(&self, worker: usize) -> Counter {
+        self.worker_connections
+            .get_or_create(&WorkerLabels {
+                worker: worker.to_string(),
+            })
+            .clone()
     }
 
     /// Counts an accepted connection as open until the guard drops.

@@ -49,7 +49,9 @@ fn write_keys(dir: &Path) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn config_text(dir: &Path, upstream: SocketAddr, cache: bool) -> String {
+/// The suite's configuration; the store lives apart from it (`store`): the gateway watches
+/// the configuration's directory, and every store write would wake the watcher.
+fn config_text(store: &Path, upstream: SocketAddr, cache: bool) -> String {
     format!(
         r#"[server]
 listen = "127.0.0.1:0"
@@ -94,7 +96,7 @@ resource_server = "enc"
 paths = ["/enc/**"]
 scopes = ["read"]
 "#,
-        store = dir.join("store.db").display()
+        store = store.display()
     )
 }
 
@@ -141,8 +143,8 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
     eprintln!("load: upstream {} on {up_addr}", upstream.pid());
     let config_on = dir.path().join("cache-on.toml");
     let config_off = dir.path().join("cache-off.toml");
-    fs::write(&config_on, config_text(dir.path(), up_addr, true))?;
-    fs::write(&config_off, config_text(dir.path(), up_addr, false))?;
+    fs::write(&config_on, config_text(&logs.path().join("store.db"), up_addr, true))?;
+    fs::write(&config_off, config_text(&logs.path().join("store.db"), up_addr, false))?;
 
     // The same configuration, loaded in process, for the fixed tokens.
     let snap =
@@ -259,11 +261,15 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
             let mut m = table::measure(name, Some(workers), &gw.proc, || {
                 loadgen::run(&o.generator(), &load, row.expect)
             })?;
-            if name == "cache-100k"
-                && let Some(admin) = gw.admin
-                && let Some(n) = table::metric(admin, "portcullis_token_cache_entries")
-            {
-                m.notes.push(format!("{n} tokens cached"));
+            if let Some(admin) = gw.admin {
+                if name == "cache-100k"
+                    && let Some(n) = table::metric(admin, "portcullis_token_cache_entries")
+                {
+                    m.notes.push(format!("{n} tokens cached"));
+                }
+                if let Some(spread) = table::worker_spread(admin) {
+                    m.notes.push(format!("connections per worker {spread}"));
+                }
             }
             drop(gw);
             let _ = fs::remove_file(&log);

@@ -87,8 +87,9 @@ fn generate() -> Result<Keys, BoxError> {
     })
 }
 
-/// The gateway's files: signing keys, encryption keys, the client's public key, the TOML.
-fn write_gateway_config(dir: &Path, keys: &Keys) -> Result<PathBuf, BoxError> {
+/// The gateway's files: signing keys, encryption keys, the client's public key, the TOML;
+/// its store at `store`, apart (the gateway watches the configuration's directory).
+fn write_gateway_config(dir: &Path, store: &Path, keys: &Keys) -> Result<PathBuf, BoxError> {
     fs::write(dir.join("signing.json"), json!({ "keys": keys.signing }).to_string())?;
     fs::write(
         dir.join("client.pub.json"),
@@ -109,7 +110,7 @@ issuer = "{ISSUER}"
 algorithms = ["ES256", "RS256", "PS256", "EdDSA"]
 signing_keys = "signing.json"
 "#,
-        store = dir.join("store.db").display()
+        store = store.display()
     );
     for (ty, sign, enc) in TYPES {
         toml.push_str(&format!(
@@ -258,7 +259,7 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
     let logs = tempfile::tempdir()?;
     eprintln!("load: issuer suite: generating keys");
     let keys = generate()?;
-    let config = write_gateway_config(dir.path(), &keys)?;
+    let config = write_gateway_config(dir.path(), &logs.path().join("store.db"), &keys)?;
     let client_key = dir.path().join("client.json");
     fs::write(&client_key, keys.client_private.to_string())?;
     let peer = install_peer();
@@ -280,9 +281,13 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
             })?;
             let url = format!("http://{}/realms/bench/token", gw.addr);
             let load = o.load_args(&url, &grant_args(auth, ty, &client_key, ISSUER), None);
-            ours.push(table::measure(&name, Some(workers), &gw.proc, || {
+            let mut m = table::measure(&name, Some(workers), &gw.proc, || {
                 loadgen::run(&o.generator(), &load, 200)
-            })?);
+            })?;
+            if let Some(spread) = gw.admin.and_then(table::worker_spread) {
+                m.notes.push(format!("connections per worker {spread}"));
+            }
+            ours.push(m);
             drop(gw);
         }
     }
@@ -336,7 +341,7 @@ fn print(ours: &[Measured], theirs: &[Measured]) {
     let cpu = |m: &Measured| m.cpu_us.map_or("-".into(), |c| format!("{c:.0}"));
     for r in ours {
         let peer = theirs.iter().find(|t| t.name == r.name);
-        let mut notes = Vec::new();
+        let mut notes = r.notes.clone();
         for (who, m) in [("portcullis", Some(r)), ("oidc-provider", peer)] {
             let Some(m) = m else { continue };
             if m.outcome.errors + m.outcome.unexpected > 0 {

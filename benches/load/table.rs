@@ -65,32 +65,54 @@ pub(crate) fn measure(
     })
 }
 
-/// A counter or gauge from a gateway's admin listener's `/metrics`.
+/// The samples of a gateway's `/metrics` (admin listener) whose series starts with
+/// `prefix`: (series, value).
+pub(crate) fn samples(admin: SocketAddr, prefix: &str) -> Vec<(String, f64)> {
+    let fetch = || -> Option<Bytes> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            let stream = tokio::net::TcpStream::connect(admin).await.ok()?;
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+            tokio::spawn(conn);
+            let req = Request::get("/metrics")
+                .header(HOST, HeaderValue::from_static("admin"))
+                .body(Empty::<Bytes>::new())
+                .ok()?;
+            let resp = tokio::time::timeout(Duration::from_secs(5), send.send_request(req))
+                .await
+                .ok()?
+                .ok()?;
+            resp.into_body().collect().await.ok().map(|b| b.to_bytes())
+        })
+    };
+    let Some(body) = fetch() else { return Vec::new() };
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A counter or gauge without labels.
 pub(crate) fn metric(admin: SocketAddr, name: &str) -> Option<u64> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    let body = rt.block_on(async {
-        let stream = tokio::net::TcpStream::connect(admin).await.ok()?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
-        tokio::spawn(conn);
-        let req = Request::get("/metrics")
-            .header(HOST, HeaderValue::from_static("admin"))
-            .body(Empty::<Bytes>::new())
-            .ok()?;
-        let resp = tokio::time::timeout(Duration::from_secs(5), send.send_request(req))
-            .await
-            .ok()?
-            .ok()?;
-        resp.into_body().collect().await.ok().map(|b| b.to_bytes())
-    })?;
-    let text = std::str::from_utf8(&body).ok()?;
-    let prefix = format!("{name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
+    samples(admin, name)
+        .into_iter()
+        .find(|(series, _)| series == name)
+        .map(|(_, v)| v as u64)
+}
+
+/// How the connections spread over the gateway's workers, e.g. `17/16`, when it has more
+/// than one.
+pub(crate) fn worker_spread(admin: SocketAddr) -> Option<String> {
+    let mut per: Vec<(String, f64)> = samples(admin, "portcullis_worker_connections_total{");
+    per.sort_by(|a, b| a.0.cmp(&b.0));
+    (per.len() > 1).then(|| per.iter().map(|(_, v)| format!("{v:.0}")).collect::<Vec<_>>().join("/"))
 }
 
 /// The header every table starts with: date, machine, load shape.

@@ -77,18 +77,22 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The realms' Management APIs (absent when embedded without a store).
     pub management: Option<Arc<Management>>,
+    /// This server worker's accepted-connections counter (none outside the workers).
+    pub accepted: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl Shared {
-    /// The state of one more server worker: the same verifier, issuer and metrics, and an
-    /// upstream pool of its own (see [`Forwarder::sibling`]).
-    pub fn for_worker(&self) -> Self {
+    /// The state of server worker `worker`: the same verifier, issuer and metrics, an
+    /// upstream pool of its own (see [`Forwarder::sibling`]) and its own count of accepted
+    /// connections.
+    pub fn for_worker(&self, worker: usize) -> Self {
         Self {
             verifier: self.verifier.clone(),
             forwarder: self.forwarder.sibling(),
             issuer: self.issuer.clone(),
             metrics: self.metrics.clone(),
             management: self.management.clone(),
+            accepted: Some(self.metrics.worker_connections(worker)),
         }
     }
 }
@@ -196,6 +200,9 @@ where
         slot: _slot,
     } = conn;
     let _open = shared.metrics.connection_opened();
+    if let Some(accepted) = &shared.accepted {
+        accepted.inc();
+    }
     // Limits as of accept time: a reload applies to later connections.
     let (builder, idle_timeout) = {
         let snap = shared.verifier.snapshot();

@@ -79,7 +79,7 @@ where
             Some(l) => l,
             None => own_listener(addr)?,
         };
-        let shared = Arc::new(shared.for_worker());
+        let shared = Arc::new(shared.for_worker(i));
         let slots = slots.clone();
         let shutdown = shutdown();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

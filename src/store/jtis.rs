@@ -1,5 +1,5 @@
 //! Assertion `jti` records, committed in groups: concurrent first-use checks are written in
-//! one transaction, so one durable commit (one WAL fsync on SQLite) serves every check that
+//! one statement, so one durable commit (one WAL fsync on SQLite) serves every check that
 //! arrived while the previous commit ran, instead of one commit each. Durability is
 //! unchanged: each check is answered only after the transaction holding it committed.
 //!
@@ -8,6 +8,7 @@
 //! runs as a task of its own, so a caller that goes away mid-commit does not abort the
 //! others' answers.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, oneshot};
@@ -78,33 +79,48 @@ fn lost() -> StoreError {
     StoreError::Unavailable("the commit holding this check did not finish".into())
 }
 
-/// Writes `batch` in one transaction and answers each check.
+/// Writes `batch` in one statement (one transaction) and answers each check: a key is
+/// recorded when it is new or its record has expired, and `RETURNING` names the keys that
+/// were. A key twice in one batch is a replay the second time (and one statement may not
+/// touch a row twice).
 async fn commit(backend: &Backend, batch: Vec<Pending>) {
+    let mut seen = HashSet::with_capacity(batch.len());
+    let unique: Vec<&Pending> = batch.iter().filter(|p| seen.insert(p.key)).collect();
+    // The earliest `now` of the batch (they differ by the time the batch took to gather):
+    // a record expired then has expired for every check in it.
+    let now = batch.iter().map(|p| p.now).min().unwrap_or(0);
+    let mut sql = String::from("INSERT INTO assertion_jtis (jti_key, expires_at) VALUES ");
+    for i in 0..unique.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${})", 2 * i + 2, 2 * i + 3));
+    }
+    sql.push_str(
+        " ON CONFLICT (jti_key) DO UPDATE SET expires_at = excluded.expires_at \
+         WHERE assertion_jtis.expires_at <= $1 RETURNING jti_key",
+    );
     let outcome = super::bounded(async {
         on_backend!(backend, pool => {
-            let mut tx = pool.begin().await?;
-            let mut firsts = Vec::with_capacity(batch.len());
-            for p in &batch {
-                let done = sqlx::query(
-                    "INSERT INTO assertion_jtis (jti_key, expires_at) VALUES ($1, $2) \
-                     ON CONFLICT (jti_key) DO UPDATE SET expires_at = excluded.expires_at \
-                     WHERE assertion_jtis.expires_at <= $3",
-                )
-                .bind(&p.key[..])
-                .bind(p.expires_at)
-                .bind(p.now)
-                .execute(&mut *tx)
-                .await?;
-                firsts.push(done.rows_affected() == 1);
+            let mut query = sqlx::query(&sql).bind(now);
+            for p in &unique {
+                query = query.bind(&p.key[..]).bind(p.expires_at);
             }
-            tx.commit().await?;
-            Ok(firsts)
+            let rows = query.fetch_all(pool).await?;
+            let mut recorded = HashSet::with_capacity(rows.len());
+            for row in rows {
+                let key: Vec<u8> = sqlx::Row::try_get(&row, "jti_key")?;
+                recorded.insert(key);
+            }
+            Ok::<_, StoreError>(recorded)
         })
     })
     .await;
     match outcome {
-        Ok(firsts) => {
-            for (p, first) in batch.into_iter().zip(firsts) {
+        Ok(mut recorded) => {
+            for p in batch {
+                // The first check of a key gets the statement's verdict; a repeat is a replay.
+                let first = recorded.remove(&p.key[..]);
                 let _ = p.answer.send(Ok(first));
             }
         }
