@@ -166,7 +166,10 @@ async fn no_usable_keys_is_503_in_decision_mode_too() {
     let config = edit(
         &config(),
         "jwks_file = \"{keys}\"",
-        &format!("jwks_uri = \"http://{}/jwks\"\ndanger_allow_http_jwks = true", closed_port()),
+        &format!(
+            "jwks_uri = \"http://{}/jwks\"\ndanger_allow_http_jwks = true",
+            closed_port()
+        ),
     );
     let h = Harness::builder().config(config).start().await;
     let token = h.key.sign(&claims("read"));
