@@ -626,3 +626,16 @@ async fn traefik_forward_auth() {
     contract(&h, &proxy, "x-forwarded-uri").await;
     spoof_from_untrusted_peer(&h, "forwarded", "x-forwarded-uri", "x-forwarded-method").await;
 }
+
+#[test]
+fn the_readme_shows_the_snippets_the_tests_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for file in ["nginx.conf", "Caddyfile", "traefik-dynamic.yml", "envoy.yaml"] {
+        let snippet = std::fs::read_to_string(root.join("docs/forward-auth").join(file)).unwrap();
+        assert!(
+            readme.contains(&snippet),
+            "README.md does not show docs/forward-auth/{file} as it is"
+        );
+    }
+}
