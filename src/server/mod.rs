@@ -10,6 +10,11 @@
 //!                          rescue (one RFC answer each)
 //! ```
 //!
+//! Decision mode's entries ([`crate::decision`]) are another way into the same phases: a
+//! forward-auth request is answered allow/deny from the original request its proxy
+//! describes, with `route`..`authorize` as below and the same `log`, and nothing is
+//! forwarded.
+//!
 //! `route` starts here: the request's host is validated once
 //! ([`routing::request_host`](crate::routing::request_host)), for every request, the
 //! issuers' endpoints and the RFC 9728 metadata ([`crate::discovery`]) included;
@@ -284,8 +289,11 @@ enum Exit {
     /// The Admin Panel's assets answered.
     Panel { uri: Uri },
     /// A forward-auth decision was answered ([`crate::decision`]); what a refused token
-    /// said, for the operator.
-    Decision { decision: Decision, detail: Option<String> },
+    /// said, for the operator. Boxed: proxy mode's exits stay the size they were.
+    Decision {
+        decision: Box<Decision>,
+        detail: Option<String>,
+    },
     /// A resource server's RFC 9728 metadata answered.
     Metadata {
         uri: Uri,
@@ -337,6 +345,7 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
             Ok(_) => None,
         };
         let resp = decision.answer(snap);
+        let decision = Box::new(decision);
         return (resp.map(Either::Right), Exit::Decision { decision, detail });
     }
     // The embedded issuers' endpoints are exact paths and come before protected resources.
