@@ -46,13 +46,11 @@ impl Entry {
     /// The entry `path` (a request's raw path) is for, when decision mode is on and it is
     /// one: the one check proxy mode pays for decision mode.
     pub fn of(snap: &Snapshot, path: &str) -> Option<Self> {
-        let prefix = &snap.settings.decision.as_ref()?.path;
-        let rest = path.strip_prefix(prefix.as_str())?;
-        match rest {
+        let prefix = snap.settings.decision.as_ref()?.path.as_str();
+        match path.strip_prefix(prefix)? {
             "/nginx" => Some(Self::Nginx),
             "/forwarded" => Some(Self::Forwarded),
-            // Envoy appends the original path, which always starts with a slash.
-            _ if rest.starts_with("/envoy/") => Some(Self::Envoy),
+            _ if envoy_original(prefix, path).is_some() => Some(Self::Envoy),
             _ => None,
         }
     }
@@ -65,6 +63,14 @@ impl Entry {
             Self::Envoy => "envoy",
         }
     }
+}
+
+/// The original path of an Envoy request to `path`: what follows `<prefix>/envoy` (Envoy
+/// appends the original path, which always starts with a slash).
+fn envoy_original<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
+    path.strip_prefix(prefix)?
+        .strip_prefix("/envoy")
+        .filter(|rest| rest.starts_with('/'))
 }
 
 /// What a decision request came to.
@@ -135,5 +141,22 @@ pub async fn decide(verifier: &Verifier, snap: &Snapshot, entry: Entry, asked: &
         entry,
         path: original.path.to_owned(),
         verdict,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envoys_original_path_is_what_follows_the_prefix() {
+        let p = "/_portcullis/auth";
+        assert_eq!(envoy_original(p, "/_portcullis/auth/envoy/items/1"), Some("/items/1"));
+        assert_eq!(envoy_original(p, "/_portcullis/auth/envoy/"), Some("/"));
+        assert_eq!(envoy_original(p, "/_portcullis/auth/envoy//x"), Some("//x"));
+        assert_eq!(envoy_original(p, "/_portcullis/auth/envoy"), None);
+        assert_eq!(envoy_original(p, "/_portcullis/auth/envoyx/items"), None);
+        assert_eq!(envoy_original(p, "/_portcullis/authx/envoy/items"), None);
+        assert_eq!(envoy_original(p, "/items"), None);
     }
 }

@@ -5,7 +5,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, Method};
 
 use super::{Asked, Entry};
-use crate::routing::{HostError, check_authority};
+use crate::routing::check_authority;
 use crate::snapshot::Snapshot;
 
 /// The request a proxy asks about.
@@ -71,7 +71,7 @@ pub(super) fn read<'r>(snap: &'r Snapshot, entry: Entry, asked: &Asked<'r>) -> R
                 None => asked.host,
                 Some(_) => {
                     let h = one(headers, &X_FORWARDED_HOST)?;
-                    check_authority(h).map_err(|_: HostError| OriginalError::Malformed(X_FORWARDED_HOST))?;
+                    check_authority(h).map_err(|_| OriginalError::Malformed(X_FORWARDED_HOST))?;
                     Some(h)
                 }
             };
@@ -83,18 +83,12 @@ pub(super) fn read<'r>(snap: &'r Snapshot, entry: Entry, asked: &Asked<'r>) -> R
         }
         // Envoy's request is the original one with the prefix put before its path
         // (`path_prefix`), so only that prefix comes off.
-        Entry::Envoy => {
-            let target = asked.uri.path();
-            let rest = target
-                .strip_prefix(d.path.as_str())
-                .and_then(|r| r.strip_prefix("/envoy"))
-                .unwrap_or(target);
-            Ok(Original {
-                method: asked.method.clone(),
-                host: asked.host,
-                path: rest,
-            })
-        }
+        Entry::Envoy => Ok(Original {
+            method: asked.method.clone(),
+            host: asked.host,
+            // `Entry::of` found it there; were it not, an empty path is refused as unroutable.
+            path: super::envoy_original(&d.path, asked.uri.path()).unwrap_or_default(),
+        }),
     }
 }
 
