@@ -110,6 +110,15 @@ impl TrustedProxies {
     }
 }
 
+impl fmt::Display for TrustedProxies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, block) in self.0.iter().enumerate() {
+            write!(f, "{}{block}", if i == 0 { "" } else { ", " })?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +164,6 @@ mod tests {
         assert_eq!("10.1.0.0/8".parse::<Cidr>(), Err(CidrError::HostBits));
         assert_eq!(cidr("10.0.0.0/8").to_string(), "10.0.0.0/8");
         assert_eq!(cidr("::1").to_string(), "::1/128");
+        assert_eq!(trusted(&["10.0.0.0/8", "::1"]).to_string(), "10.0.0.0/8, ::1/128");
     }
 }

@@ -1386,6 +1386,21 @@ fn decision_mode_compiles_its_endpoints_and_trusted_proxies() {
     assert!(snap.settings.trusted_proxies.trusts("10.9.8.7".parse().unwrap()));
     assert!(snap.settings.trusted_proxies.trusts("::1".parse().unwrap()));
     assert!(!snap.settings.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
+    // `check` says where the endpoints are and whom they believe.
+    let fx = Fixture::new();
+    let path = fx.write(
+        "portcullis.toml",
+        &with_server("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\ndecision_path = \"/_portcullis/auth/\""),
+    );
+    let o = portcullis(&["check", "--no-store", "--config", path_arg(&path)]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{}", stderr(&o));
+    for needle in [
+        "decision /_portcullis/auth/nginx /_portcullis/auth/forwarded /_portcullis/auth/envoy/…",
+        "trusted_proxies 10.0.0.0/8, ::1/128",
+    ] {
+        assert!(out.contains(needle), "check output lacks {needle:?}:\n{out}");
+    }
     // Off by default, trusting nobody.
     let snap = accepted(BASE);
     assert_eq!(snap.settings.decision, None);
