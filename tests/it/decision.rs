@@ -204,6 +204,25 @@ async fn only_trusted_peers_may_describe_the_original_request() {
 }
 
 #[tokio::test]
+async fn decision_mode_follows_reloads() {
+    // Off: the prefix is an ordinary path, matched by no resource here.
+    let off = edit(&config(), "decision_path = \"/_portcullis/auth/\"", "");
+    let h = Harness::builder().config(off).start().await;
+    let gw = h.gateway.local_addr();
+    let a = envoy(gw, "GET", "/health", None, "off").await;
+    assert!(a.starts_with("HTTP/1.1 404 Not Found\r\n"), "{a}");
+    // On, without a restart.
+    h.write_config(&config());
+    let on = polled(async || {
+        envoy(gw, "GET", "/health", None, "on")
+            .await
+            .starts_with("HTTP/1.1 200 OK\r\n")
+    })
+    .await;
+    assert!(on, "decision mode did not come on with the reload");
+}
+
+#[tokio::test]
 async fn nginx_entry_reads_the_configured_headers() {
     let config = edit(
         &config(),
