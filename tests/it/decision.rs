@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
@@ -79,6 +80,17 @@ async fn envoy(gw: SocketAddr, method: &str, path: &str, authorization: Option<&
         .unwrap()
 }
 
+/// Proxy mode's answer to the same request, from the same gateway.
+async fn proxied(gw: SocketAddr, method: &str, path: &str, authorization: Option<&str>, id: &str) -> String {
+    let auth = authorization
+        .map(|a| format!("authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: api.example\r\n{auth}x-request-id: {id}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    raw_from(TRUSTED, gw, &request).await.unwrap()
+}
+
 #[tokio::test]
 async fn envoy_ext_authz_allows_with_exactly_200_and_the_claim_headers() {
     let h = Harness::builder().config(config()).start().await;
@@ -102,20 +114,13 @@ async fn envoy_ext_authz_refusals_are_proxy_modes_answers_byte_for_byte() {
     let h = Harness::builder().config(config()).start().await;
     let gw = h.gateway.local_addr();
     let token = h.key.sign(&claims("read"));
-    // Proxy mode's answer to the same request, from the same gateway.
-    let proxied = |path: &str, auth: Option<&str>, id: &str| {
-        let auth = auth.map(|a| format!("authorization: {a}\r\n")).unwrap_or_default();
-        format!("GET {path} HTTP/1.1\r\nhost: api.example\r\n{auth}x-request-id: {id}\r\nconnection: close\r\n\r\n")
-    };
     for (path, auth, status) in [
         ("/items/1", None, "401 Unauthorized"),
         ("/items/admin/x", Some(bearer(&token)), "403 Forbidden"),
         ("/items/1", Some(bearer("not.a.token")), "401 Unauthorized"),
     ] {
         let decided = envoy(gw, "GET", path, auth.as_deref(), "same").await;
-        let direct = raw_from(TRUSTED, gw, &proxied(path, auth.as_deref(), "same"))
-            .await
-            .unwrap();
+        let direct = proxied(gw, "GET", path, auth.as_deref(), "same").await;
         assert!(decided.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{decided}");
         assert!(
             decided.contains("\r\nwww-authenticate: Bearer realm=\"t\""),
@@ -137,6 +142,56 @@ async fn envoy_ext_authz_refusals_are_proxy_modes_answers_byte_for_byte() {
     let a = envoy(gw, "GET", "/health/../items/admin/x", Some(&bearer(&token)), "t").await;
     assert!(a.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{a}");
     assert!(a.contains("error=\"insufficient_scope\""), "{a}");
+}
+
+#[tokio::test]
+async fn decision_and_proxy_mode_agree_on_every_request() {
+    let h = Harness::builder().config(config()).start().await;
+    let gw = h.gateway.local_addr();
+    let mut admin_old = claims("admin read write");
+    admin_old["auth_time"] = json!(NOW - 3600);
+    let tokens = [
+        None,
+        Some(bearer(&h.key.sign(&claims("read")))),
+        Some(bearer(&h.key.sign(&claims("read write admin")))),
+        Some(bearer(&h.key.sign(&admin_old))),
+        Some(bearer(&TestKey::es256("other").sign(&claims("read")))),
+        Some("Basic dXNlcjpwdw==".to_owned()),
+    ];
+    let paths = [
+        "/items",
+        "/items/1",
+        "/items/admin/report",
+        "/either",
+        "/short",
+        "/open/x",
+        "/health",
+        "/nowhere",
+        "/items/./1/../admin/x",
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for method in ["GET", "POST", "DELETE"] {
+        for path in paths {
+            for (i, auth) in tokens.iter().enumerate() {
+                let id = format!("agree-{method}-{i}");
+                let decided = envoy(gw, method, path, auth.as_deref(), &id).await;
+                let direct = proxied(gw, method, path, auth.as_deref(), &id).await;
+                let what = format!("{method} {path} with token {i}:\n{decided}\n---\n{direct}");
+                let status = |a: &str| a.get(9..12).unwrap_or_default().to_owned();
+                seen.insert(status(&direct));
+                match status(&direct).as_str() {
+                    // Forwarded (the echo upstream answers 200): allowed.
+                    "200" => assert_eq!(status(&decided), "200", "{what}"),
+                    // No resource matches: a 403 in decision mode.
+                    "404" => assert_eq!(status(&decided), "403", "{what}"),
+                    // Any refusal: the same answer, byte for byte.
+                    _ => assert_eq!(without_date(&decided), without_date(&direct), "{what}"),
+                }
+            }
+        }
+    }
+    // The table reaches every kind of answer: forwarded, challenged, forbidden, unmatched.
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["200", "401", "403", "404"]);
 }
 
 #[tokio::test]
