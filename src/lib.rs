@@ -23,7 +23,8 @@
 //! | `panel` | the Admin Panel's embedded assets and their serving (no logic of its own) | `config`, `jwks`, `model`, `respond`, `snapshot`, `token` |
 //! | `admin` | admin listener: health, readiness, metrics exposition | `metrics`, `respond`, `verifier` |
 //! | `management` | each realm's Management API: entity collections, conditional writes compiled before commit, problem details, OpenAPI | `activity`, `config`, `issuer`, `metrics`, `model`, `respond`, `routing`, `snapshot`, `store`, `token`, `verifier` |
-//! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `discovery`, `issuer`, `management`, `metrics`, `panel`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
+//! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `decision`, `discovery`, `issuer`, `management`, `metrics`, `panel`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
+//! | `decision` | forward-auth entry points (nginx, Traefik/Caddy, Envoy): the original request read from a trusted proxy, decided by the verifier, answered allow/deny | `respond`, `rescue`, `routing`, `snapshot`, `verifier` |
 //! | `issuer` | the embedded authorization server's endpoints and client authentication | `jwks`, `model`, `respond`, `snapshot`, `time`, `token`, `verifier` |
 //! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `respond`, `routing`, `snapshot`, `token`, `verifier` |
 //! | `proxy` | forwarding, header rules, upstream TLS trust | `chain`, `model`, `snapshot`, `tls`, `verifier` |
@@ -49,6 +50,7 @@ pub mod admin;
 pub mod app;
 pub mod chain;
 pub mod config;
+pub mod decision;
 pub mod discovery;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
+use http::{HeaderName, StatusCode};
 
 use crate::discovery::ResourceMetadata;
 use crate::jwks::{RealmKeys, SigningKeys};
 use crate::model::{
     Client, ClientRef, IssuerEndpoint, ProtectedResource, Realm, RealmRef, ResourceRef, ResourceServer,
-    ResourceServerRef, Table, defaults,
+    ResourceServerRef, Table, TrustedProxies, defaults,
 };
 use crate::routing::Router;
 use crate::token::jwe::JweKeys;
@@ -60,6 +60,26 @@ pub struct Settings {
     /// How often a replica reads the store's change log when nothing woke it. Defaults to
     /// 1 s.
     pub store_poll_interval: Duration,
+    /// The peers whose forwarding headers are believed (`trusted_proxies`). Defaults to none.
+    pub trusted_proxies: TrustedProxies,
+    /// Decision mode's forward-auth endpoints on the public listener; off when `None`.
+    /// Defaults to off.
+    pub decision: Option<DecisionSettings>,
+}
+
+/// Decision mode (`[server] decision_path`): where the forward-auth endpoints are, and which
+/// headers carry nginx's original request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionSettings {
+    /// The endpoints' common prefix, without a trailing slash: `<path>/nginx`,
+    /// `<path>/forwarded` (Traefik, Caddy) and `<path>/envoy/<original path>`.
+    pub path: String,
+    /// The header nginx puts the original URI in (`decision_uri_header`). Defaults to
+    /// `X-Original-URI`.
+    pub uri_header: HeaderName,
+    /// The header nginx puts the original method in (`decision_method_header`). Defaults to
+    /// `X-Original-Method`.
+    pub method_header: HeaderName,
 }
 
 impl Default for Settings {
@@ -80,6 +100,8 @@ impl Default for Settings {
             admin_panel: true,
             store_url: defaults::STORE_URL.to_owned(),
             store_poll_interval: defaults::STORE_POLL_INTERVAL,
+            trusted_proxies: TrustedProxies::default(),
+            decision: None,
         }
     }
 }

@@ -38,6 +38,12 @@ pub(super) fn run(config: &Path, with_store: bool) -> ExitCode {
             .join(", ")
     );
     println!("listen {}", snap.settings.listen);
+    if let Some(d) = &snap.settings.decision {
+        println!("decision {0}/nginx {0}/forwarded {0}/envoy/…", d.path);
+    }
+    if !snap.settings.trusted_proxies.is_empty() {
+        println!("trusted_proxies {}", snap.settings.trusted_proxies);
+    }
     if let Some(tls) = &snap.listener_tls {
         println!(
             "tls {} (client certificates: {})",

@@ -83,6 +83,14 @@ pub(super) struct RawServer {
     pub tls_client_auth: Option<String>,
     /// PEM CA certificates `https://` upstreams must chain to, instead of the platform's.
     pub upstream_ca: Option<String>,
+    /// Peers (CIDR blocks) whose forwarding headers are believed.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Prefix of decision mode's forward-auth endpoints; decision mode is off without it.
+    pub decision_path: Option<String>,
+    /// The header nginx sends the original URI in.
+    pub decision_uri_header: Option<String>,
+    /// The header nginx sends the original method in.
+    pub decision_method_header: Option<String>,
 }
 
 /// `[[realm]]`.

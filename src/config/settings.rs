@@ -142,6 +142,7 @@ fn server(e: &mut Entity<'_, '_>, raw: &RawServer, settings: &mut Settings) {
         settings.header_read_timeout,
     );
     super::limits::server(e, raw, settings);
+    super::decision::server(e, raw, settings);
     settings.upstream_connect_timeout = e.duration(
         "upstream_connect_timeout",
         &raw.upstream_connect_timeout,

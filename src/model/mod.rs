@@ -4,12 +4,14 @@
 mod client;
 pub mod defaults;
 mod ids;
+mod proxies;
 mod scope;
 pub mod secret;
 mod table;
 
 pub use client::{Client, ClientAuth, ResourceServerCredentials};
 pub use ids::{Audience, Name};
+pub use proxies::{Cidr, CidrError, TrustedProxies};
 pub use scope::{Scope, ScopeMatch, ScopeSet};
 pub use table::{ClientRef, EntityRef, RealmRef, ResourceRef, ResourceServerRef, Table};
 

@@ -109,6 +109,12 @@ pub fn request_host<'a>(
     }
 }
 
+/// Whether `authority` (`host[:port]`, as a forwarding header carries it) passes the same
+/// rules as a request's own `Host`.
+pub fn check_authority(authority: &str) -> Result<(), HostError> {
+    check(authority)
+}
+
 /// `uri-host [ ":" port ]`, as the module's rule 4 narrows it.
 fn check(authority: &str) -> Result<(), HostError> {
     let port = if let Some(rest) = authority.strip_prefix('[') {

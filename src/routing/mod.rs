@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use http::Method;
 use thiserror::Error;
 
-pub use host::{HostError, RequestHost, host_name, request_host};
+pub use host::{HostError, RequestHost, check_authority, host_name, request_host};
 pub use path::{NormalizedPath, PathError, normalize};
 
 /// One segment of a compiled pattern.

@@ -29,6 +29,11 @@ pub(super) struct Line<'a> {
     pub resource_server: Option<&'a Name>,
     /// For the embedded issuers' endpoints.
     pub issuer: Option<IssuerCall<'a>>,
+    /// `decision` for a forward-auth answer ([`crate::decision`]); absent in proxy mode, so
+    /// its lines cost nothing more.
+    pub mode: Option<&'static str>,
+    /// The forward-auth entry (`nginx`, `forwarded`, `envoy`) in decision mode.
+    pub entry: Option<&'static str>,
     /// `allowed`, `public` (an open resource), a refusal reason (`bad_host` among them), `upstream_error`, or a client
     /// body fault (`body_too_large`, `bad_request_body`, `client_aborted`); for the issuers
     /// `issued`, `ok` or the RFC error code.
@@ -69,6 +74,8 @@ impl<'a> Line<'a> {
             resource: None,
             resource_server: None,
             issuer: None,
+            mode: None,
+            entry: None,
             outcome: "",
             status: 0,
             client: None,
@@ -91,6 +98,8 @@ macro_rules! access_event {
             resource_server = $line.resource_server.map(Name::as_str),
             realm = $line.issuer.map(|i| i.realm.as_str()),
             endpoint = $line.issuer.map(|i| i.endpoint),
+            mode = $line.mode,
+            entry = $line.entry,
             outcome = $line.outcome,
             status = $line.status,
             client = $line.client,

@@ -10,6 +10,11 @@
 //!                          rescue (one RFC answer each)
 //! ```
 //!
+//! Decision mode's entries ([`crate::decision`]) are another way into the same phases: a
+//! forward-auth request is answered allow/deny from the original request its proxy
+//! describes, with `route`..`authorize` as below and the same `log`, and nothing is
+//! forwarded.
+//!
 //! `route` starts here: the request's host is validated once
 //! ([`routing::request_host`](crate::routing::request_host)), for every request, the
 //! issuers' endpoints and the RFC 9728 metadata ([`crate::discovery`]) included;
@@ -39,6 +44,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::decision::{Asked, Decision, Entry, Refusal};
 use crate::issuer::{Issuer, Outcome as IssuerOutcome};
 use crate::management::Management;
 use crate::metrics::Metrics;
@@ -289,6 +295,12 @@ enum Exit {
     },
     /// The Admin Panel's assets answered.
     Panel { uri: Uri },
+    /// A forward-auth decision was answered ([`crate::decision`]); what a refused token
+    /// said, for the operator. Boxed: proxy mode's exits stay the size they were.
+    Decision {
+        decision: Box<Decision>,
+        detail: Option<String>,
+    },
     /// A resource server's RFC 9728 metadata answered.
     Metadata {
         uri: Uri,
@@ -324,6 +336,25 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
             return (resp.map(Either::Right), Exit::BadHost { error, uri });
         }
     };
+    // Decision mode's endpoints come first: their prefix is reserved while it is on.
+    if let Some(entry) = Entry::of(snap, req.uri().path()) {
+        let asked = Asked {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            host: host.map(|h| h.as_str()),
+            peer: at.remote.ip(),
+        };
+        let decision = crate::decision::decide(&shared.verifier, snap, entry, &asked).await;
+        let detail = match &decision.verdict {
+            Err(Refusal::Denied(denied)) => access::refusal_detail(snap, denied, req.headers()),
+            Err(Refusal::Original(e)) => Some(e.to_string()),
+            Ok(_) => None,
+        };
+        let resp = decision.answer(snap);
+        let decision = Box::new(decision);
+        return (resp.map(Either::Right), Exit::Decision { decision, detail });
+    }
     // The embedded issuers' endpoints are exact paths and come before protected resources.
     if let Some(&(realm, endpoint)) = snap.issuer_routes.get(req.uri().path()) {
         let uri = req.uri().clone();
@@ -476,6 +507,7 @@ fn log(
             outcome: "admin_panel",
             ..line(uri.path())
         },
+        Exit::Decision { decision, detail } => decision_line(snap, decision, detail.as_deref(), line),
         Exit::Metadata { uri, resource_server } => Line {
             outcome: "resource_metadata",
             resource_server: Some(&snap.resource_servers[*resource_server].id),
@@ -547,6 +579,33 @@ fn issuer_line<'a>(
         client: outcome.client_id.as_deref(),
         detail: outcome.detail.as_deref().map(Into::into),
         ..line
+    }
+}
+
+/// The line of a forward-auth decision: as proxy mode's line for the same verdict, with
+/// `mode=decision` and the entry.
+fn decision_line<'a>(
+    snap: &'a Snapshot,
+    decision: &'a Decision,
+    detail: Option<&'a str>,
+    line: impl Fn(&'a str) -> Line<'a>,
+) -> Line<'a> {
+    let base = |path| Line {
+        mode: Some("decision"),
+        entry: Some(decision.entry.name()),
+        detail: detail.map(Into::into),
+        ..line(path)
+    };
+    match &decision.verdict {
+        Ok(allowed) => Line {
+            outcome: allowed.outcome(),
+            ..allowed_line(snap, allowed, base(allowed.path.as_str()))
+        },
+        Err(Refusal::Denied(denied)) => denied_line(snap, denied, base(&decision.path)),
+        Err(refusal @ Refusal::Original(_)) => Line {
+            outcome: refusal.reason(),
+            ..base(&decision.path)
+        },
     }
 }
 

@@ -1360,3 +1360,89 @@ fn check_warns_naming_both_when_an_open_resource_takes_over_a_protected_ones_req
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
 }
+
+// ---------------------------------------------------------------------------------------
+// Decision mode: `trusted_proxies` and `decision_path`.
+// ---------------------------------------------------------------------------------------
+
+/// `BASE` with `lines` added to its `[server]` table.
+fn with_server(lines: &str) -> String {
+    edit(
+        BASE,
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:0\"\n{lines}"),
+    )
+}
+
+#[test]
+fn decision_mode_compiles_its_endpoints_and_trusted_proxies() {
+    let snap = accepted(&with_server(
+        "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\ndecision_path = \"/_portcullis/auth/\"",
+    ));
+    let d = snap.settings.decision.as_ref().expect("decision mode on");
+    assert_eq!(d.path, "/_portcullis/auth");
+    assert_eq!(d.uri_header, "x-original-uri");
+    assert_eq!(d.method_header, "x-original-method");
+    assert!(snap.settings.trusted_proxies.trusts("10.9.8.7".parse().unwrap()));
+    assert!(snap.settings.trusted_proxies.trusts("::1".parse().unwrap()));
+    assert!(!snap.settings.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
+    // `check` says where the endpoints are and whom they believe.
+    let fx = Fixture::new();
+    let path = fx.write(
+        "portcullis.toml",
+        &with_server("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\ndecision_path = \"/_portcullis/auth/\""),
+    );
+    let o = portcullis(&["check", "--no-store", "--config", path_arg(&path)]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{}", stderr(&o));
+    for needle in [
+        "decision /_portcullis/auth/nginx /_portcullis/auth/forwarded /_portcullis/auth/envoy/…",
+        "trusted_proxies 10.0.0.0/8, ::1/128",
+    ] {
+        assert!(out.contains(needle), "check output lacks {needle:?}:\n{out}");
+    }
+    // Off by default, trusting nobody.
+    let snap = accepted(BASE);
+    assert_eq!(snap.settings.decision, None);
+    assert!(snap.settings.trusted_proxies.is_empty());
+}
+
+#[test]
+fn decision_mode_mistakes_name_the_field() {
+    refused(
+        &with_server("trusted_proxies = [\"10.1.0.0/8\"]"),
+        "server",
+        "trusted_proxies",
+        "bits set past its prefix",
+    );
+    refused(
+        &with_server("trusted_proxies = [\"localhost\"]"),
+        "server",
+        "trusted_proxies",
+        "\"localhost\" is not an IP address",
+    );
+    refused(
+        &with_server("decision_path = \"/auth\""),
+        "server",
+        "decision_path",
+        "needs trusted_proxies",
+    );
+    refused(
+        &with_server("trusted_proxies = [\"127.0.0.1\"]\ndecision_path = \"/a/../b\""),
+        "server",
+        "decision_path",
+        "plain absolute path",
+    );
+    refused(
+        &with_server("trusted_proxies = [\"127.0.0.1\"]\ndecision_path = \"/a\"\ndecision_uri_header = \"bad header\""),
+        "server",
+        "decision_uri_header",
+        "not a header name",
+    );
+    refused(
+        &with_server("decision_method_header = \"X-M\""),
+        "server",
+        "decision_method_header",
+        "without decision_path",
+    );
+}

@@ -10,6 +10,7 @@ mod support;
 
 mod admin;
 mod config;
+mod decision;
 mod discovery;
 mod forwarding;
 mod gateway;
