@@ -219,7 +219,7 @@ fn install_peer() -> Result<PathBuf, String> {
 }
 
 /// The `loadtest` arguments of a token request as `auth` for token type `ty`.
-fn grant_args(auth: &str, ty: &str, client_key: &Path, assertion_aud: &str) -> Vec<String> {
+fn grant_args(auth: &str, ty: &str, client_key: &Path, assertion_aud: &str, premint: usize) -> Vec<String> {
     let mut a: Vec<String> = [
         "--client-credentials",
         "--scope",
@@ -240,6 +240,9 @@ fn grant_args(auth: &str, ty: &str, client_key: &Path, assertion_aud: &str) -> V
             client_key.display().to_string(),
             "--assertion-audience".into(),
             assertion_aud.to_owned(),
+            // Signed before the load: the generator's CPU then goes to sending.
+            "--premint".into(),
+            premint.to_string(),
         ]);
     }
     a
@@ -265,6 +268,7 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
     let peer = install_peer();
     let peer_config = write_peer_config(dir.path(), &keys)?;
 
+    let premint = (12_000.0 * o.seconds).ceil() as usize;
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for &workers in &o.workers {
@@ -280,7 +284,7 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
                 cpus: o.pin_gateway.as_deref(),
             })?;
             let url = format!("http://{}/realms/bench/token", gw.addr);
-            let load = o.load_args(&url, &grant_args(auth, ty, &client_key, ISSUER), None);
+            let load = o.load_args(&url, &grant_args(auth, ty, &client_key, ISSUER, premint), None);
             let mut m = table::measure(&name, Some(workers), &gw.proc, || {
                 loadgen::run(&o.generator(), &load, 200)
             })?;
@@ -311,7 +315,7 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
             procs::wait_for_port(([127, 0, 0, 1], port).into(), "oidc-provider", &mut node)?;
             let issuer = format!("http://127.0.0.1:{port}");
             let url = format!("{issuer}/token");
-            let load = o.load_args(&url, &grant_args(auth, ty, &client_key, &issuer), None);
+            let load = o.load_args(&url, &grant_args(auth, ty, &client_key, &issuer, premint), None);
             theirs.push(table::measure(&name, None, &node, || {
                 loadgen::run(&o.generator(), &load, 200)
             })?);
@@ -321,7 +325,7 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
     println!(
         "# each request: a client_credentials grant with `resource` naming the token type's resource server and \
          scope read; basic = client_secret_basic, jwt = private_key_jwt with a fresh ES256 assertion per request \
-         (minted by the generator). JWE types: {CONTENT_ALG} content, RS256 inner signature for RSA-OAEP, \
+         (minted by the generator before the load, `--premint`). JWE types: {CONTENT_ALG} content, RS256 inner signature for RSA-OAEP, \
          ES256 for the others. oidc-provider 9.13.3 (one node process): {}",
         match &peer {
             Ok(_) => "same keys, clients and load".to_owned(),

@@ -183,7 +183,8 @@ async fn loads_a_token_endpoint_with_basic_secrets_and_with_fresh_assertions() {
         basic["status"]["400"], 20,
         "an unknown resource is invalid_target: {basic}"
     );
-    // Each assertion is new: a repeated jti would be refused as a replay.
+    // Each assertion is new (30 minted before the load, 30 during it): a repeated jti
+    // would be refused as a replay.
     let (url, aud) = (token_url.clone(), "http://127.0.0.1/realms/t".to_owned());
     let jwt = tokio::task::spawn_blocking(move || {
         loadtest(&[
@@ -198,6 +199,8 @@ async fn loads_a_token_endpoint_with_basic_secrets_and_with_fresh_assertions() {
             &aud,
             "--resource-server",
             "https://api.test",
+            "--premint",
+            "30",
             "--requests",
             "60",
             "--connections",

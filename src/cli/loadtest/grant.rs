@@ -3,6 +3,7 @@
 //! authenticated with `client_secret_basic` or `private_key_jwt` (a fresh assertion per
 //! request, RFC 7523, since an assertion's `jti` is single use).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -14,7 +15,7 @@ use josekit::jws::JwsSigner;
 use serde_json::Value;
 
 use super::conn::Conn;
-use super::tokens::invalid_variant;
+use super::tokens::{invalid_variant, pool};
 use super::{Fail, Params};
 
 const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
@@ -117,7 +118,13 @@ struct Assertions {
     signer: Box<dyn JwsSigner>,
     kid: Option<String>,
     clock: portcullis::time::SharedClock,
+    /// Minted before the load (`--premint`), each sent once; then minted per request.
+    premint: Vec<String>,
+    next: AtomicUsize,
 }
+
+/// How long a pre-minted assertion is valid: long enough for a load of a few minutes.
+const PREMINTED_LIFETIME: i64 = 300;
 
 /// The `resource` of the invalid variant.
 const NO_SUCH_RESOURCE: &str = "https://no-such-resource.invalid/";
@@ -134,13 +141,20 @@ impl Grant {
             (Some(secret), None) => ClientAuth::Basic(basic(&id, secret)?),
             (None, Some(file)) => {
                 let (signer, kid) = assertion_signer(file).map_err(usage)?;
-                ClientAuth::Assertion(Box::new(Assertions {
+                let mut a = Assertions {
                     client_id: id,
                     audience: p.assertion_audience.clone().unwrap_or_else(|| p.target.clone()),
                     signer,
                     kid,
                     clock: portcullis::time::system(),
-                }))
+                    premint: Vec::new(),
+                    next: AtomicUsize::new(0),
+                };
+                if let Some(n) = p.premint {
+                    // The generator then spends its time sending, not signing.
+                    a.premint = pool(n, |_| a.mint(PREMINTED_LIFETIME))?;
+                }
+                ClientAuth::Assertion(Box::new(a))
             }
             _ => {
                 return Err(usage(
@@ -167,7 +181,7 @@ impl Grant {
             ClientAuth::Assertion(a) => {
                 let mut body = form_urlencoded::Serializer::new(form.clone());
                 body.append_pair("client_assertion_type", portcullis::issuer::JWT_BEARER);
-                body.append_pair("client_assertion", &a.mint()?);
+                body.append_pair("client_assertion", &a.next()?);
                 Ok((None, Bytes::from(body.finish())))
             }
         }
@@ -180,9 +194,18 @@ impl Grant {
 }
 
 impl Assertions {
-    /// A client assertion: `iss` = `sub` = the client, `aud` the token endpoint, a random
-    /// single-use `jti`, a minute to live.
-    fn mint(&self) -> Result<String, Fail> {
+    /// The next client assertion: a pre-minted one while they last, else a new one with a
+    /// minute to live. Each has `iss` = `sub` = the client, `aud` the token endpoint and a
+    /// random single-use `jti`.
+    fn next(&self) -> Result<String, Fail> {
+        match self.premint.get(self.next.fetch_add(1, Ordering::Relaxed)) {
+            Some(a) => Ok(a.clone()),
+            None => self.mint(60),
+        }
+    }
+
+    /// A new assertion valid for `lifetime` seconds.
+    fn mint(&self, lifetime: i64) -> Result<String, Fail> {
         let now = self.clock.now();
         let mut payload = josekit::jwt::JwtPayload::new();
         payload.set_issuer(&self.client_id);
@@ -193,7 +216,7 @@ impl Assertions {
         payload.set_jwt_id(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jti));
         let at = |s: i64| std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(s).unwrap_or(0));
         payload.set_issued_at(&at(now));
-        payload.set_expires_at(&at(now + 60));
+        payload.set_expires_at(&at(now + lifetime));
         let mut header = josekit::jws::JwsHeader::new();
         header.set_token_type("JWT");
         if let Some(kid) = &self.kid {

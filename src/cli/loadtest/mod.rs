@@ -93,6 +93,11 @@ pub(crate) struct Params {
     /// Its private JWK (or a JWK set whose first key is used), for `private_key_jwt`.
     #[arg(long, requires = "client_credentials")]
     pub client_key: Option<PathBuf>,
+    /// Mint this many client assertions before the load starts (each is sent once, and
+    /// valid for 5 minutes), so the generator spends the load sending, not signing; when
+    /// they run out, one is minted per request.
+    #[arg(long, requires = "client_key")]
+    pub premint: Option<usize>,
     /// The `aud` of client assertions (default: the target URL).
     #[arg(long, requires = "client_key")]
     pub assertion_audience: Option<String>,
