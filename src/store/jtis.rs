@@ -27,13 +27,26 @@ struct Pending {
 }
 
 /// The queue and the commit turn of one store.
-#[derive(Default)]
 pub(super) struct GroupCommit {
     queue: Mutex<Vec<Pending>>,
     turn: Mutex<()>,
+    /// The runtime the store was opened on (the gateway's control thread), where the writes
+    /// run: on a server worker's runtime, a write would wait for that worker to finish what
+    /// it is busy with (say, a burst of RSA signatures) while the other workers' checks
+    /// wait for the write.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl GroupCommit {
+    /// An empty queue whose writes run on the current runtime, if there is one.
+    pub(super) fn new() -> Self {
+        Self {
+            queue: Mutex::default(),
+            turn: Mutex::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        }
+    }
+
     /// Records `key` until `expires_at` unless a record in force at `now` exists; true when
     /// this was its first use.
     pub(super) async fn first_use(
@@ -67,7 +80,11 @@ impl GroupCommit {
                 return answered.await.unwrap_or_else(|_| Err(lost()));
             }
             let backend = backend.clone();
-            let write = tokio::spawn(async move { commit(&backend, batch).await });
+            let write = async move { commit(&backend, batch).await };
+            let write = match &self.runtime {
+                Some(rt) => rt.spawn(write),
+                None => tokio::spawn(write),
+            };
             // NB: the turn is held until the write ended, whether or not we are still here.
             let _ = write.await;
             drop(turn);

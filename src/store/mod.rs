@@ -255,7 +255,7 @@ impl Store {
         };
         Ok(Self {
             backend,
-            jtis: Arc::default(),
+            jtis: Arc::new(jtis::GroupCommit::new()),
         })
     }
 
