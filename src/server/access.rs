@@ -21,7 +21,11 @@ pub(super) struct Line<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub request_id: &'a str,
+    /// The client ([`super::client`]): the peer, or the first untrusted hop behind a
+    /// trusted proxy.
     pub remote: SocketAddr,
+    /// The trusted proxy the request came through, when it did.
+    pub peer: Option<std::net::IpAddr>,
     pub started: Instant,
     /// The matched protected resource.
     pub resource: Option<&'a Name>,
@@ -70,6 +74,7 @@ impl<'a> Line<'a> {
             path,
             request_id,
             remote,
+            peer: None,
             started,
             resource: None,
             resource_server: None,
@@ -94,6 +99,7 @@ macro_rules! access_event {
             path = $line.path,
             request_id = $line.request_id,
             remote = %$line.remote.ip(),
+            peer = $line.peer.map(tracing::field::display),
             resource = $line.resource.map(Name::as_str),
             resource_server = $line.resource_server.map(Name::as_str),
             realm = $line.issuer.map(|i| i.realm.as_str()),
