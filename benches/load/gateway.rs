@@ -12,6 +12,7 @@ use portcullis::jwks::SigningKey;
 use portcullis::time::Clock;
 
 use crate::loadgen;
+use crate::peers::Peer;
 use crate::procs::{self, GatewayRun};
 use crate::table::{self, Measured};
 use crate::{BoxError, Opts, jwk_json};
@@ -21,8 +22,12 @@ use crate::{BoxError, Opts, jwk_json};
 const CACHE_FILL: usize = 100_000;
 
 /// The suite's rows, in order.
-pub(crate) const ROWS: [&str; 9] = [
+pub(crate) const ROWS: [&str; 13] = [
     "direct",
+    "nginx-proxy",
+    "haproxy-proxy",
+    "haproxy-jwt-rs256",
+    "haproxy-jwt-es256",
     "cache-on",
     "cache-off-rs256",
     "cache-off-es256",
@@ -33,13 +38,28 @@ pub(crate) const ROWS: [&str; 9] = [
     "cache-100k",
 ];
 
+/// The rows of other servers ([`crate::peers`]), each run once.
+const PEERS: [&str; 4] = ["nginx-proxy", "haproxy-proxy", "haproxy-jwt-rs256", "haproxy-jwt-es256"];
+
 const REALM_ISSUER: &str = "https://issuer.load";
 const API_AUD: &str = "https://api.load";
 const ENC_AUD: &str = "https://enc.load";
 
+/// The realm's keys (`keys.json`), their public halves as PEM for HAProxy's `jwt_verify`
+/// (`rs256.pem`, `es256.pem`), and the JWE key (`enc.json`).
 fn write_keys(dir: &Path) -> Result<(), BoxError> {
-    let rs = jwk_json(Jwk::generate_rsa_key(2048)?, "k-rs256", Some("RS256"), None);
-    let es = jwk_json(Jwk::generate_ec_key(EcCurve::P256)?, "k-es256", Some("ES256"), None);
+    let rs = Jwk::generate_rsa_key(2048)?;
+    let es = Jwk::generate_ec_key(EcCurve::P256)?;
+    fs::write(
+        dir.join("rs256.pem"),
+        josekit::jwk::alg::rsa::RsaKeyPair::from_jwk(&rs)?.to_pem_public_key(),
+    )?;
+    fs::write(
+        dir.join("es256.pem"),
+        josekit::jwk::alg::ec::EcKeyPair::from_jwk(&es)?.to_pem_public_key(),
+    )?;
+    let rs = jwk_json(rs, "k-rs256", Some("RS256"), None);
+    let es = jwk_json(es, "k-es256", Some("ES256"), None);
     let enc = jwk_json(Jwk::generate_rsa_key(2048)?, "e-oaep", None, Some("enc"));
     fs::write(
         dir.join("keys.json"),
@@ -192,8 +212,41 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
         )?;
         table.push(Measured::without_process("direct", outcome));
     }
+    for &name in rows.iter().filter(|r| PEERS.contains(r)) {
+        let peer = match name {
+            "nginx-proxy" => Peer::NginxProxy,
+            "haproxy-proxy" => Peer::HaproxyProxy,
+            "haproxy-jwt-rs256" => Peer::HaproxyJwt {
+                alg: "RS256",
+                pem: dir.path().join("rs256.pem"),
+            },
+            _ => Peer::HaproxyJwt {
+                alg: "ES256",
+                pem: dir.path().join("es256.pem"),
+            },
+        };
+        let token = if name == "haproxy-jwt-rs256" {
+            &rs_token
+        } else {
+            &es_token
+        };
+        let run_dir = logs.path().join(name);
+        fs::create_dir_all(&run_dir)?;
+        let pin = o.pin_gateway.as_deref();
+        let Some((proc, addr)) = peer.start(&run_dir, up_addr, REALM_ISSUER, API_AUD, pin)? else {
+            let mut m = Measured::without_process(name, Default::default());
+            m.notes.push(format!("{} not installed", peer.binary()));
+            table.push(m);
+            continue;
+        };
+        eprintln!("load: {name}");
+        let load = o.load_args(&format!("http://{addr}/items/1"), &args(&["--token", token]), None);
+        table.push(table::measure(name, None, &proc, || {
+            loadgen::run(&o.generator(), &load, 200)
+        })?);
+    }
     for &workers in &o.workers {
-        for &name in rows.iter().filter(|r| **r != "direct") {
+        for &name in rows.iter().filter(|r| **r != "direct" && !PEERS.contains(r)) {
             let row = match name {
                 "cache-on" => RowLoad {
                     config: &config_on,
@@ -283,8 +336,10 @@ pub(crate) fn run(o: &Opts) -> Result<(), BoxError> {
          tokens sent in turn (cache on, so each is a full verification plus a cache insert, until the pool \
          wraps around); jwe-rsa-oaep: one repeated RSA-OAEP JWE, so after the first request it is the \
          cache-hit path; bad-token-401: a tampered signature, answered 401; cache-100k: 100000 distinct \
-         ES256 tokens, each sent once (the peak RSS of a full cache). CPU from /proc/<pid>/stat; peak RSS \
-         is VmHWM."
+         ES256 tokens, each sent once (the peak RSS of a full cache); nginx-proxy, haproxy-proxy: plain \
+         reverse proxies (one worker/thread, keep-alive both ways; nginx logs to a file, HAProxy does not \
+         log); haproxy-jwt-*: HAProxy 2.6 jwt_verify with the same policy on the same tokens, no cache (compare \
+         cache-off-*). CPU from /proc/<pid>/stat; peak RSS is VmHWM."
     );
     table::print(&table, "direct");
     Ok(())

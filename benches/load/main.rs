@@ -17,6 +17,7 @@
 mod gateway;
 mod issuer;
 mod loadgen;
+mod peers;
 mod procs;
 mod table;
 
