@@ -10,6 +10,7 @@ mod compile;
 mod declared;
 mod encryption;
 mod error;
+mod introspection;
 mod jwks;
 mod limits;
 mod load;
