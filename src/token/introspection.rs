@@ -279,6 +279,17 @@ impl Introspector {
         })
     }
 
+    /// Lookups answered from the cache so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.get()
+    }
+
+    /// Lookups that waited for a call so far (every concurrent one of a token counted, though
+    /// they share the call).
+    pub fn misses(&self) -> u64 {
+        self.misses.get()
+    }
+
     /// Registers the introspection metrics (calls by realm and outcome, their durations, and
     /// the answer cache's hits, misses and stale answers served).
     pub fn register(&self, registry: &mut Registry) {

@@ -21,6 +21,7 @@ mod jwks_remote;
 mod lifecycle;
 mod loadtest;
 mod management;
+mod opaque;
 mod open_resources;
 mod ops;
 mod ops_artifacts;
