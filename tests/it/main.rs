@@ -28,6 +28,7 @@ mod ops_artifacts;
 mod panel;
 mod properties;
 mod refusals;
+mod report_only;
 mod reload;
 mod store;
 mod tls;
