@@ -475,7 +475,8 @@ pub struct Routed<'s> {
     pub pattern: &'s str,
 }
 
-fn claim_headers(rs: &ResourceServer, claims: &Claims) -> Result<Vec<(HeaderName, HeaderValue)>, TokenError> {
+/// The claim headers `rs` sends for `claims`, or the claim that no header can carry.
+pub(crate) fn claim_headers(rs: &ResourceServer, claims: &Claims) -> Result<Vec<(HeaderName, HeaderValue)>, TokenError> {
     let mut out = Vec::with_capacity(rs.claim_headers.len());
     for ch in &rs.claim_headers {
         if let Some(value) = claims.header_value(&ch.claim)? {

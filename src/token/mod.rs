@@ -17,7 +17,7 @@ mod revocation;
 use std::sync::Arc;
 
 pub use cache::{Judged, TokenCache, TokenKey};
-pub use claims::{Claims, ForwardedClaim, RequestContext};
+pub use claims::{Claims, ForwardedClaim, REQUEST_CHECKS, RequestCheck, RequestContext};
 pub use error::{Answer, TokenError};
 pub use extract::bearer;
 pub use introspection::Introspector;

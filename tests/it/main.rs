@@ -11,6 +11,7 @@ mod support;
 mod admin;
 mod config;
 mod discovery;
+mod explain;
 mod forwarding;
 mod gateway;
 mod issuer_auth;
