@@ -230,7 +230,12 @@ fn answer_of(e: &TokenError) -> &'static str {
 
 /// Each check of `token` for `resource`: verification (signature and key, issuer), then
 /// every per-request check, then revocation (unknown offline) and the claim headers.
-async fn check_token(snap: &Snapshot, clock: &SharedClock, resource: ResourceRef, token: &str) -> (Vec<Check>, Verdict) {
+async fn check_token(
+    snap: &Snapshot,
+    clock: &SharedClock,
+    resource: ResourceRef,
+    token: &str,
+) -> (Vec<Check>, Verdict) {
     let pr = &snap.resources[resource];
     let rs = &snap.resource_servers[pr.resource_server];
     let realm = &snap.realms[rs.realm];
@@ -370,7 +375,11 @@ fn losers(
             continue;
         };
         let why = if w.host.is_some() && pr.host.is_none() {
-            format!("{} names the request's host; {} names none", w.id.as_str(), pr.id.as_str())
+            format!(
+                "{} names the request's host; {} names none",
+                w.id.as_str(),
+                pr.id.as_str()
+            )
         } else if m.pattern == w_pattern {
             format!(
                 "same pattern; {} lists the request's method, {} allows any",

@@ -255,7 +255,10 @@ impl Verifier {
                         token::Answer::InsufficientScope | token::Answer::InsufficientUserAuthentication { .. }
                     )
                 });
-                let headers = claims.as_ref().and_then(|c| claim_headers(rs, c).ok()).unwrap_or_default();
+                let headers = claims
+                    .as_ref()
+                    .and_then(|c| claim_headers(rs, c).ok())
+                    .unwrap_or_default();
                 Ok(allowed(claims, headers, Some(error)))
             }
         }
@@ -476,7 +479,10 @@ pub struct Routed<'s> {
 }
 
 /// The claim headers `rs` sends for `claims`, or the claim that no header can carry.
-pub(crate) fn claim_headers(rs: &ResourceServer, claims: &Claims) -> Result<Vec<(HeaderName, HeaderValue)>, TokenError> {
+pub(crate) fn claim_headers(
+    rs: &ResourceServer,
+    claims: &Claims,
+) -> Result<Vec<(HeaderName, HeaderValue)>, TokenError> {
     let mut out = Vec::with_capacity(rs.claim_headers.len());
     for ch in &rs.claim_headers {
         if let Some(value) = claims.header_value(&ch.claim)? {

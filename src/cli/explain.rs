@@ -69,7 +69,11 @@ fn text(x: &Explanation) -> String {
     let host = x.host.as_deref().unwrap_or("(any host)");
     match (&x.path, &x.path_error) {
         (Some(path), _) => line(format!("{} {host} {path}", x.method)),
-        (None, why) => line(format!("{} {host}: path refused: {}", x.method, why.as_deref().unwrap_or("?"))),
+        (None, why) => line(format!(
+            "{} {host}: path refused: {}",
+            x.method,
+            why.as_deref().unwrap_or("?")
+        )),
     }
     if let Some(m) = &x.matched {
         line(format!(

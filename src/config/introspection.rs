@@ -16,9 +16,18 @@ pub(super) fn compile(e: &mut Entity<'_, '_>, raw: &RawRealm, cx: &CompileContex
     let Some(text) = raw.introspection_endpoint.as_deref() else {
         for (field, set) in [
             ("introspection_client_id", raw.introspection_client_id.is_some()),
-            ("introspection_client_secret_env", raw.introspection_client_secret_env.is_some()),
-            ("introspection_client_secret_file", raw.introspection_client_secret_file.is_some()),
-            ("danger_allow_http_introspection", raw.danger_allow_http_introspection.is_some()),
+            (
+                "introspection_client_secret_env",
+                raw.introspection_client_secret_env.is_some(),
+            ),
+            (
+                "introspection_client_secret_file",
+                raw.introspection_client_secret_file.is_some(),
+            ),
+            (
+                "danger_allow_http_introspection",
+                raw.danger_allow_http_introspection.is_some(),
+            ),
         ] {
             if set {
                 e.err(field, "set without introspection_endpoint");
@@ -57,9 +66,7 @@ pub(super) fn compile(e: &mut Entity<'_, '_>, raw: &RawRealm, cx: &CompileContex
     if timeout.is_zero() {
         e.err("introspection_timeout", "must be positive");
     }
-    let max_bytes = raw
-        .introspection_max_bytes
-        .unwrap_or(defaults::INTROSPECTION_MAX_BYTES);
+    let max_bytes = raw.introspection_max_bytes.unwrap_or(defaults::INTROSPECTION_MAX_BYTES);
     if max_bytes < 256 {
         e.err("introspection_max_bytes", "must be at least 256");
     }
@@ -153,7 +160,10 @@ fn secret(e: &mut Entity<'_, '_>, raw: &RawRealm, cx: &CompileContext<'_>) -> Op
 /// sensitive so it never prints.
 fn basic(client_id: &str, secret: &str) -> Option<HeaderValue> {
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let text = format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(client_id), enc(secret))));
+    let text = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", enc(client_id), enc(secret)))
+    );
     let mut value = HeaderValue::from_str(&text).ok()?;
     value.set_sensitive(true);
     Some(value)

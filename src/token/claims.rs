@@ -483,6 +483,7 @@ mod tests {
                 max_age,
                 max_token_lifetime: cap,
                 validity: Validity::default(),
+                enforce: None,
                 source: "t.toml".into(),
             }
         }

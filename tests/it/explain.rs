@@ -49,7 +49,10 @@ use portcullis::time::Clock as _;
 async fn explains_the_match_the_requirements_and_every_check() {
     let files = Harness::builder().prepare().await;
     let wrong = files.key.sign(&live("write"));
-    let x = explain_json(&files.config, &["GET", "https://api.test/items/x/../1", "--token", &wrong]);
+    let x = explain_json(
+        &files.config,
+        &["GET", "https://api.test/items/x/../1", "--token", &wrong],
+    );
     assert_eq!(x["path"], "/items/1", "{x}");
     assert_eq!(x["matched"]["resource"], "read", "{x}");
     assert_eq!(x["matched"]["pattern"], "/items/**", "{x}");
@@ -59,7 +62,13 @@ async fn explains_the_match_the_requirements_and_every_check() {
     assert_eq!(losers.len(), 1, "{x}");
     assert_eq!(losers[0]["resource"], "public-ish");
     assert!(losers[0]["why"].as_str().unwrap().contains("more specific"), "{x}");
-    for pass in ["signature and key", "issuer", "lifetime (exp, nbf, iat)", "audience", "max_age"] {
+    for pass in [
+        "signature and key",
+        "issuer",
+        "lifetime (exp, nbf, iat)",
+        "audience",
+        "max_age",
+    ] {
         assert_eq!(check(&x, pass)["result"], "pass", "{pass}: {x}");
     }
     assert_eq!(check(&x, "scopes")["result"], "fail", "{x}");
@@ -70,7 +79,10 @@ async fn explains_the_match_the_requirements_and_every_check() {
     let mut c = live("read");
     c["exp"] = json!(portcullis::time::SystemClock.now() - 3600);
     c["aud"] = json!("https://elsewhere.test");
-    let x = explain_json(&files.config, &["GET", "https://api.test/items/1", "--token", &files.key.sign(&c)]);
+    let x = explain_json(
+        &files.config,
+        &["GET", "https://api.test/items/1", "--token", &files.key.sign(&c)],
+    );
     assert_eq!(check(&x, "lifetime (exp, nbf, iat)")["result"], "fail", "{x}");
     assert_eq!(check(&x, "audience")["result"], "fail", "{x}");
     assert!(x["verdict"].as_str().unwrap().contains("expired"), "{x}");
@@ -112,7 +124,10 @@ auth = "none"
     let x = explain_json(&files.config, &["POST", "/items/1", "--token", &read]);
     assert_eq!(x["matched"]["enforce"], false, "{x}");
     assert!(
-        x["verdict"].as_str().unwrap().contains("would_refuse_insufficient_scope"),
+        x["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("would_refuse_insufficient_scope"),
         "{x}"
     );
     let (_, out) = explain(&files.config, &["NOT A METHOD", "/items/1"]);

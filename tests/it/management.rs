@@ -767,7 +767,10 @@ async fn report_only_is_set_and_unset_through_the_api() {
     let a = h.send(Method::GET, "/files/1", &[], "").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let activity = call(&h, Method::GET, "/activity", &t, None, &[]).await.json();
-    assert_eq!(activity["totals"]["files-api"]["would_refuse_missing_token"], 1, "{activity}");
+    assert_eq!(
+        activity["totals"]["files-api"]["would_refuse_missing_token"], 1,
+        "{activity}"
+    );
     let doc = call(&h, Method::GET, "/openapi.json", &t, None, &[]).await;
     assert!(doc.body.contains("\"enforce\""), "the OpenAPI document lists enforce");
 

@@ -194,7 +194,11 @@ async fn opaque_tokens_of_an_embedded_issuer_are_introspected_and_checked_on_eve
         )
         .await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
-    assert_eq!(h.get("/items/1", &token).await.status, StatusCode::OK, "cached for 60 s");
+    assert_eq!(
+        h.get("/items/1", &token).await.status,
+        StatusCode::OK,
+        "cached for 60 s"
+    );
     clock.advance(61);
     assert_invalid_token(&h.get("/items/1", &token).await, "revoked at the AS");
     assert_eq!(introspect_calls(&logs), 3);
@@ -289,7 +293,14 @@ async fn concurrent_requests_with_one_new_token_make_one_introspection_call() {
     for _ in 0..8 {
         let (client, url) = (h.client.clone(), h.url("/items/1"));
         requests.spawn(async move {
-            send(&client, Method::GET, &url, &[("authorization", &bearer("opaque-read-1"))], "").await
+            send(
+                &client,
+                Method::GET,
+                &url,
+                &[("authorization", &bearer("opaque-read-1"))],
+                "",
+            )
+            .await
         });
     }
     // Every request has missed the cache (and joined the one lookup in flight) while the
@@ -385,8 +396,7 @@ async fn introspection_settings_are_checked() {
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, bad.replace("{upstream}", "127.0.0.1:1")).unwrap();
     let errors = portcullis::app::load_snapshot(&path, portcullis::time::system(), None)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     for field in [
         "introspection_endpoint",

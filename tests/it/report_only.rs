@@ -11,14 +11,21 @@ use crate::support::*;
 /// report-only, and its `admin` resource enforcing regardless.
 fn config() -> String {
     let text = config_with("admin_listen = \"127.0.0.1:0\"");
-    let text = edit(&text, "response_timeout = \"1s\"", "response_timeout = \"1s\"\nenforce = false");
+    let text = edit(
+        &text,
+        "response_timeout = \"1s\"",
+        "response_timeout = \"1s\"\nenforce = false",
+    );
     edit(&text, "max_age = \"5m\"", "max_age = \"5m\"\nenforce = true")
 }
 
 #[tokio::test]
 async fn report_only_forwards_what_it_would_refuse_and_says_why() {
     let h = Harness::builder().config(config()).start().await;
-    assert_eq!(h.send(Method::GET, "/nowhere", &[], "").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.send(Method::GET, "/nowhere", &[], "").await.status,
+        StatusCode::NOT_FOUND
+    );
     let logs = Logs::capture();
 
     // No token: forwarded, without claim headers even when the client sends its own.
@@ -103,8 +110,16 @@ async fn report_only_forwards_what_it_would_refuse_and_says_why() {
             "portcullis_requests_total{{resource_server=\"api\",resource=\"{resource}\",outcome=\"{outcome}\",status=\"{class}\"}}"
         )
     };
-    assert_eq!(must(&text, &series("read", "would_refuse_missing_token", "2xx")), 1.0, "{text}");
-    assert_eq!(must(&text, &series("read", "would_refuse_insufficient_scope", "2xx")), 1.0, "{text}");
+    assert_eq!(
+        must(&text, &series("read", "would_refuse_missing_token", "2xx")),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        must(&text, &series("read", "would_refuse_insufficient_scope", "2xx")),
+        1.0,
+        "{text}"
+    );
     assert_eq!(must(&text, &series("admin", "missing_token", "4xx")), 1.0, "{text}");
 }
 
@@ -118,6 +133,9 @@ async fn enforce_false_on_one_resource_leaves_the_others_enforcing() {
     let read = h.key.sign(&claims("read"));
     assert_eq!(h.post("/items/1", &read, "").await.status, StatusCode::OK);
     assert_insufficient_scope(&h.get("/items/admin/x", &read).await, "admin");
-    assert_eq!(h.send(Method::GET, "/either", &[], "").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.send(Method::GET, "/either", &[], "").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(h.send(Method::PUT, "/items/1", &[], "").await.status, StatusCode::OK);
 }
