@@ -43,26 +43,29 @@ pub(super) fn compile(e: &mut Entity<'_, '_>, raw: &RawRealm, cx: &CompileContex
     );
     let client_id = e.required("introspection_client_id", &raw.introspection_client_id);
     let secret = secret(e, raw, cx);
-    let cache_ttl = e.duration(
-        "introspection_cache_ttl",
-        &raw.introspection_cache_ttl,
-        defaults::INTROSPECTION_CACHE_TTL,
-    );
-    let negative_ttl = e.duration(
-        "introspection_negative_ttl",
-        &raw.introspection_negative_ttl,
-        defaults::INTROSPECTION_NEGATIVE_TTL,
-    );
-    let max_stale = e.duration(
-        "introspection_max_stale",
-        &raw.introspection_max_stale,
-        defaults::INTROSPECTION_MAX_STALE,
-    );
-    let timeout = e.duration(
-        "introspection_timeout",
-        &raw.introspection_timeout,
-        defaults::INTROSPECTION_TIMEOUT,
-    );
+    let [cache_ttl, negative_ttl, max_stale, timeout] = [
+        (
+            "introspection_cache_ttl",
+            &raw.introspection_cache_ttl,
+            defaults::INTROSPECTION_CACHE_TTL,
+        ),
+        (
+            "introspection_negative_ttl",
+            &raw.introspection_negative_ttl,
+            defaults::INTROSPECTION_NEGATIVE_TTL,
+        ),
+        (
+            "introspection_max_stale",
+            &raw.introspection_max_stale,
+            defaults::INTROSPECTION_MAX_STALE,
+        ),
+        (
+            "introspection_timeout",
+            &raw.introspection_timeout,
+            defaults::INTROSPECTION_TIMEOUT,
+        ),
+    ]
+    .map(|(field, value, default)| e.duration(field, value, default));
     if timeout.is_zero() {
         e.err("introspection_timeout", "must be positive");
     }

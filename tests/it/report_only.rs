@@ -19,6 +19,18 @@ fn config() -> String {
     edit(&text, "max_age = \"5m\"", "max_age = \"5m\"\nenforce = true")
 }
 
+/// GET /items/1 with `token`, as request `id`.
+async fn get_as(h: &Harness, id: &str, token: &str) -> Answer {
+    let auth = bearer(token);
+    h.send(
+        Method::GET,
+        "/items/1",
+        &[("x-request-id", id), ("authorization", &auth)],
+        "",
+    )
+    .await
+}
+
 #[tokio::test]
 async fn report_only_forwards_what_it_would_refuse_and_says_why() {
     let h = Harness::builder().config(config()).start().await;
@@ -48,14 +60,7 @@ async fn report_only_forwards_what_it_would_refuse_and_says_why() {
 
     // A good token without the scope: forwarded with its claim headers.
     let write_only = h.key.sign(&claims("write"));
-    let a = h
-        .send(
-            Method::GET,
-            "/items/1",
-            &[("x-request-id", "ro-2"), ("authorization", &bearer(&write_only))],
-            "",
-        )
-        .await;
+    let a = get_as(&h, "ro-2", &write_only).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let seen = h.upstream.last().await;
     assert_eq!(seen.headers["x-auth-sub"], "client-1");
@@ -73,14 +78,7 @@ async fn report_only_forwards_what_it_would_refuse_and_says_why() {
         ("ro-3", h.key.sign(&expired), "would_refuse_expired"),
         ("ro-4", forged, "would_refuse_bad_signature"),
     ] {
-        let a = h
-            .send(
-                Method::GET,
-                "/items/1",
-                &[("x-request-id", id), ("authorization", &bearer(&token))],
-                "",
-            )
-            .await;
+        let a = get_as(&h, id, &token).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
         assert_eq!(h.upstream.last().await.headers.get("x-auth-sub"), None, "{id}");
         assert_eq!(logs.access_line(id)["outcome"], outcome);
@@ -88,14 +86,7 @@ async fn report_only_forwards_what_it_would_refuse_and_says_why() {
 
     // A good token: allowed as ever.
     let read = h.key.sign(&claims("read"));
-    let a = h
-        .send(
-            Method::GET,
-            "/items/1",
-            &[("x-request-id", "ro-5"), ("authorization", &bearer(&read))],
-            "",
-        )
-        .await;
+    let a = get_as(&h, "ro-5", &read).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(logs.access_line("ro-5")["outcome"], "allowed");
 
