@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
-use portcullis::time::ManualClock;
+use portcullis::time::{Clock as _, ManualClock};
 use serde_json::json;
 use tokio::sync::RwLock;
 
@@ -408,4 +408,51 @@ async fn introspection_settings_are_checked() {
     }
     assert!(errors.contains("bad.toml"), "{errors}");
     assert!(errors.contains("ext"), "{errors}");
+}
+
+/// node `oidc-provider` (tests/oidc), an independent authorization server: its opaque
+/// client_credentials tokens, introspected at its RFC 7662 endpoint.
+#[tokio::test]
+async fn opaque_tokens_of_node_oidc_provider() {
+    let Some(dir) = node_package("oidc", "oidc-provider", "PORTCULLIS_TEST_OIDC") else {
+        return;
+    };
+    let (_server, port) = node_server(&dir, "server.mjs").await;
+    let issuer = format!("http://127.0.0.1:{port}");
+    // oidc-provider judges expiry by the system clock: so does this gateway's clock.
+    let clock = ManualClock::new(portcullis::time::SystemClock.now());
+    let h = gateway(
+        gateway_config(&issuer, &format!("{issuer}/token/introspection"), ""),
+        &clock,
+    )
+    .await;
+    let a = send(
+        &h.client,
+        Method::POST,
+        &format!("{issuer}/token"),
+        &[
+            ("authorization", &basic("app", "app-secret-0123456789")),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        &form(&[("grant_type", "client_credentials"), ("scope", "read")]),
+    )
+    .await;
+    let token = access_token(&a);
+    assert!(!token.contains('.'), "an opaque token: {token}");
+
+    let a = h.get("/items/1", &token).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(h.upstream.last().await.headers["x-auth-scope"], "read");
+    assert_insufficient_scope(&h.post("/items/1", &token, "").await, "write");
+    assert_invalid_token(&h.get("/other/x", &token).await, "another audience");
+    assert_invalid_token(&h.get("/items/1", "not-a-token-of-theirs").await, "unknown");
+    let text = metrics(&h);
+    assert!(
+        text.contains(r#"portcullis_introspection_calls_total{realm="ext",outcome="active"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"portcullis_introspection_calls_total{realm="ext",outcome="inactive"} 1"#),
+        "{text}"
+    );
 }
