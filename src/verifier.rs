@@ -32,8 +32,9 @@ pub struct Allowed {
     pub claim_headers: Vec<(HeaderName, HeaderValue)>,
     /// On a report-only resource (`enforce = false`): the refusal an enforcing one would
     /// have answered. The request goes through anyway, with claims (and claim headers) only
-    /// when the token itself was good and only the route's demands failed.
-    pub would_refuse: Option<TokenError>,
+    /// when the token itself was good and only the route's demands failed. Boxed: the
+    /// common allowed request carries one pointer's worth of it.
+    pub would_refuse: Option<Box<TokenError>>,
 }
 
 impl Allowed {
@@ -259,7 +260,7 @@ impl Verifier {
                     .as_ref()
                     .and_then(|c| claim_headers(rs, c).ok())
                     .unwrap_or_default();
-                Ok(allowed(claims, headers, Some(error)))
+                Ok(allowed(claims, headers, Some(Box::new(error))))
             }
         }
     }

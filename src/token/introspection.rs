@@ -343,3 +343,100 @@ fn key_of(realm: &Realm, i: &Introspection, token: &str) -> Key {
     out.copy_from_slice(ctx.finish().as_ref());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use http::HeaderValue;
+
+    use super::*;
+    use crate::model::Name;
+
+    fn realm(forwarded: &[&str]) -> Realm {
+        Realm {
+            name: Name::new("ext"),
+            issuer: "https://as.test".into(),
+            algorithms: Vec::new(),
+            leeway: 60,
+            max_token_bytes: 8192,
+            jwks_file: None,
+            signing_keys_file: None,
+            jwks_remote: None,
+            require_at_jwt_typ: false,
+            forwarded_claims: forwarded.iter().map(|c| Box::from(*c)).collect(),
+            access_token_ttl: Duration::from_secs(3600),
+            scope_source: Default::default(),
+            issuer_path: String::new(),
+            management_token_hash: None,
+            introspection: None,
+            source: PathBuf::from("t.toml"),
+        }
+    }
+
+    fn endpoint(uri: &'static str) -> Introspection {
+        Introspection {
+            endpoint: http::Uri::from_static(uri),
+            client_id: "gw".into(),
+            authorization: HeaderValue::from_static("Basic x"),
+            cache_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(10),
+            max_stale: Duration::ZERO,
+            timeout: Duration::from_secs(2),
+            max_bytes: 65536,
+            max_concurrency: 4,
+        }
+    }
+
+    #[test]
+    fn the_key_changes_with_the_token_and_everything_an_answer_depends_on() {
+        let (r, i) = (realm(&["sub"]), endpoint("https://as.test/introspect"));
+        let k = key_of(&r, &i, "t1");
+        assert_eq!(k, key_of(&r, &i, "t1"));
+        assert_ne!(k, key_of(&r, &i, "t2"));
+        assert_ne!(k, key_of(&realm(&[]), &i, "t1"), "forwarded claims");
+        assert_ne!(k, key_of(&r, &endpoint("https://as.test/other"), "t1"), "endpoint");
+        let other_client = Introspection {
+            client_id: "gw2".into(),
+            ..endpoint("https://as.test/introspect")
+        };
+        assert_ne!(k, key_of(&r, &other_client, "t1"), "client");
+    }
+
+    #[test]
+    fn an_answer_is_reused_until_min_of_ttl_and_exp_and_read_strictly() {
+        let clock = crate::time::ManualClock::new(1_000);
+        let x = Introspector::new(10, clock.clone());
+        let (r, i) = (realm(&[]), endpoint("https://as.test/introspect"));
+        let read = |body: &str| x.read(&r, &i, body.as_bytes());
+        let fresh_until = |a: Result<Answer, CallError>| match a {
+            Ok(Answer::Active { fresh_until, .. }) => fresh_until,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(fresh_until(read(r#"{"active":true,"exp":5000}"#)), 1_060, "the TTL");
+        assert_eq!(fresh_until(read(r#"{"active":true,"exp":1030}"#)), 1_030, "exp first");
+        assert!(matches!(
+            read(r#"{"active":false}"#),
+            Ok(Answer::Refused {
+                error: TokenError::Inactive,
+                until: 1_010
+            })
+        ));
+        assert!(matches!(
+            read(r#"{"active":true,"iss":"https://evil.test","exp":5000}"#),
+            Ok(Answer::Refused {
+                error: TokenError::WrongIssuer,
+                ..
+            })
+        ));
+        for bad in [r#"{"active":"yes"}"#, "[]", "not json", r#"{"active":true,"aud":5}"#] {
+            assert_eq!(read(bad).err(), Some(CallError::BadAnswer), "{bad}");
+        }
+        let answer = Answer::Refused {
+            error: TokenError::Inactive,
+            until: 1_010,
+        };
+        assert!(answer.fresh(1_009));
+        assert!(!answer.fresh(1_010));
+    }
+}
