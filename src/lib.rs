@@ -25,6 +25,7 @@
 //! | `management` | each realm's Management API: entity collections, conditional writes compiled before commit, problem details, OpenAPI | `activity`, `config`, `issuer`, `metrics`, `model`, `respond`, `routing`, `snapshot`, `store`, `token`, `verifier` |
 //! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `decision`, `discovery`, `issuer`, `management`, `metrics`, `panel`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
 //! | `decision` | forward-auth entry points (nginx, Traefik/Caddy, Envoy): the original request read from a trusted proxy, decided by the verifier, answered allow/deny | `respond`, `rescue`, `routing`, `snapshot`, `verifier` |
+//! | `explain` | `portcullis explain`: a request and token judged offline, each check's result | `model`, `routing`, `snapshot`, `time`, `token`, `verifier` |
 //! | `issuer` | the embedded authorization server's endpoints and client authentication | `jwks`, `model`, `respond`, `snapshot`, `time`, `token`, `verifier` |
 //! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `respond`, `routing`, `snapshot`, `token`, `verifier` |
 //! | `proxy` | forwarding, header rules, upstream TLS trust | `chain`, `model`, `snapshot`, `tls`, `verifier` |
@@ -52,6 +53,7 @@ pub mod chain;
 pub mod config;
 pub mod decision;
 pub mod discovery;
+pub mod explain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inputs;

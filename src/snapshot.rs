@@ -261,9 +261,11 @@ impl Snapshot {
         }
     }
 
-    /// Whether every realm has usable keys (readiness).
+    /// Whether every realm has usable keys, or judges by introspection alone (readiness).
     pub fn ready(&self) -> bool {
-        self.realms.iter().all(|r| r.keys.health().usable)
+        self.realms
+            .iter()
+            .all(|r| r.introspection_only() || r.keys.health().usable)
     }
 }
 

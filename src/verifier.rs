@@ -14,7 +14,7 @@ use crate::model::{Auth, EntityRef, ProtectedResource, RealmRef, ResourceRef, Re
 use crate::routing::{NormalizedPath, PathError, host_name, normalize};
 use crate::snapshot::Snapshot;
 use crate::time::SharedClock;
-use crate::token::{self, Claims, RequestContext, RevocationKey, Revocations, TokenCache, TokenError};
+use crate::token::{self, Claims, Introspector, RequestContext, RevocationKey, Revocations, TokenCache, TokenError};
 
 /// A request that may go through.
 #[derive(Debug, Clone)]
@@ -30,6 +30,11 @@ pub struct Allowed {
     pub path: NormalizedPath,
     /// Claims to pass upstream, as the resource server's `claim_headers` name them.
     pub claim_headers: Vec<(HeaderName, HeaderValue)>,
+    /// On a report-only resource (`enforce = false`): the refusal an enforcing one would
+    /// have answered. The request goes through anyway, with claims (and claim headers) only
+    /// when the token itself was good and only the route's demands failed. Boxed: the
+    /// common allowed request carries one pointer's worth of it.
+    pub would_refuse: Option<Box<TokenError>>,
 }
 
 impl Allowed {
@@ -48,10 +53,14 @@ impl Allowed {
         self.claims.as_deref()
     }
 
-    /// How it went through, for logs and metrics: `allowed` (a token passed) or `public`
-    /// (an open resource).
+    /// How it went through, for logs and metrics: `allowed` (a token passed), `public` (an
+    /// open resource) or `would_refuse_<reason>` (report-only).
     pub fn outcome(&self) -> &'static str {
-        if self.claims.is_some() { "allowed" } else { "public" }
+        match (&self.would_refuse, &self.claims) {
+            (Some(error), _) => error.would_refuse(),
+            (None, Some(_)) => "allowed",
+            (None, None) => "public",
+        }
     }
 }
 
@@ -97,6 +106,8 @@ pub struct Verifier {
     /// The last snapshot number handed out ([`Snapshot::epoch`]).
     epochs: AtomicU64,
     cache: TokenCache,
+    /// Opaque tokens' introspection answers, kept across reloads.
+    introspector: Introspector,
     revocations: Revocations,
     clock: SharedClock,
 }
@@ -116,11 +127,13 @@ impl Verifier {
     /// A verifier over `snapshot`, with a token cache sized by its settings.
     pub fn new(mut snapshot: Snapshot, clock: SharedClock) -> Self {
         let cache = TokenCache::new(snapshot.settings.token_cache_capacity, clock.clone());
+        let introspector = Introspector::new(snapshot.settings.token_cache_capacity, clock.clone());
         snapshot.epoch = 1;
         Self {
             snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
             epochs: AtomicU64::new(1),
             cache,
+            introspector,
             revocations: Revocations::new(MAX_REVOCATIONS, clock.clone()),
             clock,
         }
@@ -191,13 +204,20 @@ impl Verifier {
         &self.cache
     }
 
+    /// The introspection client and its answer cache (for its metrics).
+    pub fn introspector(&self) -> &Introspector {
+        &self.introspector
+    }
+
     /// The clock decisions are made with.
     pub fn clock(&self) -> &SharedClock {
         &self.clock
     }
 
     /// The whole decision for one request: route, extract, verify, authorize. A request for
-    /// an open resource (`auth = "none"`) is allowed at route, with no claims.
+    /// an open resource (`auth = "none"`) is allowed at route, with no claims. On a
+    /// report-only resource (`enforce = false`) a token refusal is the same judgement turned
+    /// into an allowed outcome ([`Allowed::would_refuse`]).
     pub async fn check(
         &self,
         snap: &Snapshot,
@@ -217,32 +237,75 @@ impl Verifier {
         if pr.auth == Auth::None {
             return open(resource, pr.resource_server, rs.validity.in_force(now), path);
         }
-        let deny = |error| Denied::Token { resource, error };
-        if !rs.validity.in_force(now) {
-            return Err(deny(TokenError::ResourceServerNotInForce));
-        }
-        // extract
-        let raw = token::bearer(headers).map_err(deny)?.ok_or(deny(TokenError::Missing))?;
-        // verify + authorize
-        let claims = self.verify_for(snap, pr.resource_server, raw).await.map_err(deny)?;
-        let realm = &snap.realms[rs.realm];
-        self.refuse_revoked(snap, rs.realm, raw, &claims).map_err(deny)?;
-        claims
-            .check_request(&RequestContext {
-                now,
-                leeway: realm.leeway,
-                resource_server: rs,
-                resource: pr,
-            })
-            .map_err(deny)?;
-        let claim_headers = claim_headers(rs, &claims).map_err(deny)?;
-        Ok(Allowed {
+        let allowed = |claims, claim_headers, would_refuse| Allowed {
             resource,
             resource_server: pr.resource_server,
-            claims: Some(claims),
+            claims,
             path,
             claim_headers,
-        })
+            would_refuse,
+        };
+        match self.authorize(snap, pr, rs, headers, now).await {
+            Ok((claims, claim_headers)) => Ok(allowed(Some(claims), claim_headers, None)),
+            Err(Refusal { error, .. }) if pr.enforced(rs) => Err(Denied::Token { resource, error }),
+            Err(Refusal { error, claims }) => {
+                // Report-only: claims only from a token that was good in itself.
+                let claims = claims.filter(|_| {
+                    matches!(
+                        error.answer(),
+                        token::Answer::InsufficientScope | token::Answer::InsufficientUserAuthentication { .. }
+                    )
+                });
+                let headers = claims
+                    .as_ref()
+                    .and_then(|c| claim_headers(rs, c).ok())
+                    .unwrap_or_default();
+                Ok(allowed(claims, headers, Some(Box::new(error))))
+            }
+        }
+    }
+
+    /// `extract` → `verify` → `authorize` for a resource that requires a token: its claims
+    /// and claim headers, or why not (with the claims when the token verified).
+    async fn authorize(
+        &self,
+        snap: &Snapshot,
+        pr: &ProtectedResource,
+        rs: &ResourceServer,
+        headers: &HeaderMap,
+        now: i64,
+    ) -> Result<(Arc<Claims>, Vec<(HeaderName, HeaderValue)>), Refusal> {
+        if !rs.validity.in_force(now) {
+            return Err(TokenError::ResourceServerNotInForce.into());
+        }
+        // extract
+        let raw = token::bearer(headers)?.ok_or(TokenError::Missing)?;
+        // verify: here (JWS/JWE), or, for a token its realm introspects, as its authorization
+        // server vouches for it (cached).
+        let realm = &snap.realms[rs.realm];
+        let claims = match realm.introspects(raw) {
+            None => self.verify_for(snap, pr.resource_server, raw).await?,
+            Some(i) => self.introspector.claims(realm, i, raw).await?,
+        };
+        // authorize: the same checks whether the claims were verified here or introspected.
+        let checked = self
+            .refuse_revoked(snap, rs.realm, raw, &claims)
+            .and_then(|()| {
+                claims.check_request(&RequestContext {
+                    now,
+                    leeway: realm.leeway,
+                    resource_server: rs,
+                    resource: pr,
+                })
+            })
+            .and_then(|()| claim_headers(rs, &claims));
+        match checked {
+            Ok(headers) => Ok((claims, headers)),
+            Err(error) => Err(Refusal {
+                error,
+                claims: Some(claims),
+            }),
+        }
     }
 
     /// Verifies a token for a resource server (signature, issuer, cache), without the
@@ -346,6 +409,19 @@ impl Verifier {
     }
 }
 
+/// Why a token did not grant access, with its claims when it verified (report-only passes
+/// them on when only the route's demands failed).
+struct Refusal {
+    error: TokenError,
+    claims: Option<Arc<Claims>>,
+}
+
+impl From<TokenError> for Refusal {
+    fn from(error: TokenError) -> Self {
+        Self { error, claims: None }
+    }
+}
+
 /// The outcome of an open resource (`auth = "none"`): allowed with no claims while its
 /// resource server is in force, else as absent as a resource out of force (a challenge
 /// would ask for a token that could not help).
@@ -372,6 +448,7 @@ fn open(
         claims: None,
         path,
         claim_headers: Vec::new(),
+        would_refuse: None,
     })
 }
 
@@ -402,7 +479,11 @@ pub struct Routed<'s> {
     pub pattern: &'s str,
 }
 
-fn claim_headers(rs: &ResourceServer, claims: &Claims) -> Result<Vec<(HeaderName, HeaderValue)>, TokenError> {
+/// The claim headers `rs` sends for `claims`, or the claim that no header can carry.
+pub(crate) fn claim_headers(
+    rs: &ResourceServer,
+    claims: &Claims,
+) -> Result<Vec<(HeaderName, HeaderValue)>, TokenError> {
     let mut out = Vec::with_capacity(rs.claim_headers.len());
     for ch in &rs.claim_headers {
         if let Some(value) = claims.header_value(&ch.claim)? {

@@ -25,6 +25,7 @@ pub const PREFIX: &str = "portcullis";
 pub fn registry(metrics: &Metrics, verifier: Arc<Verifier>) -> Registry {
     let mut registry = Registry::with_prefix(PREFIX);
     metrics.register(&mut registry);
+    verifier.introspector().register(&mut registry);
     registry.register_collector(Box::new(Scrape { verifier }));
     registry
 }

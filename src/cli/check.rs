@@ -124,7 +124,7 @@ fn print_realm(snap: &Snapshot, i: RealmRef, realm: &RealmEntry) {
     let health = realm.keys.health();
     let algs: Vec<&str> = realm.algorithms.iter().map(|a| alg_name(*a)).collect();
     println!(
-        "realm {}  issuer {}  algorithms {}  local keys {}  signing keys {}{}",
+        "realm {}  issuer {}  algorithms {}  local keys {}  signing keys {}{}{}",
         realm.name,
         realm.issuer,
         algs.join(","),
@@ -134,13 +134,19 @@ fn print_realm(snap: &Snapshot, i: RealmRef, realm: &RealmEntry) {
             .jwks_remote
             .as_ref()
             .map(|r| format!("  jwks_uri {}", r.uri))
+            .unwrap_or_default(),
+        realm
+            .introspection
+            .as_ref()
+            .map(|i| format!("  introspection {} as {}", i.endpoint, i.client_id))
             .unwrap_or_default()
     );
     for (ri, rs) in snap.resource_servers.entries().filter(|(_, rs)| rs.realm == i) {
         println!(
-            "  resource server {}{}  aud {}  → {}://{}{}{}",
+            "  resource server {}{}{}  aud {}  → {}://{}{}{}",
             rs.id,
             if rs.default { " (default)" } else { "" },
+            if rs.enforce { "" } else { " (report-only)" },
             rs.audience,
             rs.upstream.scheme,
             rs.upstream.authority,
@@ -166,7 +172,7 @@ fn print_resource(pr: &ProtectedResource) {
     let scopes = pr.scopes.to_space_separated();
     let rule = format!("{} of", pr.scope_match.as_str());
     println!(
-        "    {}  {} {}{}  needs {}{}{}",
+        "    {}  {} {}{}  needs {}{}{}{}",
         pr.id,
         methods,
         pr.host.as_deref().map(|h| format!("host {h} ")).unwrap_or_default(),
@@ -182,5 +188,10 @@ fn print_resource(pr: &ProtectedResource) {
         pr.max_token_lifetime
             .map(|a| format!("  max lifetime {a}s"))
             .unwrap_or_default(),
+        match pr.enforce {
+            Some(false) => "  (report-only)",
+            Some(true) => "  (enforcing)",
+            None => "",
+        },
     );
 }

@@ -1,6 +1,7 @@
 //! Command-line interface: `serve`, `check`, `keygen`, `hash-secret`, `token`, `completions`, `man`.
 
 mod check;
+mod explain;
 mod keygen;
 mod loadtest;
 mod logs;
@@ -14,6 +15,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Exit code for a bad configuration (sysexits `EX_USAGE`).
 pub(crate) const EXIT_CONFIG: u8 = 64;
+/// A command line clap accepted but whose values are wrong (clap exits 2 for its own).
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 /// The default configuration file.
 pub(crate) const DEFAULT_CONFIG: &str = "config/portcullis.toml";
@@ -48,6 +51,24 @@ enum Command {
         /// Check the files alone, without reading the managed entities of the store they name.
         #[arg(long)]
         no_store: bool,
+    },
+    /// Explain the answer a request would get, offline: the resource that matches and why it
+    /// beats the others, what it requires, and, with --token, each check's result. No
+    /// network, no upstream (remote keys, introspection and revocations are marked unknown).
+    Explain {
+        /// A TOML file or a directory of TOML files.
+        #[arg(long, short, env = "PORTCULLIS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The request's method, e.g. GET.
+        method: String,
+        /// The request's URL, e.g. https://api.example.com/items/1 (its host is the Host).
+        url: String,
+        /// A bearer token to check (never sent anywhere).
+        #[arg(long)]
+        token: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Generate a signing key: writes a private JWKS, prints the public one.
     Keygen {
@@ -146,6 +167,19 @@ pub(crate) fn run(args: Args) -> ExitCode {
             log_format,
         } => serve(config, workers, log_format),
         Command::Check { config, no_store } => check::run(&config, !no_store),
+        Command::Explain {
+            config,
+            method,
+            url,
+            token,
+            json,
+        } => explain::run(&explain::Params {
+            config,
+            method,
+            url,
+            token,
+            json,
+        }),
         Command::Keygen { alg, kid, out, append } => {
             let out = out.unwrap_or_else(|| PathBuf::from(format!("{kid}.private.jwks.json")));
             keygen::run(alg, &kid, &out, append)

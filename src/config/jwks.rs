@@ -63,6 +63,37 @@ impl JwksTuning<'_> {
     };
 }
 
+/// An outbound endpoint's URL (`field`): absolute, https, or http when the entity sets its
+/// `danger` flag (loopback tests only).
+pub(super) fn endpoint_url(
+    e: &mut Entity<'_, '_>,
+    (field, danger): (&str, &str),
+    text: &str,
+    allow_http: bool,
+) -> Option<Uri> {
+    let uri = match Uri::from_str(text) {
+        Ok(uri) => uri,
+        Err(why) => {
+            e.err(field, format!("{text:?} is not a URL: {why}"));
+            return None;
+        }
+    };
+    let https = uri.scheme_str() == Some("https");
+    let http = uri.scheme_str() == Some("http");
+    if uri.host().is_none() || !(https || http) {
+        e.err(field, format!("{text:?} is not an absolute http(s) URL"));
+        return None;
+    }
+    if http && !allow_http {
+        e.err(
+            field,
+            format!("must be https (set {danger} = true only for loopback tests)"),
+        );
+        return None;
+    }
+    Some(uri)
+}
+
 /// A remote key set source: https (or http with the danger flag) plus refresh tuning.
 pub(super) fn remote_jwks(
     e: &mut Entity<'_, '_>,
@@ -70,26 +101,7 @@ pub(super) fn remote_jwks(
     allow_http: bool,
     t: &JwksTuning<'_>,
 ) -> Option<RemoteJwks> {
-    let uri = match Uri::from_str(text) {
-        Ok(uri) => uri,
-        Err(why) => {
-            e.err("jwks_uri", format!("{text:?} is not a URL: {why}"));
-            return None;
-        }
-    };
-    let https = uri.scheme_str() == Some("https");
-    let http = uri.scheme_str() == Some("http");
-    if uri.host().is_none() || !(https || http) {
-        e.err("jwks_uri", format!("{text:?} is not an absolute http(s) URL"));
-        return None;
-    }
-    if http && !allow_http {
-        e.err(
-            "jwks_uri",
-            "must be https (set danger_allow_http_jwks = true only for loopback tests)",
-        );
-        return None;
-    }
+    let uri = endpoint_url(e, ("jwks_uri", "danger_allow_http_jwks"), text, allow_http)?;
     let ttl = e.duration("jwks_ttl", t.ttl, defaults::JWKS_TTL);
     let min_ttl = e.duration("jwks_min_ttl", t.min_ttl, defaults::JWKS_MIN_TTL);
     let max_ttl = e.duration("jwks_max_ttl", t.max_ttl, defaults::JWKS_MAX_TTL);

@@ -97,6 +97,7 @@ pub(super) fn add_servers(
                 metadata: toml::Table::new(),
                 source: "built-in".into(),
                 management: true,
+                enforce: true,
             },
             jwe: None,
             // Described once the realms' issuers are known (`discovery`).
@@ -129,6 +130,8 @@ pub(super) fn resources(
                 max_age: None,
                 max_token_lifetime: None,
                 validity: Validity::default(),
+                // The Management API always answers its refusals.
+                enforce: Some(true),
                 source: "built-in".into(),
             });
         };

@@ -11,6 +11,7 @@ mod decision;
 mod declared;
 mod encryption;
 mod error;
+mod introspection;
 mod jwks;
 mod limits;
 mod load;

@@ -120,6 +120,17 @@ pub(super) struct RawRealm {
     pub scope_source: Option<String>,
     pub decryption_keys: Option<String>,
     pub management_token_hash: Option<String>,
+    pub introspection_endpoint: Option<String>,
+    pub introspection_client_id: Option<String>,
+    pub introspection_client_secret_env: Option<String>,
+    pub introspection_client_secret_file: Option<String>,
+    pub introspection_cache_ttl: Option<String>,
+    pub introspection_negative_ttl: Option<String>,
+    pub introspection_max_stale: Option<String>,
+    pub introspection_timeout: Option<String>,
+    pub introspection_max_bytes: Option<usize>,
+    pub introspection_max_concurrency: Option<usize>,
+    pub danger_allow_http_introspection: Option<bool>,
 }
 
 /// A timestamp written as an RFC 3339 string or a TOML datetime; written back as text.
@@ -162,6 +173,9 @@ pub(crate) struct RawResourceServer {
     pub disabled_on: Option<RawTime>,
     pub contacts: Option<Vec<String>>,
     pub metadata: Option<toml::Table>,
+    /// `false`: report-only (refusals logged and counted, requests forwarded anyway).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforce: Option<bool>,
 }
 
 /// `[[protected_resource]]`.
@@ -181,6 +195,9 @@ pub(crate) struct RawProtectedResource {
     pub max_token_lifetime: Option<String>,
     pub valid_from: Option<RawTime>,
     pub disabled_on: Option<RawTime>,
+    /// `false`: report-only; unset follows the resource server's `enforce`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforce: Option<bool>,
 }
 
 /// `[[client]]`.

@@ -46,10 +46,11 @@ pub(super) fn compile_realm(
         .map(|path| signing_keys(e, path, &algorithms, &mut local))
         .unwrap_or_default();
     let remote = remote(e, raw);
-    if jwks_file.is_none() && signing_file.is_none() && raw.jwks_uri.is_none() {
+    let introspection = super::introspection::compile(e, raw, cx);
+    if jwks_file.is_none() && signing_file.is_none() && raw.jwks_uri.is_none() && raw.introspection_endpoint.is_none() {
         e.err(
             "jwks_file",
-            "the realm has no key source: set jwks_file, signing_keys or jwks_uri",
+            "the realm has no key source: set jwks_file, signing_keys, jwks_uri or introspection_endpoint",
         );
     }
     let access_token_ttl = e.duration("access_token_ttl", &raw.access_token_ttl, defaults::ACCESS_TOKEN_TTL);
@@ -94,6 +95,7 @@ pub(super) fn compile_realm(
         scope_source,
         issuer_path,
         management_token_hash: raw.management_token_hash.as_deref().map(Box::from),
+        introspection,
         source: e.file().to_path_buf(),
     };
     Some((realm, keys, Arc::new(signing)))
@@ -103,7 +105,13 @@ pub(super) fn compile_realm(
 /// or HMAC.
 fn algorithms(e: &mut Entity<'_, '_>, raw: &RawRealm) -> Vec<Algorithm> {
     let mut algorithms = Vec::new();
+    let introspection_only = raw.introspection_endpoint.is_some()
+        && raw.jwks_file.is_none()
+        && raw.signing_keys.is_none()
+        && raw.jwks_uri.is_none();
     match &raw.algorithms {
+        // A realm that only introspects verifies no signature: it accepts no algorithm.
+        None if introspection_only => {}
         None => e.err(
             "algorithms",
             "is required: list the JWS algorithms this realm accepts (RFC 8725 § 3.1)",

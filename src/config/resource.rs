@@ -65,6 +65,7 @@ pub(super) fn compile_resource(
         max_age,
         max_token_lifetime,
         validity,
+        enforce: raw.enforce,
         source: e.file().to_path_buf(),
     })
 }

@@ -123,6 +123,7 @@ pub(super) fn compile_resource_server(
         metadata: raw.metadata.clone().unwrap_or_default(),
         source: e.file().to_path_buf(),
         management: false,
+        enforce: raw.enforce.unwrap_or(defaults::ENFORCE),
     })
 }
 

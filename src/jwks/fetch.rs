@@ -1,11 +1,12 @@
-//! Bounded HTTPS fetch of a remote key set: one timeout over connect, request and body; a
-//! size cap; `Cache-Control: max-age` read for the refresh interval.
+//! Bounded HTTPS calls to identity providers: one timeout over connect, request and body; a
+//! size cap. Remote key sets are fetched with `Cache-Control: max-age` read for the refresh
+//! interval; RFC 7662 introspection posts a form ([`Fetcher::post_form`]).
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Empty, Limited};
+use http::{HeaderValue, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -28,7 +29,7 @@ pub enum FetchError {
     #[error("answered {0}")]
     Status(StatusCode),
     /// The document exceeded the size bound.
-    #[error("key set larger than {0} bytes")]
+    #[error("answer larger than {0} bytes")]
     TooLarge(usize),
     /// The document is not a JWK set.
     #[error("{0}")]
@@ -49,10 +50,10 @@ pub struct Fetched {
     pub max_age: Option<Duration>,
 }
 
-/// A shared HTTP(S) client for key set fetches.
+/// A shared HTTP(S) client for key set fetches and introspection calls.
 #[derive(Clone, Debug)]
 pub struct Fetcher {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Fetcher {
@@ -87,9 +88,42 @@ impl Fetcher {
     async fn fetch_inner(&self, uri: &Uri, max_bytes: usize) -> Result<Fetched, FetchError> {
         let req = Request::get(uri.clone())
             .header(header::ACCEPT, "application/jwk-set+json, application/json")
-            .header(header::USER_AGENT, concat!("portcullis/", env!("CARGO_PKG_VERSION")))
-            .body(Empty::new())
+            .header(header::USER_AGENT, USER_AGENT)
+            .body(Full::default())
             .map_err(|e| FetchError::Transport(e.to_string()))?;
+        let (max_age, body) = self.call(req, max_bytes).await?;
+        let (keys, skipped) = KeySet::parse(&body)?;
+        if keys.is_empty() {
+            return Err(FetchError::NoUsableKey(skipped.join("; ")));
+        }
+        Ok(Fetched { keys, skipped, max_age })
+    }
+
+    /// POSTs `form` (`application/x-www-form-urlencoded`) to `uri` with `authorization`,
+    /// bounded by `timeout` and `max_bytes`: the body of a 200 answer (RFC 7662 § 2.1).
+    pub async fn post_form(
+        &self,
+        uri: &Uri,
+        authorization: &HeaderValue,
+        form: String,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Result<Bytes, FetchError> {
+        let req = Request::post(uri.clone())
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::AUTHORIZATION, authorization.clone())
+            .header(header::USER_AGENT, USER_AGENT)
+            .body(Full::new(Bytes::from(form)))
+            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        match tokio::time::timeout(timeout, self.call(req, max_bytes)).await {
+            Ok(r) => r.map(|(_, body)| body),
+            Err(_) => Err(FetchError::Timeout(timeout)),
+        }
+    }
+
+    /// One request: a 200 answer's `Cache-Control: max-age` and body of at most `max_bytes`.
+    async fn call(&self, req: Request<Full<Bytes>>, max_bytes: usize) -> Result<(Option<Duration>, Bytes), FetchError> {
         let resp = self
             .client
             .request(req)
@@ -114,13 +148,12 @@ impl Fetcher {
                 }
             })?
             .to_bytes();
-        let (keys, skipped) = KeySet::parse(&body)?;
-        if keys.is_empty() {
-            return Err(FetchError::NoUsableKey(skipped.join("; ")));
-        }
-        Ok(Fetched { keys, skipped, max_age })
+        Ok((max_age, body))
     }
 }
+
+/// `User-Agent` of every outbound call to an identity provider.
+const USER_AGENT: &str = concat!("portcullis/", env!("CARGO_PKG_VERSION"));
 
 impl Default for Fetcher {
     fn default() -> Self {

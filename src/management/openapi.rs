@@ -185,6 +185,7 @@ const RESOURCE_SERVER: &[(&str, Field)] = &[
     ("disabled_on", Field::Text),
     ("contacts", Field::Texts),
     ("metadata", Field::Object),
+    ("enforce", Field::Flag),
 ];
 
 /// A protected resource's fields.
@@ -201,6 +202,7 @@ const PROTECTED_RESOURCE: &[(&str, Field)] = &[
     ("max_token_lifetime", Field::Text),
     ("valid_from", Field::Text),
     ("disabled_on", Field::Text),
+    ("enforce", Field::Flag),
 ];
 
 /// A client's fields.

@@ -87,6 +87,7 @@ impl StaticToken {
             claims: Some(Arc::new(claims)),
             path: normalize(path).ok()?,
             claim_headers: Vec::new(),
+            would_refuse: None,
         })
     }
 }

@@ -57,3 +57,21 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CONTENT_ALG: &str = "A128CBC-HS256";
 /// `[[resource_server]] keep_authorization`: the `Authorization` header goes upstream.
 pub const KEEP_AUTHORIZATION: bool = true;
+
+/// `introspection_cache_ttl`: longest time an active introspection answer is reused (never
+/// past the token's `exp`).
+pub const INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(60);
+/// `introspection_negative_ttl`: how long an inactive answer is reused.
+pub const INTROSPECTION_NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// `introspection_timeout`: bound on one introspection call (waiting for a slot, connect,
+/// request and body together).
+pub const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(2);
+/// `introspection_max_bytes`: bound on an introspection answer.
+pub const INTROSPECTION_MAX_BYTES: usize = 64 * 1024;
+/// `introspection_max_concurrency`: introspection calls of one realm in flight at once.
+pub const INTROSPECTION_MAX_CONCURRENCY: usize = 32;
+/// `introspection_max_stale`: how long past its TTL a cached active answer may serve while
+/// the endpoint fails. Zero: never (the endpoint down is a 503).
+pub const INTROSPECTION_MAX_STALE: Duration = Duration::ZERO;
+/// `enforce` of resource servers and protected resources: refusals are answered.
+pub const ENFORCE: bool = true;

@@ -98,8 +98,60 @@ pub struct Realm {
     /// token for its Management API only, with every management scope, for automation that
     /// cannot run an OAuth client.
     pub management_token_hash: Option<Box<str>>,
+    /// The RFC 7662 introspection endpoint of its authorization server, for tokens that
+    /// are not JWS/JWE (every token, when the realm has no key source). Defaults to none.
+    pub introspection: Option<Introspection>,
     /// Where this realm was defined, for messages.
     pub source: PathBuf,
+}
+
+impl Realm {
+    /// Whether `token` is checked by introspection rather than locally: the realm has an
+    /// introspection endpoint and either no key source at all, or a token that is not a
+    /// compact JWS or JWE (two or four dots, RFC 7515 § 7.1 and RFC 7516 § 7.1).
+    pub fn introspects(&self, token: &str) -> Option<&Introspection> {
+        let i = self.introspection.as_ref()?;
+        if self.introspection_only() {
+            return Some(i);
+        }
+        let dots = token.bytes().filter(|b| *b == b'.').count();
+        (dots != 2 && dots != 4).then_some(i)
+    }
+
+    /// Whether the realm has an introspection endpoint and no key source: every token is
+    /// introspected, and it needs no keys to be ready.
+    pub fn introspection_only(&self) -> bool {
+        self.introspection.is_some()
+            && self.jwks_file.is_none()
+            && self.signing_keys_file.is_none()
+            && self.jwks_remote.is_none()
+    }
+}
+
+/// An external authorization server's RFC 7662 introspection endpoint and how its answers
+/// are used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Introspection {
+    /// The endpoint (https, or http with `danger_allow_http_introspection`).
+    pub endpoint: http::Uri,
+    /// The client id the gateway authenticates as.
+    pub client_id: String,
+    /// `Authorization: Basic …` of the client id and secret (RFC 6749 § 2.3.1,
+    /// `client_secret_basic`); marked sensitive, so it never prints.
+    pub authorization: http::HeaderValue,
+    /// Longest reuse of an active answer; never past `exp`. Defaults to 60 s.
+    pub cache_ttl: Duration,
+    /// Reuse of an inactive answer. Defaults to 10 s.
+    pub negative_ttl: Duration,
+    /// How long past `cache_ttl` an active answer may still serve while the endpoint fails.
+    /// Defaults to zero: never (the endpoint down is a 503).
+    pub max_stale: Duration,
+    /// Bound on one call. Defaults to 2 s.
+    pub timeout: Duration,
+    /// Bound on an answer's size. Defaults to 64 KiB.
+    pub max_bytes: usize,
+    /// Calls in flight at once. Defaults to 32.
+    pub max_concurrency: usize,
 }
 
 /// An endpoint of a realm's embedded issuer.
@@ -332,6 +384,10 @@ pub struct ResourceServer {
     /// Whether it is its realm's built-in Management API, answered by the gateway itself
     /// (`upstream` is then never used).
     pub management: bool,
+    /// Whether refusals are answered (`true`) or only logged and counted as
+    /// `would_refuse_<reason>` while the request is forwarded anyway (report-only rollout).
+    /// Its protected resources may say otherwise. Defaults to true.
+    pub enforce: bool,
 }
 
 #[cfg(test)]
@@ -366,6 +422,7 @@ impl ResourceServer {
             metadata: toml::Table::new(),
             source: "t.toml".into(),
             management: false,
+            enforce: true,
         }
     }
 }
@@ -395,6 +452,16 @@ pub struct ProtectedResource {
     pub max_token_lifetime: Option<i64>,
     /// When it is in force.
     pub validity: Validity,
+    /// Whether refusals are answered; `None` follows its resource server's `enforce`.
+    pub enforce: Option<bool>,
     /// Where it was defined, for messages.
     pub source: PathBuf,
+}
+
+impl ProtectedResource {
+    /// Whether its refusals are answered (else report-only): its own `enforce`, else its
+    /// resource server's.
+    pub fn enforced(&self, resource_server: &ResourceServer) -> bool {
+        self.enforce.unwrap_or(resource_server.enforce)
+    }
 }

@@ -562,6 +562,8 @@ fn log(
         Exit::Forwarded { allowed, upstream } => Line {
             outcome: allowed.outcome(),
             upstream: Some(*upstream),
+            // Report-only: what an enforcing resource would have refused, in words.
+            detail: allowed.would_refuse.as_ref().map(|e| e.to_string().into()),
             ..allowed_line(snap, allowed, line(allowed.path.as_str()))
         },
         Exit::Failed {

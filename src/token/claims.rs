@@ -286,45 +286,70 @@ impl Claims {
         Ok(exp)
     }
 
-    /// Per-request checks, in order; the first failure is the answer.
+    /// Per-request checks, in order; the first failure is the answer. The steps are
+    /// [`REQUEST_CHECKS`]'s, called directly on the hot path (a unit test holds the two
+    /// orders equal).
     pub fn check_request(&self, cx: &RequestContext<'_>) -> Result<(), TokenError> {
-        let RequestContext {
-            now,
-            leeway,
-            resource_server,
-            resource,
-        } = *cx;
-        // 1-3. exp, nbf, iat.
-        let exp = self.check_lifetime(now, leeway)?;
-        // 3b. auth_time in the future, likewise: checked whether or not the route has a
-        // max_age, since a token from the future is wrong everywhere.
+        self.step_lifetime(cx)?;
+        self.step_auth_time(cx)?;
+        self.step_audience(cx)?;
+        self.step_lifetime_cap(cx)?;
+        self.step_scopes(cx)?;
+        self.step_max_age(cx)
+    }
+
+    /// 1-3. exp, nbf, iat ([`Self::check_lifetime`]).
+    fn step_lifetime(&self, cx: &RequestContext<'_>) -> Result<(), TokenError> {
+        self.check_lifetime(cx.now, cx.leeway).map(|_| ())
+    }
+
+    /// 3b. auth_time in the future, likewise: checked whether or not the route has a
+    /// max_age, since a token from the future is wrong everywhere.
+    fn step_auth_time(&self, cx: &RequestContext<'_>) -> Result<(), TokenError> {
         if let Some(auth_time) = self.auth_time
-            && auth_time > now.saturating_add(leeway)
+            && auth_time > cx.now.saturating_add(cx.leeway)
         {
             return Err(TokenError::AuthenticatedInFuture);
         }
-        // 4. aud must contain the resource server's audience (RFC 9068 § 4 step 4).
-        let audience = resource_server.audience.as_str();
-        if !self.has_aud(audience) {
+        Ok(())
+    }
+
+    /// 4. aud must contain the resource server's audience (RFC 9068 § 4 step 4).
+    fn step_audience(&self, cx: &RequestContext<'_>) -> Result<(), TokenError> {
+        if !self.has_aud(cx.resource_server.audience.as_str()) {
             return Err(TokenError::WrongAudience);
         }
-        // 5. token lifetime cap (`max_token_lifetime`).
-        if let Some(cap) = resource.max_token_lifetime {
+        Ok(())
+    }
+
+    /// 5. token lifetime cap (`max_token_lifetime`).
+    fn step_lifetime_cap(&self, cx: &RequestContext<'_>) -> Result<(), TokenError> {
+        if let Some(cap) = cx.resource.max_token_lifetime {
+            let exp = self.exp.ok_or(TokenError::MissingClaim("exp"))?;
             let iat = self.iat.ok_or(TokenError::MissingClaim("iat"))?;
             if exp.saturating_sub(iat) > cap {
                 return Err(TokenError::LifetimeTooLong);
             }
         }
-        // 6. scopes (RFC 6750 § 3.1 insufficient_scope).
+        Ok(())
+    }
+
+    /// 6. scopes (RFC 6750 § 3.1 insufficient_scope).
+    fn step_scopes(&self, cx: &RequestContext<'_>) -> Result<(), TokenError> {
+        let resource = cx.resource;
         if !resource.scope_match.satisfied(&resource.scopes, |s| self.has_scope(s)) {
             return Err(TokenError::InsufficientScope);
         }
-        // 7. max_age against auth_time (RFC 9470 § 3). No leeway: the age is the policy.
-        if let Some(max_age) = resource.max_age {
+        Ok(())
+    }
+
+    /// 7. max_age against auth_time (RFC 9470 § 3). No leeway: the age is the policy.
+    fn step_max_age(&self, cx: &RequestContext<'_>) -> Result<(), TokenError> {
+        if let Some(max_age) = cx.resource.max_age {
             let Some(auth_time) = self.auth_time else {
                 return Err(TokenError::AuthenticationTooOld(max_age));
             };
-            if now.saturating_sub(auth_time) > max_age {
+            if cx.now.saturating_sub(auth_time) > max_age {
                 return Err(TokenError::AuthenticationTooOld(max_age));
             }
         }
@@ -344,6 +369,20 @@ impl Claims {
         }
     }
 }
+
+/// One per-request check of [`Claims::check_request`].
+pub type RequestCheck = fn(&Claims, &RequestContext<'_>) -> Result<(), TokenError>;
+
+/// The per-request checks by name, in the order [`Claims::check_request`] runs them (and
+/// stops at the first failure); `portcullis explain` runs each and shows every result.
+pub const REQUEST_CHECKS: [(&str, RequestCheck); 6] = [
+    ("lifetime (exp, nbf, iat)", Claims::step_lifetime),
+    ("auth_time not in the future", Claims::step_auth_time),
+    ("audience", Claims::step_audience),
+    ("max_token_lifetime", Claims::step_lifetime_cap),
+    ("scopes", Claims::step_scopes),
+    ("max_age", Claims::step_max_age),
+];
 
 /// A claim rendered as header text: strings as is, numbers and booleans as JSON, arrays of
 /// strings space-separated, anything else as compact JSON; `null` as no header.
@@ -448,6 +487,7 @@ mod tests {
                 max_age,
                 max_token_lifetime: cap,
                 validity: Validity::default(),
+                enforce: None,
                 source: "t.toml".into(),
             }
         }
@@ -631,6 +671,46 @@ mod tests {
             r#"{"exp":"soon"}"#,
         ] {
             assert!(Claims::parse(json.as_bytes()).is_err(), "{json}");
+        }
+    }
+
+    #[test]
+    fn check_request_answers_as_the_first_failing_named_check() {
+        use crate::model::EntityRef as _;
+        let rs = ResourceServer::example("https://api.test", &["read", "write"]);
+        let cases = [
+            serde_json::json!({"aud": "https://api.test", "scope": "read", "exp": 2_000, "iat": 900, "auth_time": 950}),
+            serde_json::json!({"aud": "https://other.test", "scope": "write", "exp": 500, "iat": 900}),
+            serde_json::json!({"aud": "https://api.test", "scope": "write", "exp": 2_000, "iat": 900, "auth_time": 5_000}),
+            serde_json::json!({"aud": "https://other.test", "scope": "write", "exp": 2_000, "iat": 0}),
+            serde_json::json!({"aud": "https://api.test", "scope": "write", "exp": 2_000, "iat": 900}),
+            serde_json::json!({"aud": "https://api.test", "scope": "read", "exp": 2_000, "iat": 900}),
+        ];
+        let pr = crate::model::ProtectedResource {
+            id: crate::model::Name::new("r"),
+            resource_server: crate::model::ResourceServerRef::at(0),
+            host: None,
+            methods: None,
+            paths: vec!["/**".into()],
+            auth: crate::model::Auth::Token,
+            scopes: crate::model::ScopeSet::new(crate::model::Scope::parse("read")),
+            scope_match: crate::model::ScopeMatch::All,
+            max_age: Some(60),
+            max_token_lifetime: Some(600),
+            validity: crate::model::Validity::default(),
+            enforce: None,
+            source: "t.toml".into(),
+        };
+        for v in cases {
+            let claims = Claims::parse(v.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            let cx = RequestContext {
+                now: 1_000,
+                leeway: 0,
+                resource_server: &rs,
+                resource: &pr,
+            };
+            let named = REQUEST_CHECKS.iter().find_map(|(_, check)| check(&claims, &cx).err());
+            assert_eq!(claims.check_request(&cx).err(), named, "{v}");
         }
     }
 }

@@ -21,7 +21,8 @@ pub enum Answer {
         /// Seconds, as the challenge's `max_age` parameter.
         max_age: i64,
     },
-    /// `503`: the realm has no usable keys, so no token can be judged.
+    /// `503`: no token can be judged now: the realm has no usable keys, or its introspection
+    /// endpoint does not answer.
     KeysUnavailable,
 }
 
@@ -117,6 +118,35 @@ pub enum TokenError {
     /// `auth_time` is missing or older than `max_age` allows.
     #[error("authentication older than max_age {0} s")]
     AuthenticationTooOld(i64),
+    /// The realm's introspection endpoint answered `"active": false` (RFC 7662 § 2.2).
+    #[error("the authorization server says the token is not active")]
+    Inactive,
+    /// The realm's introspection endpoint failed, timed out, was busy or answered something
+    /// that is not an RFC 7662 answer, and no cached answer may serve: nothing can be said
+    /// about the token, so not 401 (the client's token may well be good) but 503.
+    #[error("introspection unavailable")]
+    IntrospectionUnavailable,
+}
+
+/// `reason` and `would_refuse` from one table, so a report-only label can never drift from
+/// the refusal it stands for.
+macro_rules! labels {
+    ($($variant:pat => $reason:literal,)*) => {
+        /// A short, stable label for logs and metrics.
+        pub fn reason(&self) -> &'static str {
+            match self {
+                $($variant => $reason,)*
+            }
+        }
+
+        /// The outcome of a request this would refuse on a report-only resource (`enforce =
+        /// false`): `would_refuse_<reason>`, for logs and metrics.
+        pub fn would_refuse(&self) -> &'static str {
+            match self {
+                $($variant => concat!("would_refuse_", $reason),)*
+            }
+        }
+    };
 }
 
 impl TokenError {
@@ -125,7 +155,7 @@ impl TokenError {
         match self {
             Self::Missing => Answer::NoToken,
             Self::InvalidRequest(_) => Answer::InvalidRequest,
-            Self::NoUsableKeys => Answer::KeysUnavailable,
+            Self::NoUsableKeys | Self::IntrospectionUnavailable => Answer::KeysUnavailable,
             Self::InsufficientScope => Answer::InsufficientScope,
             Self::AuthenticationTooOld(max_age) => Answer::InsufficientUserAuthentication { max_age: *max_age },
             _ => Answer::InvalidToken,
@@ -150,38 +180,37 @@ impl TokenError {
         )
     }
 
-    /// A short, stable label for logs and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Missing => "missing_token",
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::TooLarge(_) => "token_too_large",
-            Self::Malformed(_) => "malformed",
-            Self::EncryptedNotAccepted => "encrypted_not_accepted",
-            Self::Decryption(_) => "decryption_failed",
-            Self::EncryptionRequired => "encryption_required",
-            Self::AlgorithmRefused(_) => "algorithm_refused",
-            Self::KeyHeaderRefused(_) => "key_header_refused",
-            Self::UnknownCritical => "unknown_crit",
-            Self::TypeRefused(_) => "type_refused",
-            Self::UnknownKey => "unknown_key",
-            Self::BadSignature => "bad_signature",
-            Self::NoUsableKeys => "no_usable_keys",
-            Self::MissingClaim(_) => "missing_claim",
-            Self::BadClaim(_) => "bad_claim",
-            Self::WrongIssuer => "wrong_issuer",
-            Self::WrongAudience => "wrong_audience",
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::IssuedInFuture => "issued_in_future",
-            Self::AuthenticatedInFuture => "auth_time_in_future",
-            Self::LifetimeTooLong => "lifetime_too_long",
-            Self::Revoked => "revoked",
-            Self::UnrepresentableClaim(_) => "unrepresentable_claim",
-            Self::ResourceServerNotInForce => "resource_server_not_in_force",
-            Self::InsufficientScope => "insufficient_scope",
-            Self::AuthenticationTooOld(_) => "insufficient_user_authentication",
-        }
+    labels! {
+        Self::Missing => "missing_token",
+        Self::InvalidRequest(_) => "invalid_request",
+        Self::TooLarge(_) => "token_too_large",
+        Self::Malformed(_) => "malformed",
+        Self::EncryptedNotAccepted => "encrypted_not_accepted",
+        Self::Decryption(_) => "decryption_failed",
+        Self::EncryptionRequired => "encryption_required",
+        Self::AlgorithmRefused(_) => "algorithm_refused",
+        Self::KeyHeaderRefused(_) => "key_header_refused",
+        Self::UnknownCritical => "unknown_crit",
+        Self::TypeRefused(_) => "type_refused",
+        Self::UnknownKey => "unknown_key",
+        Self::BadSignature => "bad_signature",
+        Self::NoUsableKeys => "no_usable_keys",
+        Self::MissingClaim(_) => "missing_claim",
+        Self::BadClaim(_) => "bad_claim",
+        Self::WrongIssuer => "wrong_issuer",
+        Self::WrongAudience => "wrong_audience",
+        Self::Expired => "expired",
+        Self::NotYetValid => "not_yet_valid",
+        Self::IssuedInFuture => "issued_in_future",
+        Self::AuthenticatedInFuture => "auth_time_in_future",
+        Self::LifetimeTooLong => "lifetime_too_long",
+        Self::Revoked => "revoked",
+        Self::UnrepresentableClaim(_) => "unrepresentable_claim",
+        Self::ResourceServerNotInForce => "resource_server_not_in_force",
+        Self::InsufficientScope => "insufficient_scope",
+        Self::AuthenticationTooOld(_) => "insufficient_user_authentication",
+        Self::Inactive => "inactive",
+        Self::IntrospectionUnavailable => "introspection_unavailable",
     }
 
     /// What the client is told in `error_description`. Deliberately coarse: the precise
@@ -196,6 +225,7 @@ impl TokenError {
             Self::AuthenticationTooOld(_) => "a more recent authentication is required",
             Self::WrongAudience => "the access token is not meant for this resource",
             Self::Revoked => "the access token was revoked",
+            Self::IntrospectionUnavailable => "the access token cannot be checked right now",
             _ => "the access token is invalid",
         }
     }

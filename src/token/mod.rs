@@ -1,5 +1,5 @@
-//! Bearer tokens: extraction, JWS verification against a realm's keys, claims checks and
-//! the verified-token cache.
+//! Bearer tokens: extraction, JWS verification against a realm's keys, RFC 7662
+//! introspection of opaque tokens, claims checks and the verified-token cache.
 //!
 //! [`verify`] does the route-independent part (signature, `iss`, `exp` present) and is
 //! cached; [`Claims::check_request`] does the per-request part.
@@ -8,6 +8,7 @@ mod cache;
 mod claims;
 mod error;
 mod extract;
+mod introspection;
 pub mod jwe;
 pub mod jws;
 mod peek;
@@ -16,9 +17,10 @@ mod revocation;
 use std::sync::Arc;
 
 pub use cache::{Judged, TokenCache, TokenKey};
-pub use claims::{Claims, ForwardedClaim, RequestContext};
+pub use claims::{Claims, ForwardedClaim, REQUEST_CHECKS, RequestCheck, RequestContext};
 pub use error::{Answer, TokenError};
 pub use extract::bearer;
+pub use introspection::Introspector;
 pub use peek::{Peek, peek};
 pub use revocation::{RevocationKey, Revocations};
 

@@ -7,9 +7,8 @@
 //! The SDK test needs node and `npm ci --prefix tests/mcp`; without them it is skipped,
 //! saying so, unless `PORTCULLIS_TEST_MCP=1` (as `.ci/run` sets), when that is a failure.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -252,73 +251,16 @@ async fn the_issuer_metadata_lists_its_resources_and_an_authorization_endpoint_t
 // ---------------------------------------------------------------------------------------
 // The MCP TypeScript SDK.
 
-/// `tests/mcp` with the SDK installed, or `None` (saying why) when node or the SDK is
-/// missing and `PORTCULLIS_TEST_MCP` does not ask for them.
+/// `tests/mcp` with the SDK installed, or `None` when node or the SDK is missing and
+/// `PORTCULLIS_TEST_MCP` does not ask for them.
 fn sdk() -> Option<PathBuf> {
-    let required = std::env::var("PORTCULLIS_TEST_MCP").is_ok_and(|v| v == "1");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp");
-    let node = std::process::Command::new("node").arg("--version").output();
-    let missing = match node {
-        Err(e) => Some(format!("node not found ({e})")),
-        Ok(_) if !dir.join("node_modules/@modelcontextprotocol/sdk/package.json").exists() => {
-            Some(format!("the MCP SDK is not installed in {}", dir.display()))
-        }
-        Ok(_) => None,
-    };
-    match missing {
-        None => Some(dir),
-        Some(why) if required => panic!("PORTCULLIS_TEST_MCP=1 but {why}; run `npm ci --prefix tests/mcp`"),
-        Some(why) => {
-            eprintln!(
-                "{why}: the MCP SDK discovery test is skipped (install node 20 and npm, then `npm ci --prefix tests/mcp`)"
-            );
-            None
-        }
-    }
-}
-
-/// The MCP server of `tests/mcp/server.mjs`, stopped when dropped.
-struct McpServer(Child);
-
-impl Drop for McpServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `tests/mcp/server.mjs` and reads the port it listens on.
-async fn mcp_server(dir: &Path) -> (McpServer, u16) {
-    let mut child = Command::new("node")
-        .arg("server.mjs")
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("node server.mjs: {e}"));
-    let stdout = child.stdout.take().unwrap();
-    let server = McpServer(child);
-    let read = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    });
-    // A guard so a broken server fails the test instead of hanging it.
-    let line = tokio::time::timeout(Duration::from_secs(60), read)
-        .await
-        .expect("the MCP server never said its port")
-        .unwrap()
-        .unwrap();
-    let port = serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))["port"]
-        .as_u64()
-        .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    (server, port)
+    node_package("mcp", "@modelcontextprotocol/sdk", "PORTCULLIS_TEST_MCP")
 }
 
 #[tokio::test]
 async fn the_mcp_typescript_sdk_discovers_gets_a_client_credentials_token_and_calls_a_tool() {
     let Some(dir) = sdk() else { return };
-    let (_server, port) = mcp_server(&dir).await;
+    let (_server, port) = node_server(&dir, "server.mjs").await;
     let h = start(&format!("127.0.0.1:{port}")).await;
     let mut client = Command::new("node");
     client

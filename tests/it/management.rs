@@ -750,3 +750,42 @@ async fn an_open_resource_created_through_the_api_is_served_without_a_token() {
     let a = h.send(Method::GET, "/docs/index.html", &[], "").await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
 }
+
+#[tokio::test]
+async fn report_only_is_set_and_unset_through_the_api() {
+    let h = start().await;
+    let t = admin(&h).await;
+    let typo = json!({"id": "files", "resource_server": "files-api", "paths": ["/files/**"], "enforce": "no"});
+    let a = call(&h, Method::POST, "/protected-resources", &t, Some(&typo), &[]).await;
+    assert_problem(&a, StatusCode::UNPROCESSABLE_ENTITY, Some("enforce"));
+    let files = json!({"id": "files", "resource_server": "files-api", "paths": ["/files/**"], "scopes": ["files:read"], "enforce": false});
+    let a = call(&h, Method::POST, "/protected-resources", &t, Some(&files), &[]).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(a.json()["enforce"], false);
+    let tag = etag(&a);
+    // Report-only: forwarded without a token.
+    let a = h.send(Method::GET, "/files/1", &[], "").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let activity = call(&h, Method::GET, "/activity", &t, None, &[]).await.json();
+    assert_eq!(
+        activity["totals"]["files-api"]["would_refuse_missing_token"], 1,
+        "{activity}"
+    );
+    let doc = call(&h, Method::GET, "/openapi.json", &t, None, &[]).await;
+    assert!(doc.body.contains("\"enforce\""), "the OpenAPI document lists enforce");
+
+    // Enforcing again: refused at once.
+    let patch = json!({"enforce": null});
+    let a = call(
+        &h,
+        Method::PATCH,
+        "/protected-resources/files",
+        &t,
+        Some(&patch),
+        &[("if-match", &tag)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = h.send(Method::GET, "/files/1", &[], "").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+}

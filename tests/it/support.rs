@@ -1417,3 +1417,72 @@ pub fn declared_resources(snap: &portcullis::Snapshot) -> usize {
         .filter(|pr| !snap.resource_servers[pr.resource_server].management)
         .count()
 }
+
+// ---------------------------------------------------------------------------------------
+// Node packages the tests run (tests/<name>, installed with `npm ci --prefix tests/<name>`).
+
+/// `tests/<name>` with `package` installed, or `None` (saying why) when node or the package
+/// is missing and the environment variable `required` is not `1` (then it panics).
+pub fn node_package(name: &str, package: &str, required: &str) -> Option<PathBuf> {
+    let must = std::env::var(required).is_ok_and(|v| v == "1");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join(name);
+    let node = std::process::Command::new("node").arg("--version").output();
+    let missing = match node {
+        Err(e) => Some(format!("node not found ({e})")),
+        Ok(_) if !dir.join("node_modules").join(package).join("package.json").exists() => {
+            Some(format!("{package} is not installed in {}", dir.display()))
+        }
+        Ok(_) => None,
+    };
+    match missing {
+        None => Some(dir),
+        Some(why) if must => panic!("{required}=1 but {why}; run `npm ci --prefix tests/{name}`"),
+        Some(why) => {
+            eprintln!("{why}: its test is skipped (install node 20 and npm, then `npm ci --prefix tests/{name}`)");
+            None
+        }
+    }
+}
+
+/// A node process, stopped when dropped.
+pub struct NodeServer(std::process::Child);
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `node <script>` in `dir` and reads the port it prints first (`{"port": N}`).
+pub async fn node_server(dir: &Path, script: &str) -> (NodeServer, u16) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new("node")
+        .arg(script)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node {script}: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let server = NodeServer(child);
+    let read = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let read = reader.read_line(&mut line).map(|_| line);
+        // Keep reading what it prints later: a closed pipe would end it with EPIPE.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        read
+    });
+    // A guard so a broken server fails the test instead of hanging it.
+    let line = tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .unwrap_or_else(|_| panic!("node {script} never said its port"))
+        .unwrap()
+        .unwrap();
+    let port = serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (server, port)
+}
