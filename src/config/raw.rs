@@ -158,8 +158,23 @@ pub(crate) struct RawResourceServer {
     pub max_body_bytes: Option<u64>,
     pub valid_from: Option<RawTime>,
     pub disabled_on: Option<RawTime>,
+    /// `[resource_server.cors]`: CORS is off without it.
+    pub cors: Option<RawCors>,
     pub contacts: Option<Vec<String>>,
     pub metadata: Option<toml::Table>,
+}
+
+/// `[resource_server.cors]`.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCors {
+    /// Exact origins, or `["*"]` for any (never with `credentials`).
+    pub origins: Option<Vec<String>>,
+    pub methods: Option<Vec<String>>,
+    pub headers: Option<Vec<String>>,
+    pub expose_headers: Option<Vec<String>>,
+    pub credentials: Option<bool>,
+    pub max_age: Option<String>,
 }
 
 /// `[[protected_resource]]`.

@@ -21,6 +21,8 @@ pub(super) struct Line<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub request_id: &'a str,
+    /// The W3C trace id the request was forwarded with (`server::trace`).
+    pub trace_id: Option<&'a str>,
     pub remote: SocketAddr,
     pub started: Instant,
     /// The matched protected resource.
@@ -34,7 +36,7 @@ pub(super) struct Line<'a> {
     pub mode: Option<&'static str>,
     /// The forward-auth entry (`nginx`, `forwarded`, `envoy`) in decision mode.
     pub entry: Option<&'static str>,
-    /// `allowed`, `public` (an open resource), a refusal reason (`bad_host` among them), `upstream_error`, or a client
+    /// `allowed`, `public` (an open resource), `preflight` or `preflight_refused` (CORS), a refusal reason (`bad_host` among them), `upstream_error`, or a client
     /// body fault (`body_too_large`, `bad_request_body`, `client_aborted`); for the issuers
     /// `issued`, `ok` or the RFC error code.
     pub outcome: &'static str,
@@ -69,6 +71,7 @@ impl<'a> Line<'a> {
             method,
             path,
             request_id,
+            trace_id: None,
             remote,
             started,
             resource: None,
@@ -93,6 +96,7 @@ macro_rules! access_event {
             method = %$line.method,
             path = $line.path,
             request_id = $line.request_id,
+            trace_id = $line.trace_id,
             remote = %$line.remote.ip(),
             resource = $line.resource.map(Name::as_str),
             resource_server = $line.resource_server.map(Name::as_str),
