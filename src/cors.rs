@@ -6,8 +6,8 @@
 use bytes::Bytes;
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
-    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
+    ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
@@ -54,10 +54,12 @@ pub fn preflight(cors: &Cors, headers: &HeaderMap, method: &Method) -> Result<Re
         return Err(PreflightError::Method(method.clone()));
     }
     for asked in headers.get_all(ACCESS_CONTROL_REQUEST_HEADERS) {
-        let asked = asked.to_str().map_err(|_| PreflightError::Header("(not text)".into()))?;
+        let asked = asked
+            .to_str()
+            .map_err(|_| PreflightError::Header("(not text)".into()))?;
         for name in asked.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let allowed = is_safelisted_header(name)
-                || cors.headers.iter().any(|h| h.as_str().eq_ignore_ascii_case(name));
+            let allowed =
+                is_safelisted_header(name) || cors.headers.iter().any(|h| h.as_str().eq_ignore_ascii_case(name));
             if !allowed {
                 return Err(PreflightError::Header(name.chars().take(64).collect()));
             }
@@ -133,8 +135,10 @@ fn allow_origin(cors: &Cors, origin: &HeaderValue) -> Option<HeaderValue> {
 /// Adds `Origin` to `Vary`, keeping what the upstream varies on.
 fn add_vary_origin(headers: &mut HeaderMap) {
     let already = headers.get_all(VARY).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.split(',').any(|t| matches!(t.trim(), "*") || t.trim().eq_ignore_ascii_case("origin")))
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| matches!(t.trim(), "*") || t.trim().eq_ignore_ascii_case("origin"))
+        })
     });
     if !already {
         headers.append(VARY, HeaderValue::from_static("Origin"));
@@ -233,7 +237,10 @@ mod tests {
         assert_eq!(h.get_all(VARY).iter().count(), 2);
         assert!(h.get(ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
         let mut h = HeaderMap::new();
-        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("https://evil.test"));
+        h.insert(
+            ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("https://evil.test"),
+        );
         decorate(&c, Some(&HeaderValue::from_static("https://evil.test")), &mut h);
         assert!(h.get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
         assert_eq!(h[VARY], "Origin");

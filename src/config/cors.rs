@@ -29,7 +29,11 @@ pub(super) fn compile(e: &mut Entity<'_, '_>, raw: Option<&RawCors>) -> Option<C
         None => DEFAULT_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect(),
         Some(hs) => names(e, "cors.headers", hs),
     };
-    let expose = names(e, "cors.expose_headers", raw.expose_headers.as_deref().unwrap_or_default());
+    let expose = names(
+        e,
+        "cors.expose_headers",
+        raw.expose_headers.as_deref().unwrap_or_default(),
+    );
     let max_age = e
         .seconds("cors.max_age", &raw.max_age)
         .map(|s| HeaderValue::from(s.max(0)));
@@ -61,7 +65,10 @@ fn origins(e: &mut Entity<'_, '_>, list: Option<&[String]>, credentials: bool) -
         // request, and reflecting any origin with credentials would let every site act as
         // the user.
         if credentials {
-            e.err(FIELD, "\"*\" cannot be used with credentials = true (Fetch standard § 3.2.5); list the origins");
+            e.err(
+                FIELD,
+                "\"*\" cannot be used with credentials = true (Fetch standard § 3.2.5); list the origins",
+            );
             return None;
         }
         return Some(AllowedOrigins::Any);
@@ -87,7 +94,9 @@ fn origin(text: &str) -> Result<HeaderValue, String> {
         // them all.
         return Err("is the opaque origin, which any sandboxed page can send".into());
     }
-    let uri: Uri = text.parse().map_err(|_| "is not an origin (scheme://host[:port])".to_owned())?;
+    let uri: Uri = text
+        .parse()
+        .map_err(|_| "is not an origin (scheme://host[:port])".to_owned())?;
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
         return Err("is not an origin (scheme://host[:port])".into());
     };

@@ -158,9 +158,9 @@ pub(crate) struct RawResourceServer {
     pub max_body_bytes: Option<u64>,
     pub valid_from: Option<RawTime>,
     pub disabled_on: Option<RawTime>,
+    pub contacts: Option<Vec<String>>,
     /// `[resource_server.cors]`: CORS is off without it.
     pub cors: Option<RawCors>,
-    pub contacts: Option<Vec<String>>,
     pub metadata: Option<toml::Table>,
 }
 

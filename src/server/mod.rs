@@ -68,8 +68,8 @@ mod access;
 mod conn;
 mod limits;
 pub mod request_id;
-pub mod trace;
 pub mod tls;
+pub mod trace;
 pub mod workers;
 
 pub use limits::ConnectionLimit;
@@ -602,7 +602,11 @@ fn log(
         Exit::Preflight { uri, resource, refused } => {
             let pr = &snap.resources[*resource];
             Line {
-                outcome: if refused.is_some() { "preflight_refused" } else { "preflight" },
+                outcome: if refused.is_some() {
+                    "preflight_refused"
+                } else {
+                    "preflight"
+                },
                 resource: Some(&pr.id),
                 resource_server: Some(&snap.resource_servers[pr.resource_server].id),
                 detail: refused.as_ref().map(|e| e.to_string().into()),

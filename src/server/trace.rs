@@ -14,7 +14,6 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-
 /// `traceparent`.
 pub const TRACEPARENT: HeaderName = crate::proxy::TRACEPARENT;
 
@@ -69,11 +68,7 @@ impl TraceContext {
     /// The 32 hex digits of the trace id, for the access line.
     pub fn trace_id(&self) -> &str {
         // Rendered from hex digits only (`render`), so always ASCII.
-        self.traceparent
-            .to_str()
-            .ok()
-            .and_then(|s| s.get(3..35))
-            .unwrap_or("-")
+        self.traceparent.to_str().ok().and_then(|s| s.get(3..35)).unwrap_or("-")
     }
 }
 

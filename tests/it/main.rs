@@ -10,6 +10,7 @@ mod support;
 
 mod admin;
 mod config;
+mod cors;
 mod decision;
 mod discovery;
 mod forwarding;
@@ -31,4 +32,5 @@ mod refusals;
 mod reload;
 mod store;
 mod tls;
+mod trace;
 mod workers;
