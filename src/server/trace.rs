@@ -116,8 +116,8 @@ fn render(trace_id: &[u8; 32], span: u64, flags: u8) -> HeaderValue {
     HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
-/// `bytes` as lowercase hex into `out` (twice as long).
-fn hex(bytes: &[u8], out: &mut [u8]) {
+/// `bytes` as lowercase hex into `out` (twice as long); request ids are made with it too.
+pub(super) fn hex(bytes: &[u8], out: &mut [u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
         pair[0] = HEX[usize::from(b >> 4)];
