@@ -162,3 +162,37 @@ fn join<'a>(items: impl Iterator<Item = &'a str>) -> Option<HeaderValue> {
     }
     HeaderValue::from_str(&text).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_taken_only_as_a_browser_serializes_them() {
+        for ok in [
+            "https://app.test",
+            "http://localhost:3000",
+            "https://a.test:8443",
+            "app-x://id",
+        ] {
+            assert_eq!(
+                origin(ok).map(|v| v.to_str().map(str::to_owned).ok()),
+                Ok(Some(ok.into())),
+                "{ok}"
+            );
+        }
+        for (bad, hint) in [
+            ("https://app.test/", "\"https://app.test\""),
+            ("https://APP.test", "\"https://app.test\""),
+            ("https://app.test:443", "\"https://app.test\""),
+            ("http://app.test:80", "\"http://app.test\""),
+            ("https://app.test/path", "no user, path or query"),
+            ("https://u@app.test", "no user"),
+            ("app.test", "not an origin"),
+            ("null", "opaque"),
+        ] {
+            let why = origin(bad).err().unwrap_or_default();
+            assert!(why.contains(hint), "{bad}: {why}");
+        }
+    }
+}
