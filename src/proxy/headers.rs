@@ -40,6 +40,9 @@ pub struct Provenance<'a> {
     pub traceparent: &'a HeaderValue,
     /// Whether the client's trace was continued; if not, its `tracestate` is dropped.
     pub keep_tracestate: bool,
+    /// Whether the peer is a trusted proxy: its `X-Forwarded-Host` and `Forwarded` are
+    /// passed on (its `X-Forwarded-Proto` is `proto` already).
+    pub via_trusted_proxy: bool,
 }
 
 /// Turns the client's headers into the upstream's: see the module's rules.
@@ -53,7 +56,7 @@ pub(super) fn prepare_request(
     drop_underscored(headers);
     // The client reaches the upstream by its own name; hyper sets Host from the URI.
     headers.remove(header::HOST);
-    set_forwarded(headers, from.client, from.proto, from.host.as_ref());
+    set_forwarded(headers, from);
     headers.insert(X_REQUEST_ID, from.request_id.clone());
     headers.insert(TRACEPARENT, from.traceparent.clone());
     if !from.keep_tracestate {
@@ -115,10 +118,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
-/// Appends the client address to `X-Forwarded-For` and sets `X-Forwarded-Proto` and
-/// `X-Forwarded-Host` (overwriting client-sent values, which nobody vouches for); removes a
-/// client-sent `Forwarded`.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str, host: Option<&HeaderValue>) {
+/// Appends the peer's address to `X-Forwarded-For` and sets `X-Forwarded-Proto` and
+/// `X-Forwarded-Host`, overwriting client-sent values, which nobody vouches for, and removes
+/// a client-sent `Forwarded`; from a trusted proxy, its `X-Forwarded-Host` and `Forwarded`
+/// are kept.
+pub fn set_forwarded(headers: &mut HeaderMap, from: &Provenance<'_>) {
+    let client = from.client;
     let xff = HeaderName::from_static("x-forwarded-for");
     let prior: Vec<&str> = headers.get_all(&xff).iter().filter_map(|v| v.to_str().ok()).collect();
     let value = if prior.is_empty() {
@@ -131,13 +136,21 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static st
     }
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(proto),
+        HeaderValue::from_static(from.proto),
     );
+    let xfh = HeaderName::from_static("x-forwarded-host");
+    if from.via_trusted_proxy {
+        if !headers.contains_key(&xfh)
+            && let Some(h) = &from.host
+        {
+            headers.insert(xfh, h.clone());
+        }
+        return;
+    }
     // RFC 7239 `Forwarded` from the client is as unvouched as X-Forwarded-*; we do not
     // emit it, so drop it rather than pass a lie upstream.
     headers.remove(http::header::FORWARDED);
-    let xfh = HeaderName::from_static("x-forwarded-host");
-    match host {
+    match &from.host {
         Some(h) => {
             headers.insert(xfh, h.clone());
         }
@@ -186,17 +199,41 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         h.insert("forwarded", HeaderValue::from_static("for=1.2.3.4;host=admin.test"));
-        set_forwarded(
-            &mut h,
-            "127.0.0.1".parse().unwrap_or_else(|_| unreachable!()),
-            "http",
-            None,
-        );
+        let id = HeaderValue::from_static("r1");
+        let mut from = Provenance {
+            client: "127.0.0.1".parse().unwrap_or_else(|_| unreachable!()),
+            proto: "http",
+            host: None,
+            request_id: &id,
+            traceparent: &id,
+            keep_tracestate: false,
+            via_trusted_proxy: false,
+        };
+        let mut untrusted = h.clone();
+        set_forwarded(&mut untrusted, &from);
         assert_eq!(
-            h.get("x-forwarded-for").map(|v| v.as_bytes()),
+            untrusted.get("x-forwarded-for").map(|v| v.as_bytes()),
             Some(&b"10.0.0.1, 127.0.0.1"[..])
         );
-        assert!(h.get("forwarded").is_none());
-        assert_eq!(h.get("x-forwarded-proto").map(|v| v.as_bytes()), Some(&b"http"[..]));
+        assert!(untrusted.get("forwarded").is_none());
+        assert_eq!(
+            untrusted.get("x-forwarded-proto").map(|v| v.as_bytes()),
+            Some(&b"http"[..])
+        );
+        // From a trusted proxy: its Forwarded and X-Forwarded-Host stay; the proto is the
+        // one it vouched for (resolved before, and passed in).
+        h.insert("x-forwarded-host", HeaderValue::from_static("api.example"));
+        from.via_trusted_proxy = true;
+        from.proto = "https";
+        set_forwarded(&mut h, &from);
+        assert_eq!(
+            h.get("forwarded").map(|v| v.as_bytes()),
+            Some(&b"for=1.2.3.4;host=admin.test"[..])
+        );
+        assert_eq!(
+            h.get("x-forwarded-host").map(|v| v.as_bytes()),
+            Some(&b"api.example"[..])
+        );
+        assert_eq!(h.get("x-forwarded-proto").map(|v| v.as_bytes()), Some(&b"https"[..]));
     }
 }

@@ -23,7 +23,11 @@ pub(super) struct Line<'a> {
     pub request_id: &'a str,
     /// The W3C trace id the request was forwarded with (`server::trace`).
     pub trace_id: Option<&'a str>,
+    /// The client ([`super::client`]): the peer, or the first untrusted hop behind a
+    /// trusted proxy.
     pub remote: SocketAddr,
+    /// The trusted proxy the request came through, when it did.
+    pub peer: Option<std::net::IpAddr>,
     pub started: Instant,
     /// The matched protected resource.
     pub resource: Option<&'a Name>,
@@ -73,6 +77,7 @@ impl<'a> Line<'a> {
             request_id,
             trace_id: None,
             remote,
+            peer: None,
             started,
             resource: None,
             resource_server: None,
@@ -98,6 +103,7 @@ macro_rules! access_event {
             request_id = $line.request_id,
             trace_id = $line.trace_id,
             remote = %$line.remote.ip(),
+            peer = $line.peer.map(tracing::field::display),
             resource = $line.resource.map(Name::as_str),
             resource_server = $line.resource_server.map(Name::as_str),
             realm = $line.issuer.map(|i| i.realm.as_str()),

@@ -65,6 +65,7 @@ use access::{IssuerCall, Line};
 use trace::TraceContext;
 
 mod access;
+mod client;
 mod conn;
 mod limits;
 pub mod request_id;
@@ -277,9 +278,10 @@ async fn handle(shared: &Shared, req: Request<Incoming>, remote: SocketAddr, pro
     let method = req.method().clone();
     // A reference-counted copy of the client's bytes, read only if CORS is on.
     let origin = req.headers().get(http::header::ORIGIN).cloned();
+    let client = client::client(&snap.settings.trusted_proxies, remote.ip(), proto, req.headers());
     let at = Arrival {
         remote,
-        proto,
+        client,
         id: &id,
         trace: &trace,
     };
@@ -294,13 +296,24 @@ async fn handle(shared: &Shared, req: Request<Incoming>, remote: SocketAddr, pro
 
 /// Where a request came from.
 struct Arrival<'a> {
+    /// The connection's peer.
     remote: SocketAddr,
-    /// `X-Forwarded-Proto`: the listener's scheme.
-    proto: &'static str,
+    /// The client, as far as it is vouched for ([`client::client`]), and its scheme
+    /// (`X-Forwarded-Proto`).
+    client: client::Client,
     /// The request's id ([`request_id::take`]).
     id: &'a HeaderValue,
     /// Its trace context ([`TraceContext::take`]).
     trace: &'a TraceContext,
+}
+
+impl Arrival<'_> {
+    /// The client's address with the peer's port: what the issuer's throttles and the
+    /// static admin token's count failures by (so clients behind one load balancer are not
+    /// one source).
+    fn client_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.client.ip, self.remote.port())
+    }
 }
 
 /// How a request left the phases: what the `log` phase writes and counts for it. Each phase
@@ -405,7 +418,7 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
     // The embedded issuers' endpoints are exact paths and come before protected resources.
     if let Some(&(realm, endpoint)) = snap.issuer_routes.get(req.uri().path()) {
         let uri = req.uri().clone();
-        let (resp, outcome) = shared.issuer.handle(snap, realm, endpoint, req, at.remote).await;
+        let (resp, outcome) = shared.issuer.handle(snap, realm, endpoint, req, at.client_addr()).await;
         let exit = Exit::Issuer {
             uri,
             realm,
@@ -439,7 +452,7 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
     {
         Ok(allowed) => allowed,
         Err(denied) => {
-            if let Some(allowed) = static_admin(shared, snap, &denied, &req, at.remote).await {
+            if let Some(allowed) = static_admin(shared, snap, &denied, &req, at.client_addr()).await {
                 return manage(shared, snap, req, allowed).await;
             }
             let resp = rescue::refusal(&denied, snap);
@@ -453,11 +466,12 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
     }
     let from = Provenance {
         client: at.remote.ip(),
-        proto: at.proto,
+        proto: at.client.proto,
         host: host.and_then(|h| h.to_header_value()),
         request_id: at.id,
         traceparent: at.trace.traceparent(),
         keep_tracestate: at.trace.continued(),
+        via_trusted_proxy: at.client.via_trusted_proxy,
     };
     forward(shared, snap, req, allowed, &from).await
 }
@@ -571,7 +585,8 @@ fn log(
     let line = |path| Line {
         status,
         trace_id: Some(at.trace.trace_id()),
-        ..Line::new(method, path, request_id, at.remote, started)
+        peer: at.client.via_trusted_proxy.then(|| at.remote.ip()),
+        ..Line::new(method, path, request_id, at.client_addr(), started)
     };
     let line = match exit {
         Exit::BadHost { error, uri } => Line {

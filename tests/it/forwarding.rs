@@ -227,6 +227,105 @@ async fn connection_cannot_name_away_what_the_gateway_sets() {
 // X-Forwarded-*.
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_its_forwarding_headers_are_believed() {
+    // The test client (127.0.0.1) plays a TLS-terminating load balancer the gateway trusts.
+    let config = config_with("trusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\"]")
+        .replace("response_timeout = \"1s\"", "response_timeout = \"60s\"");
+    let h = Harness::builder().config(config).start().await;
+    // One access line before capturing (see `Logs::capture`).
+    h.send(Method::GET, "/nowhere", &[], "").await;
+    let logs = Logs::capture();
+    let auth = bearer(&h.key.sign(&claims("read")));
+    let a = h
+        .send(
+            Method::GET,
+            "/items/7",
+            &[
+                ("authorization", &auth),
+                ("x-request-id", "via-lb"),
+                // 6.6.6.6 is what the client claimed; 198.51.100.7 reached our proxy
+                // 10.1.1.1, which reached the balancer.
+                ("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.1.1.1"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "api.example"),
+                ("forwarded", "for=198.51.100.7;proto=https"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let seen = h.upstream.last().await;
+    assert_eq!(
+        all_values(&seen.headers, "x-forwarded-for"),
+        vec!["6.6.6.6, 198.51.100.7, 10.1.1.1, 127.0.0.1".to_owned()]
+    );
+    assert_eq!(all_values(&seen.headers, "x-forwarded-proto"), vec!["https".to_owned()]);
+    assert_eq!(
+        all_values(&seen.headers, "x-forwarded-host"),
+        vec!["api.example".to_owned()]
+    );
+    assert_eq!(
+        all_values(&seen.headers, "forwarded"),
+        vec!["for=198.51.100.7;proto=https".to_owned()]
+    );
+    let line = logs.access_line("via-lb");
+    assert_eq!(line["remote"], "198.51.100.7", "the first untrusted hop: {line}");
+    assert_eq!(line["peer"], "127.0.0.1", "{line}");
+}
+
+#[tokio::test]
+async fn clients_behind_one_trusted_proxy_are_throttled_apart() {
+    // Ten wrong secrets from one client behind the balancer throttle that client, not the
+    // next one behind the same balancer.
+    let hash = portcullis::issuer::hash_secret("right-Secret-1").unwrap();
+    let config = format!(
+        "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n{}\n[[client]]\nclient_id = \"c\"\nrealm = \"t\"\ntoken_endpoint_auth_method = \"client_secret_basic\"\nclient_secret_hash = \"{hash}\"\nscopes = [\"read\"]\n",
+        default_config().replace(
+            "[[realm]]\nname = \"t\"\n",
+            "[[realm]]\nname = \"t\"\nsigning_keys = \"{dir}/signing.json\"\n"
+        )
+    );
+    let key = TestKey::es256("k-sign");
+    let h = Harness::builder()
+        .config(config)
+        .file("signing.json", private_jwks(&[&key]))
+        .start()
+        .await;
+    let token = |xff: &'static str, secret: &'static str| {
+        let h = &h;
+        async move {
+            h.send(
+                Method::POST,
+                "/realms/t/token",
+                &[
+                    ("authorization", &basic("c", secret)),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("x-forwarded-for", xff),
+                ],
+                "grant_type=client_credentials&scope=read&resource=https%3A%2F%2Fapi.test",
+            )
+            .await
+        }
+    };
+    for _ in 0..6 {
+        token("203.0.113.1", "wrong").await;
+    }
+    let a = token("203.0.113.1", "right-Secret-1").await;
+    assert!(
+        a.headers.get("retry-after").is_some(),
+        "the guesser is throttled: {}",
+        a.body
+    );
+    let a = token("203.0.113.2", "right-Secret-1").await;
+    assert_eq!(
+        a.status,
+        StatusCode::OK,
+        "another client behind the balancer: {}",
+        a.body
+    );
+}
+
+#[tokio::test]
 async fn forwarded_headers_are_appended_and_overwritten() {
     let h = Harness::builder().config(patient_config()).start().await;
     let auth = bearer(&h.key.sign(&claims("read")));
