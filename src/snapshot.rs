@@ -62,6 +62,10 @@ pub struct Settings {
     pub store_poll_interval: Duration,
     /// The peers whose forwarding headers are believed (`trusted_proxies`). Defaults to none.
     pub trusted_proxies: TrustedProxies,
+    /// Whether every connection on the public listener starts with a PROXY protocol header
+    /// (v1 or v2) from one of `trusted_proxies`, giving the client's address. Defaults to
+    /// off.
+    pub proxy_protocol: bool,
     /// Decision mode's forward-auth endpoints on the public listener; off when `None`.
     /// Defaults to off.
     pub decision: Option<DecisionSettings>,
@@ -101,6 +105,7 @@ impl Default for Settings {
             store_url: defaults::STORE_URL.to_owned(),
             store_poll_interval: defaults::STORE_POLL_INTERVAL,
             trusted_proxies: TrustedProxies::default(),
+            proxy_protocol: false,
             decision: None,
         }
     }

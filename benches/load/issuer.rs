@@ -48,6 +48,18 @@ struct Keys {
     client_public: Value,
 }
 
+impl Keys {
+    /// The encryption key of JWE token type `ty`.
+    fn encryption_key(&self, ty: &str) -> Result<&Value, BoxError> {
+        Ok(self
+            .encryption
+            .iter()
+            .find(|(t, _)| t == ty)
+            .map(|(_, jwk)| jwk)
+            .ok_or("no encryption key")?)
+    }
+}
+
 fn generate() -> Result<Keys, BoxError> {
     let signing = vec![
         jwk_json(
@@ -118,11 +130,7 @@ signing_keys = "signing.json"
             audience(ty)
         ));
         if let Some(alg) = enc {
-            let (_, jwk) = keys
-                .encryption
-                .iter()
-                .find(|(t, _)| t == ty)
-                .ok_or("no encryption key")?;
+            let jwk = keys.encryption_key(ty)?;
             fs::write(dir.join(format!("enc-{ty}.json")), json!({ "keys": [jwk] }).to_string())?;
             toml.push_str(&format!(
                 "encryption = \"resource_server\"\nencryption_jwks_file = \"enc-{ty}.json\"\nkey_alg = \"{alg}\"\ncontent_alg = \"{CONTENT_ALG}\"\n"
@@ -157,11 +165,7 @@ fn write_peer_config(dir: &Path, keys: &Keys) -> Result<PathBuf, BoxError> {
     for (ty, sign, enc) in TYPES {
         let mut rs = json!({ "sign_alg": sign });
         if let Some(alg) = enc {
-            let (_, jwk) = keys
-                .encryption
-                .iter()
-                .find(|(t, _)| t == ty)
-                .ok_or("no encryption key")?;
+            let jwk = keys.encryption_key(ty)?;
             // The issuer encrypts to the public part (all of a symmetric key).
             let public = match Jwk::from_map(jwk.as_object().cloned().unwrap_or_default())? {
                 k if k.key_type() == "oct" => jwk.clone(),

@@ -1,5 +1,6 @@
-//! Compiling `[server]`'s `trusted_proxies` and decision mode (`decision_path`,
-//! `decision_uri_header`, `decision_method_header`).
+//! Compiling `[server]`'s `trusted_proxies`, the PROXY protocol they may speak
+//! (`proxy_protocol`) and decision mode (`decision_path`, `decision_uri_header`,
+//! `decision_method_header`).
 
 use std::str::FromStr;
 
@@ -20,6 +21,17 @@ pub(super) fn server(e: &mut Entity<'_, '_>, raw: &RawServer, settings: &mut Set
         }
     }
     settings.trusted_proxies = TrustedProxies::new(blocks);
+    if raw.proxy_protocol == Some(true) {
+        // NB: a PROXY header names the client; from anyone but our own balancers it would
+        // let a client choose the address it is logged and throttled as.
+        if settings.trusted_proxies.is_empty() {
+            e.err(
+                "proxy_protocol",
+                "needs trusted_proxies: the addresses of the balancers that send the header",
+            );
+        }
+        settings.proxy_protocol = true;
+    }
     let header = |e: &mut Entity<'_, '_>, field: &str, raw: &Option<String>, default: &'static str| match raw {
         None => Some(HeaderName::from_static(default)),
         Some(name) => HeaderName::from_str(name)

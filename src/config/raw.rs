@@ -85,6 +85,8 @@ pub(super) struct RawServer {
     pub upstream_ca: Option<String>,
     /// Peers (CIDR blocks) whose forwarding headers are believed.
     pub trusted_proxies: Option<Vec<String>>,
+    /// Every connection starts with a PROXY protocol header (from a trusted proxy).
+    pub proxy_protocol: Option<bool>,
     /// Prefix of decision mode's forward-auth endpoints; decision mode is off without it.
     pub decision_path: Option<String>,
     /// The header nginx sends the original URI in.

@@ -68,6 +68,7 @@ mod access;
 mod client;
 mod conn;
 mod limits;
+mod proxy_protocol;
 pub mod request_id;
 pub mod tls;
 pub mod trace;
@@ -153,42 +154,60 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let snap = shared.verifier.snapshot();
-        let header_read_timeout = snap.settings.header_read_timeout;
-        let watcher = draining.watcher();
-        let Some(tls_config) = snap.listener_tls.as_ref().map(|t| t.config.clone()) else {
-            let conn = Conn {
-                remote,
-                proto: "http",
-                alpn: tls::Alpn::None,
-                client_cert: None,
-                slot,
-            };
-            tokio::spawn(connection(shared, stream, conn, watcher));
-            continue;
-        };
-        // The handshake runs in the connection's own task, so a slow client never holds up
-        // the accept loop; header_read_timeout bounds it as it bounds the request head.
-        tokio::spawn(async move {
-            match tls::accept(tls_config, stream, header_read_timeout).await {
-                Ok(accepted) => {
-                    let conn = Conn {
-                        remote,
-                        proto: "https",
-                        alpn: accepted.alpn,
-                        client_cert: accepted.client_cert,
-                        slot,
-                    };
-                    connection(shared, accepted.stream, conn, watcher).await;
-                }
-                Err(e) => tracing::debug!(error = %e, %remote, "TLS handshake refused"),
-            }
-        });
+        // The PROXY header and the TLS handshake run in the connection's own task, so a slow
+        // client never holds up the accept loop.
+        tokio::spawn(accepted(shared.clone(), stream, remote, slot, draining.watcher()));
     }
     // From here on, connecting is refused.
     drop(listener);
     draining.shutdown(drain).await;
+}
+
+/// A new connection: its PROXY protocol header when the listener takes one, then its TLS
+/// handshake when the listener has TLS (both bounded by `header_read_timeout`, as the
+/// request head is), then its requests.
+async fn accepted(
+    shared: Arc<Shared>,
+    mut stream: tokio::net::TcpStream,
+    mut remote: SocketAddr,
+    slot: Option<OwnedSemaphorePermit>,
+    watcher: conn::DrainWatch,
+) {
+    let snap = shared.verifier.snapshot();
+    let header_read_timeout = snap.settings.header_read_timeout;
+    if snap.settings.proxy_protocol {
+        match proxy_protocol::read(&mut stream, remote, &snap.settings.trusted_proxies, header_read_timeout).await {
+            Ok(client) => remote = client,
+            Err(e) => {
+                tracing::debug!(error = %e, %remote, "connection closed");
+                return;
+            }
+        }
+    }
+    let Some(tls_config) = snap.listener_tls.as_ref().map(|t| t.config.clone()) else {
+        let conn = Conn {
+            remote,
+            proto: "http",
+            alpn: tls::Alpn::None,
+            client_cert: None,
+            slot,
+        };
+        return connection(shared, stream, conn, watcher).await;
+    };
+    drop(snap);
+    match tls::accept(tls_config, stream, header_read_timeout).await {
+        Ok(accepted) => {
+            let conn = Conn {
+                remote,
+                proto: "https",
+                alpn: accepted.alpn,
+                client_cert: accepted.client_cert,
+                slot,
+            };
+            connection(shared, accepted.stream, conn, watcher).await;
+        }
+        Err(e) => tracing::debug!(error = %e, %remote, "TLS handshake refused"),
+    }
 }
 
 /// What the requests of one connection know of it.

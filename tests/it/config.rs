@@ -1428,6 +1428,12 @@ fn decision_mode_mistakes_name_the_field() {
         "needs trusted_proxies",
     );
     refused(
+        &with_server("proxy_protocol = true"),
+        "server",
+        "proxy_protocol",
+        "needs trusted_proxies",
+    );
+    refused(
         &with_server("trusted_proxies = [\"127.0.0.1\"]\ndecision_path = \"/a/../b\""),
         "server",
         "decision_path",

@@ -20,30 +20,35 @@ fn loadtest(args: &[&str]) -> Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
+/// [`loadtest`] off the test's runtime (it blocks until the load is done).
+async fn run(args: &[&str]) -> Value {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || loadtest(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn counts_statuses_of_a_token_mix_and_compares_two_targets() {
     let h = Harness::start().await;
     let token = h.key.sign(&claims("read"));
     let url = h.url("/items/1");
     let direct = h.upstream.url("/items/1");
-    let r = tokio::task::spawn_blocking(move || {
-        loadtest(&[
-            "--target",
-            &url,
-            "--token",
-            &token,
-            "--requests",
-            "400",
-            "--connections",
-            "4",
-            "--invalid-share",
-            "0.25",
-            "--compare",
-            &direct,
-        ])
-    })
-    .await
-    .unwrap();
+    let r = run(&[
+        "--target",
+        &url,
+        "--token",
+        &token,
+        "--requests",
+        "400",
+        "--connections",
+        "4",
+        "--invalid-share",
+        "0.25",
+        "--compare",
+        &direct,
+    ])
+    .await;
     assert_eq!(r["requests"], 400, "{r}");
     assert_eq!(r["status"]["200"], 300, "{r}");
     assert_eq!(r["status"]["401"], 100, "a quarter with a bad signature: {r}");
@@ -128,26 +133,23 @@ async fn fetches_its_tokens_from_a_token_endpoint() {
     let (h, _) = issuer_harness().await;
     let url = h.url("/items/1");
     let token_url = h.url("/realms/t/token");
-    let r = tokio::task::spawn_blocking(move || {
-        loadtest(&[
-            "--target",
-            &url,
-            "--token-url",
-            &token_url,
-            "--client-id",
-            "svc",
-            "--client-secret",
-            "svc-secret",
-            "--scope",
-            "read",
-            "--requests",
-            "50",
-            "--connections",
-            "2",
-        ])
-    })
-    .await
-    .unwrap();
+    let r = run(&[
+        "--target",
+        &url,
+        "--token-url",
+        &token_url,
+        "--client-id",
+        "svc",
+        "--client-secret",
+        "svc-secret",
+        "--scope",
+        "read",
+        "--requests",
+        "50",
+        "--connections",
+        "2",
+    ])
+    .await;
     assert_eq!(r["status"]["200"], 50, "{r}");
 }
 
@@ -157,27 +159,24 @@ async fn loads_a_token_endpoint_with_basic_secrets_and_with_fresh_assertions() {
     let token_url = h.url("/realms/t/token");
     let key_file = h.dir.path().join("client-private.json").display().to_string();
     let (url, file) = (token_url.clone(), key_file.clone());
-    let basic = tokio::task::spawn_blocking(move || {
-        loadtest(&[
-            "--target",
-            &url,
-            "--client-credentials",
-            "--client-id",
-            "svc",
-            "--client-secret",
-            "svc-secret",
-            "--scope",
-            "read",
-            "--requests",
-            "100",
-            "--connections",
-            "4",
-            "--invalid-share",
-            "0.2",
-        ])
-    })
-    .await
-    .unwrap();
+    let basic = run(&[
+        "--target",
+        &url,
+        "--client-credentials",
+        "--client-id",
+        "svc",
+        "--client-secret",
+        "svc-secret",
+        "--scope",
+        "read",
+        "--requests",
+        "100",
+        "--connections",
+        "4",
+        "--invalid-share",
+        "0.2",
+    ])
+    .await;
     assert_eq!(basic["status"]["200"], 80, "{basic}");
     assert_eq!(
         basic["status"]["400"], 20,
@@ -186,29 +185,26 @@ async fn loads_a_token_endpoint_with_basic_secrets_and_with_fresh_assertions() {
     // Each assertion is new (30 minted before the load, 30 during it): a repeated jti
     // would be refused as a replay.
     let (url, aud) = (token_url.clone(), "http://127.0.0.1/realms/t".to_owned());
-    let jwt = tokio::task::spawn_blocking(move || {
-        loadtest(&[
-            "--target",
-            &url,
-            "--client-credentials",
-            "--client-id",
-            "jwt-svc",
-            "--client-key",
-            &file,
-            "--assertion-audience",
-            &aud,
-            "--resource-server",
-            "https://api.test",
-            "--premint",
-            "30",
-            "--requests",
-            "60",
-            "--connections",
-            "3",
-        ])
-    })
-    .await
-    .unwrap();
+    let jwt = run(&[
+        "--target",
+        &url,
+        "--client-credentials",
+        "--client-id",
+        "jwt-svc",
+        "--client-key",
+        &file,
+        "--assertion-audience",
+        &aud,
+        "--resource-server",
+        "https://api.test",
+        "--premint",
+        "30",
+        "--requests",
+        "60",
+        "--connections",
+        "3",
+    ])
+    .await;
     assert_eq!(jwt["status"]["200"], 60, "{jwt}");
     let (_, text) = scrape(&h).await;
     assert_eq!(
@@ -226,28 +222,25 @@ async fn mints_a_pool_of_distinct_tokens_with_the_asked_algorithm() {
     let (h, _) = issuer_harness().await;
     let url = h.url("/items/1");
     let config = h.config_path().display().to_string();
-    let r = tokio::task::spawn_blocking(move || {
-        loadtest(&[
-            "--target",
-            &url,
-            "--config",
-            &config,
-            "--resource-server",
-            "api",
-            "--alg",
-            "RS256",
-            "--scope",
-            "read",
-            "--unique",
-            "20",
-            "--requests",
-            "60",
-            "--connections",
-            "2",
-        ])
-    })
-    .await
-    .unwrap();
+    let r = run(&[
+        "--target",
+        &url,
+        "--config",
+        &config,
+        "--resource-server",
+        "api",
+        "--alg",
+        "RS256",
+        "--scope",
+        "read",
+        "--unique",
+        "20",
+        "--requests",
+        "60",
+        "--connections",
+        "2",
+    ])
+    .await;
     assert_eq!(r["distinct_tokens"], 20, "{r}");
     assert_eq!(r["status"]["200"], 60, "{r}");
     let (_, text) = scrape(&h).await;
@@ -261,21 +254,18 @@ async fn drives_http2_cleartext_too() {
     let h = Harness::start().await;
     let token = h.key.sign(&claims("read"));
     let url = h.url("/items/1");
-    let r = tokio::task::spawn_blocking(move || {
-        loadtest(&[
-            "--target",
-            &url,
-            "--token",
-            &token,
-            "--requests",
-            "100",
-            "--connections",
-            "2",
-            "--http2",
-        ])
-    })
-    .await
-    .unwrap();
+    let r = run(&[
+        "--target",
+        &url,
+        "--token",
+        &token,
+        "--requests",
+        "100",
+        "--connections",
+        "2",
+        "--http2",
+    ])
+    .await;
     assert_eq!(r["protocol"], "h2c");
     assert_eq!(r["status"]["200"], 100, "{r}");
     assert_eq!(h.upstream.hits(), 100);
@@ -289,23 +279,20 @@ async fn runs_several_http2_streams_on_each_connection() {
         .await;
     let token = h.key.sign(&claims("read"));
     let url = h.url("/open/1");
-    let r = tokio::task::spawn_blocking(move || {
-        loadtest(&[
-            "--target",
-            &url,
-            "--token",
-            &token,
-            "--requests",
-            "200",
-            "--connections",
-            "2",
-            "--http2",
-            "--streams",
-            "4",
-        ])
-    })
-    .await
-    .unwrap();
+    let r = run(&[
+        "--target",
+        &url,
+        "--token",
+        &token,
+        "--requests",
+        "200",
+        "--connections",
+        "2",
+        "--http2",
+        "--streams",
+        "4",
+    ])
+    .await;
     assert_eq!(r["streams"], 4, "{r}");
     assert_eq!(r["status"]["200"], 200, "{r}");
     let (_, text) = scrape(&h).await;

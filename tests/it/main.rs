@@ -28,6 +28,7 @@ mod ops;
 mod ops_artifacts;
 mod panel;
 mod properties;
+mod proxy_protocol;
 mod refusals;
 mod reload;
 mod store;
