@@ -23,11 +23,11 @@
 //! | `panel` | the Admin Panel's embedded assets and their serving (no logic of its own) | `config`, `jwks`, `model`, `respond`, `snapshot`, `token` |
 //! | `admin` | admin listener: health, readiness, metrics exposition | `metrics`, `respond`, `verifier` |
 //! | `management` | each realm's Management API: entity collections, conditional writes compiled before commit, problem details, OpenAPI | `activity`, `config`, `issuer`, `metrics`, `model`, `respond`, `routing`, `snapshot`, `store`, `token`, `verifier` |
-//! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line | `decision`, `discovery`, `issuer`, `management`, `metrics`, `panel`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
+//! | `server` | listeners, TLS handshakes, workers, the request pipeline and its access line, trace context | `cors`, `decision`, `discovery`, `issuer`, `management`, `metrics`, `panel`, `model`, `proxy`, `rescue`, `routing`, `snapshot`, `tls`, `verifier` |
 //! | `decision` | forward-auth entry points (nginx, Traefik/Caddy, Envoy): the original request read from a trusted proxy, decided by the verifier, answered allow/deny | `respond`, `rescue`, `routing`, `snapshot`, `verifier` |
 //! | `explain` | `portcullis explain`: a request and token judged offline, each check's result | `model`, `routing`, `snapshot`, `time`, `token`, `verifier` |
 //! | `issuer` | the embedded authorization server's endpoints and client authentication | `jwks`, `model`, `respond`, `snapshot`, `time`, `token`, `verifier` |
-//! | `rescue` | every refusal and failure → one HTTP answer | `model`, `proxy`, `respond`, `routing`, `snapshot`, `token`, `verifier` |
+//! | `rescue` | every refusal and failure → one HTTP answer | `cors`, `model`, `proxy`, `respond`, `routing`, `snapshot`, `token`, `verifier` |
 //! | `proxy` | forwarding, header rules, upstream TLS trust | `chain`, `model`, `snapshot`, `tls`, `verifier` |
 //! | `verifier` | route → extract → verify → authorize: the embeddable decision | `model`, `routing`, `snapshot`, `time`, `token` |
 //! | `store` | durable shared state: SQLite or PostgreSQL, migrations, change log; the replica follower | `chain`, `time`, `token` |
@@ -38,6 +38,7 @@
 //! | `jwks` | key sets, remote fetch and refresh, signing keys | `chain`, `model`, `time`, `tls` |
 //! | `activity` | recent request counts sampled from the metrics, for the Admin Panel | `metrics`, `model`, `time` |
 //! | `metrics` | counters and histograms | `model` |
+//! | `cors` | the Fetch standard's CORS protocol: preflights decided, actual answers' headers; pure | `model` |
 //! | `routing` | path normalization, Host validation, the route table; pure | — |
 //! | `model` | validated domain types, typed references, defaults; pure | — |
 //! | `inputs` | the files a configuration was read from, with digests | — |
@@ -51,6 +52,7 @@ pub mod admin;
 pub mod app;
 pub mod chain;
 pub mod config;
+pub mod cors;
 pub mod decision;
 pub mod discovery;
 pub mod explain;

@@ -8,6 +8,7 @@ use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::cors::PreflightError;
 use crate::model::ResourceRef;
 use crate::proxy::UpstreamError;
 use crate::respond;
@@ -105,6 +106,17 @@ pub fn bad_host(_error: &HostError) -> Response<Full<Bytes>> {
         "invalid_request",
         "the request's host is missing, repeated or malformed",
     )
+}
+
+/// The answer to a refused CORS preflight: `403` without any `Access-Control-Allow-*`, so
+/// the browser never sends the actual request; an empty body (the browser shows its script
+/// nothing of it). Why goes to the log.
+pub fn preflight_refused(_error: &PreflightError) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::FORBIDDEN;
+    resp.headers_mut()
+        .insert(http::header::VARY, crate::cors::PREFLIGHT_VARY);
+    resp
 }
 
 /// The answer to a failed forward: `504` when the upstream was too slow, `502` when it

@@ -93,6 +93,7 @@ pub(super) fn add_servers(
                 response_timeout: Duration::from_secs(30),
                 max_body_bytes: Some(defaults::MANAGEMENT_MAX_BODY),
                 validity: Validity::default(),
+                cors: None,
                 contacts: Vec::new(),
                 metadata: toml::Table::new(),
                 source: "built-in".into(),

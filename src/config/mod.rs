@@ -7,6 +7,7 @@
 pub(crate) mod catalog;
 mod client;
 mod compile;
+mod cors;
 mod decision;
 mod declared;
 mod encryption;

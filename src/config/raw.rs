@@ -172,10 +172,25 @@ pub(crate) struct RawResourceServer {
     pub valid_from: Option<RawTime>,
     pub disabled_on: Option<RawTime>,
     pub contacts: Option<Vec<String>>,
+    /// `[resource_server.cors]`: CORS is off without it.
+    pub cors: Option<RawCors>,
     pub metadata: Option<toml::Table>,
     /// `false`: report-only (refusals logged and counted, requests forwarded anyway).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enforce: Option<bool>,
+}
+
+/// `[resource_server.cors]`.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCors {
+    /// Exact origins, or `["*"]` for any (never with `credentials`).
+    pub origins: Option<Vec<String>>,
+    pub methods: Option<Vec<String>>,
+    pub headers: Option<Vec<String>>,
+    pub expose_headers: Option<Vec<String>>,
+    pub credentials: Option<bool>,
+    pub max_age: Option<String>,
 }
 
 /// `[[protected_resource]]`.

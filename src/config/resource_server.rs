@@ -40,6 +40,9 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
+    // W3C Trace Context: the gateway sets them (`server::trace`).
+    "traceparent",
+    "tracestate",
     // The gateway's own request id (`crate::proxy::X_REQUEST_ID`): a claim sent as it would
     // overwrite the id the access log and the upstream correlate on.
     "x-request-id",
@@ -99,6 +102,7 @@ pub(super) fn compile_resource_server(
     let max_body_bytes = super::limits::body(e, raw.max_body_bytes);
     let validity = e.validity(&raw.valid_from, &raw.disabled_on);
     let credentials = credentials(e, raw, id);
+    let cors = super::cors::compile(e, raw.cors.as_ref());
     let id = id?;
     Some(ResourceServer {
         id: Name::new(id),
@@ -119,6 +123,7 @@ pub(super) fn compile_resource_server(
         response_timeout,
         max_body_bytes,
         validity,
+        cors,
         contacts: raw.contacts.clone().unwrap_or_default(),
         metadata: raw.metadata.clone().unwrap_or_default(),
         source: e.file().to_path_buf(),

@@ -157,6 +157,8 @@ enum Field {
     Count,
     Object,
     Choice(&'static [&'static str]),
+    /// `[resource_server.cors]`: an object of its own fields.
+    Cors,
 }
 
 /// The fields a resource server's declaration may have through the API (as in a file, less
@@ -183,6 +185,7 @@ const RESOURCE_SERVER: &[(&str, Field)] = &[
     ("max_body_bytes", Field::Count),
     ("valid_from", Field::Text),
     ("disabled_on", Field::Text),
+    ("cors", Field::Cors),
     ("contacts", Field::Texts),
     ("metadata", Field::Object),
     ("enforce", Field::Flag),
@@ -240,6 +243,7 @@ fn entity_schema(fields: &[(&str, Field)], patch: bool) -> Value {
             Field::Count => json!({ "type": "integer", "minimum": 0 }),
             Field::Object => json!({ "type": "object" }),
             Field::Choice(options) => json!({ "type": "string", "enum": options }),
+            Field::Cors => cors_schema(),
         };
         let schema = if patch {
             json!({ "anyOf": [schema, { "type": "null" }] })
@@ -286,7 +290,7 @@ pub(super) fn field_error(kind: crate::model::EntityKind, name: &str, value: &Va
         Field::TextMap => value.as_object().is_some_and(|o| o.values().all(Value::is_string)),
         Field::Flag => value.is_boolean(),
         Field::Count => value.is_u64(),
-        Field::Object => value.is_object(),
+        Field::Object | Field::Cors => value.is_object(),
         Field::Choice(options) => value.as_str().is_some_and(|s| options.contains(&s)),
     };
     (!ok).then(|| match field {
@@ -295,8 +299,27 @@ pub(super) fn field_error(kind: crate::model::EntityKind, name: &str, value: &Va
         Field::TextMap => "must be an object of strings".to_owned(),
         Field::Flag => "must be true or false".to_owned(),
         Field::Count => "must be a whole number, 0 or more".to_owned(),
-        Field::Object => "must be an object".to_owned(),
+        Field::Object | Field::Cors => "must be an object".to_owned(),
         Field::Choice(options) => format!("must be one of {}", options.join(", ")),
+    })
+}
+
+/// A resource server's CORS policy (its fields are checked by the compiler, as in a file).
+fn cors_schema() -> Value {
+    let texts = json!({ "type": "array", "items": { "type": "string" } });
+    json!({
+        "type": "object",
+        "description": "CORS for browser apps; off without it. origins is required: exact origins, or [\"*\"] (never with credentials)",
+        "required": ["origins"],
+        "properties": {
+            "origins": texts,
+            "methods": texts,
+            "headers": texts,
+            "expose_headers": texts,
+            "credentials": { "type": "boolean" },
+            "max_age": { "type": "string" },
+        },
+        "additionalProperties": false,
     })
 }
 

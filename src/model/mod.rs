@@ -2,6 +2,7 @@
 //! configuration compiler produces them. Pure data; no I/O.
 
 mod client;
+mod cors;
 pub mod defaults;
 mod ids;
 mod proxies;
@@ -10,6 +11,7 @@ pub mod secret;
 mod table;
 
 pub use client::{Client, ClientAuth, ResourceServerCredentials};
+pub use cors::{AllowedOrigins, Cors};
 pub use ids::{Audience, Name};
 pub use proxies::{Cidr, CidrError, TrustedProxies};
 pub use scope::{Scope, ScopeMatch, ScopeSet};
@@ -375,6 +377,9 @@ pub struct ResourceServer {
     pub max_body_bytes: Option<u64>,
     /// When it is in force.
     pub validity: Validity,
+    /// Its CORS policy; `None` (the default) leaves CORS off: preflights are routed as any
+    /// `OPTIONS` request and answers get no `Access-Control-*` headers.
+    pub cors: Option<Cors>,
     /// Contact addresses (informational).
     pub contacts: Vec<String>,
     /// Free-form metadata (informational).
@@ -418,6 +423,7 @@ impl ResourceServer {
             response_timeout: Duration::from_secs(30),
             max_body_bytes: None,
             validity: Validity::default(),
+            cors: None,
             contacts: Vec::new(),
             metadata: toml::Table::new(),
             source: "t.toml".into(),

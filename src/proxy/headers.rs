@@ -3,7 +3,8 @@
 //! 1. what the client sent that does not go on is removed: hop-by-hop headers and every
 //!    header `Connection` names (RFC 9110 § 7.6.1), every header whose name has a `_`, and
 //!    `Host`;
-//! 2. then the gateway's own are set: `X-Forwarded-*`, `X-Request-Id`, the claim headers;
+//! 2. then the gateway's own are set: `X-Forwarded-*`, `X-Request-Id`, `traceparent` (and
+//!    a client's `tracestate` removed when its trace was not continued), the claim headers;
 //!    being set last, none of them can be removed or forged by anything the client sent
 //!    (not even a `Connection` token naming it);
 //! 3. `Authorization` goes when the resource server does not keep it.
@@ -17,6 +18,12 @@ use crate::model::ResourceServer;
 /// `X-Request-Id`: the request's id, passed upstream and returned to the client.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// `traceparent` (W3C Trace Context § 3.2).
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// `tracestate` (W3C Trace Context § 3.3).
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
 /// What the gateway itself vouches for about a request it forwards.
 #[derive(Debug)]
 pub struct Provenance<'a> {
@@ -29,6 +36,10 @@ pub struct Provenance<'a> {
     pub host: Option<HeaderValue>,
     /// The request's id: `X-Request-Id`.
     pub request_id: &'a HeaderValue,
+    /// The W3C `traceparent` naming the gateway's span (`server::trace`).
+    pub traceparent: &'a HeaderValue,
+    /// Whether the client's trace was continued; if not, its `tracestate` is dropped.
+    pub keep_tracestate: bool,
     /// Whether the peer is a trusted proxy: its `X-Forwarded-Host` and `Forwarded` are
     /// passed on (its `X-Forwarded-Proto` is `proto` already).
     pub via_trusted_proxy: bool,
@@ -47,6 +58,10 @@ pub(super) fn prepare_request(
     headers.remove(header::HOST);
     set_forwarded(headers, from);
     headers.insert(X_REQUEST_ID, from.request_id.clone());
+    headers.insert(TRACEPARENT, from.traceparent.clone());
+    if !from.keep_tracestate {
+        headers.remove(TRACESTATE);
+    }
     for ch in &rs.claim_headers {
         headers.remove(&ch.header);
     }
@@ -190,6 +205,8 @@ mod tests {
             proto: "http",
             host: None,
             request_id: &id,
+            traceparent: &id,
+            keep_tracestate: false,
             via_trusted_proxy: false,
         };
         let mut untrusted = h.clone();

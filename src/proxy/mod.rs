@@ -20,7 +20,9 @@ use hyper_util::rt::TokioExecutor;
 use thiserror::Error;
 
 pub use body::{ClientBodyError, UpstreamBody};
-pub use headers::{Provenance, X_REQUEST_ID, drop_underscored, set_forwarded, strip_hop_by_hop};
+pub use headers::{
+    Provenance, TRACEPARENT, TRACESTATE, X_REQUEST_ID, drop_underscored, set_forwarded, strip_hop_by_hop,
+};
 
 use crate::snapshot::Snapshot;
 use crate::verifier::Allowed;

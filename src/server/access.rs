@@ -21,6 +21,8 @@ pub(super) struct Line<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub request_id: &'a str,
+    /// The W3C trace id the request was forwarded with (`server::trace`).
+    pub trace_id: Option<&'a str>,
     /// The client ([`super::client`]): the peer, or the first untrusted hop behind a
     /// trusted proxy.
     pub remote: SocketAddr,
@@ -38,7 +40,7 @@ pub(super) struct Line<'a> {
     pub mode: Option<&'static str>,
     /// The forward-auth entry (`nginx`, `forwarded`, `envoy`) in decision mode.
     pub entry: Option<&'static str>,
-    /// `allowed`, `public` (an open resource), a refusal reason (`bad_host` among them), `upstream_error`, or a client
+    /// `allowed`, `public` (an open resource), `preflight` or `preflight_refused` (CORS), a refusal reason (`bad_host` among them), `upstream_error`, or a client
     /// body fault (`body_too_large`, `bad_request_body`, `client_aborted`); for the issuers
     /// `issued`, `ok` or the RFC error code.
     pub outcome: &'static str,
@@ -73,6 +75,7 @@ impl<'a> Line<'a> {
             method,
             path,
             request_id,
+            trace_id: None,
             remote,
             peer: None,
             started,
@@ -98,6 +101,7 @@ macro_rules! access_event {
             method = %$line.method,
             path = $line.path,
             request_id = $line.request_id,
+            trace_id = $line.trace_id,
             remote = %$line.remote.ip(),
             peer = $line.peer.map(tracing::field::display),
             resource = $line.resource.map(Name::as_str),

@@ -24,7 +24,13 @@
 //! [`crate::rescue`]. The snapshot is loaded once per request, at the start. Each phase ends
 //! in an `Exit` (how the request left, with what it learned); `log` writes the one access
 //! line and counts the request's metrics from it (`access`), for every way out alike. Each
-//! request carries an id ([`request_id`]). `accept` applies the listener's
+//! request carries an id ([`request_id`]) and a W3C trace context ([`trace`]).
+//!
+//! CORS ([`crate::cors`]) is a different entry and outcome of the same phases: at `route`,
+//! a browser's preflight to a resource server with CORS is answered here, without a
+//! token (outcome `preflight` or `preflight_refused`); any other `OPTIONS` goes on as any
+//! request. Every other answer of such a resource server, allowed or refused, gets its
+//! `Access-Control-*` headers just before `log`. `accept` applies the listener's
 //! limits (`limits`: head size and count, header-read timeout, open connections) and
 //! `conn` closes idle connections and drains on shutdown.
 
@@ -44,17 +50,19 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::cors::PreflightError;
 use crate::decision::{Asked, Decision, Entry, Refusal};
 use crate::issuer::{Issuer, Outcome as IssuerOutcome};
 use crate::management::Management;
 use crate::metrics::Metrics;
-use crate::model::{IssuerEndpoint, RealmRef, ResourceServerRef};
+use crate::model::{Cors, IssuerEndpoint, RealmRef, ResourceRef, ResourceServerRef};
 use crate::proxy::{Forwarder, Provenance, UpstreamBody, UpstreamError};
 use crate::rescue;
 use crate::routing;
 use crate::snapshot::Snapshot;
 use crate::verifier::{Allowed, Denied, Verifier};
 use access::{IssuerCall, Line};
+use trace::TraceContext;
 
 mod access;
 mod client;
@@ -63,6 +71,7 @@ mod limits;
 mod proxy_protocol;
 pub mod request_id;
 pub mod tls;
+pub mod trace;
 pub mod workers;
 
 pub use limits::ConnectionLimit;
@@ -283,15 +292,22 @@ where
 async fn handle(shared: &Shared, req: Request<Incoming>, remote: SocketAddr, proto: &'static str) -> Response<Body> {
     let started = Instant::now();
     let id = request_id::take(req.headers());
+    let trace = TraceContext::take(req.headers());
     let snap = shared.verifier.snapshot();
     let method = req.method().clone();
+    // A reference-counted copy of the client's bytes, read only if CORS is on.
+    let origin = req.headers().get(http::header::ORIGIN).cloned();
     let client = client::client(&snap.settings.trusted_proxies, remote.ip(), proto, req.headers());
     let at = Arrival {
         remote,
         client,
         id: &id,
+        trace: &trace,
     };
     let (mut resp, exit) = phases(shared, &snap, req, &at).await;
+    if let Some(cors) = exit.cors(&snap) {
+        crate::cors::decorate(cors, origin.as_ref(), resp.headers_mut());
+    }
     log(shared, &snap, &exit, &method, &at, resp.status().as_u16(), started);
     resp.headers_mut().insert(request_id::HEADER, id);
     resp
@@ -306,6 +322,8 @@ struct Arrival<'a> {
     client: client::Client,
     /// The request's id ([`request_id::take`]).
     id: &'a HeaderValue,
+    /// Its trace context ([`TraceContext::take`]).
+    trace: &'a TraceContext,
 }
 
 impl Arrival<'_> {
@@ -349,6 +367,13 @@ enum Exit {
         uri: Uri,
         detail: Option<String>,
     },
+    /// `route`: a CORS preflight to a resource server with CORS, answered here; why it was
+    /// refused, if it was.
+    Preflight {
+        uri: Uri,
+        resource: ResourceRef,
+        refused: Option<PreflightError>,
+    },
     /// `forward`: the body announced more than the resource server takes.
     BodyTooLarge(Allowed),
     /// `forward`: the upstream answered, after `upstream`.
@@ -359,6 +384,24 @@ enum Exit {
         upstream: Duration,
         error: UpstreamError,
     },
+}
+
+impl Exit {
+    /// The CORS policy of the resource server that answered (or refused) the request, when
+    /// it has one. None for a preflight: its answer is CORS already.
+    fn cors<'s>(&self, snap: &'s Snapshot) -> Option<&'s Cors> {
+        let rs = match self {
+            Self::Denied {
+                denied: Denied::Token { resource, .. } | Denied::NotInForce { resource },
+                ..
+            } => snap.resources[*resource].resource_server,
+            Self::BodyTooLarge(allowed) | Self::Forwarded { allowed, .. } | Self::Failed { allowed, .. } => {
+                snap.resources[allowed.resource].resource_server
+            }
+            _ => return None,
+        };
+        snap.resource_servers[rs].cors.as_ref()
+    }
 }
 
 /// `route` → (issuer endpoint | `extract` → `verify` → `authorize` → `forward`).
@@ -416,6 +459,11 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
         return (resp.map(Either::Right), Exit::Panel { uri });
     }
     let host_name = host.map(|h| h.as_str());
+    if let Some(asked) = crate::cors::preflight_method(req.method(), req.headers())
+        && let Some(answered) = preflight(snap, &req, &asked, host_name)
+    {
+        return answered;
+    }
     let allowed = match shared
         .verifier
         .check(snap, req.method(), host_name, req.uri().path(), req.headers())
@@ -440,9 +488,38 @@ async fn phases(shared: &Shared, snap: &Snapshot, req: Request<Incoming>, at: &A
         proto: at.client.proto,
         host: host.and_then(|h| h.to_header_value()),
         request_id: at.id,
+        traceparent: at.trace.traceparent(),
+        keep_tracestate: at.trace.continued(),
         via_trusted_proxy: at.client.via_trusted_proxy,
     };
     forward(shared, snap, req, allowed, &from).await
+}
+
+/// A CORS preflight asking for `asked`, answered when the resource that method, host and
+/// path route to belongs to a resource server with CORS; `None` (treated as any `OPTIONS`,
+/// as without CORS) otherwise. Routed as the actual request will be, so the preflight and
+/// the request it announces meet the same resource server.
+fn preflight(
+    snap: &Snapshot,
+    req: &Request<Incoming>,
+    asked: &Method,
+    host: Option<&str>,
+) -> Option<(Response<Body>, Exit)> {
+    let (_, found) = crate::verifier::route(snap, asked, host, req.uri().path()).ok()?;
+    let resource = found?.resource;
+    let cors = snap.resource_servers[snap.resources[resource].resource_server]
+        .cors
+        .as_ref()?;
+    let (resp, refused) = match crate::cors::preflight(cors, req.headers(), asked) {
+        Ok(resp) => (resp, None),
+        Err(error) => (rescue::preflight_refused(&error), Some(error)),
+    };
+    let exit = Exit::Preflight {
+        uri: req.uri().clone(),
+        resource,
+        refused,
+    };
+    Some((resp.map(Either::Right), exit))
 }
 
 /// A refused Management API call that holds its realm's static admin token, allowed.
@@ -526,6 +603,7 @@ fn log(
     let request_id = at.id.to_str().unwrap_or("-");
     let line = |path| Line {
         status,
+        trace_id: Some(at.trace.trace_id()),
         peer: at.client.via_trusted_proxy.then(|| at.remote.ip()),
         ..Line::new(method, path, request_id, at.client_addr(), started)
     };
@@ -555,6 +633,20 @@ fn log(
             detail: detail.as_deref().map(Into::into),
             ..denied_line(snap, denied, line(uri.path()))
         },
+        Exit::Preflight { uri, resource, refused } => {
+            let pr = &snap.resources[*resource];
+            Line {
+                outcome: if refused.is_some() {
+                    "preflight_refused"
+                } else {
+                    "preflight"
+                },
+                resource: Some(&pr.id),
+                resource_server: Some(&snap.resource_servers[pr.resource_server].id),
+                detail: refused.as_ref().map(|e| e.to_string().into()),
+                ..line(uri.path())
+            }
+        }
         Exit::BodyTooLarge(allowed) => Line {
             outcome: "body_too_large",
             ..allowed_line(snap, allowed, line(allowed.path.as_str()))

@@ -28,13 +28,8 @@ fn is_sane(id: &[u8]) -> bool {
 
 /// 128 random bits as 32 lowercase hex digits.
 fn generate() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bits: u128 = rand::random();
     let mut out = [0u8; 32];
-    for (i, slot) in out.iter_mut().enumerate() {
-        // Nibble i, most significant first; the index is always below 16.
-        *slot = HEX[((bits >> (4 * (31 - i))) & 0xf) as usize];
-    }
+    super::trace::hex(&rand::random::<u128>().to_be_bytes(), &mut out);
     // Hex digits are always a valid header value.
     HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }

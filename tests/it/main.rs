@@ -10,6 +10,7 @@ mod support;
 
 mod admin;
 mod config;
+mod cors;
 mod decision;
 mod discovery;
 mod explain;
@@ -35,4 +36,5 @@ mod reload;
 mod report_only;
 mod store;
 mod tls;
+mod trace;
 mod workers;

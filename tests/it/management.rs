@@ -789,3 +789,78 @@ async fn report_only_is_set_and_unset_through_the_api() {
     let a = h.send(Method::GET, "/files/1", &[], "").await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
 }
+
+#[tokio::test]
+async fn cors_set_through_the_api_is_compiled_applied_at_once_and_removed_by_a_patch() {
+    let h = start().await;
+    let t = admin(&h).await;
+    let preflight = [
+        ("origin", "https://app.test"),
+        ("access-control-request-method", "PUT"),
+        ("access-control-request-headers", "authorization"),
+    ];
+    // `*` with credentials never compiles: refused, naming the field, nothing written.
+    let bad = json!({
+        "id": "web", "audience": "https://web.test", "upstream": format!("http://{}", h.upstream.addr),
+        "scopes": ["web:read"], "cors": {"origins": ["*"], "credentials": true},
+    });
+    let a = call(&h, Method::POST, "/resource-servers", &t, Some(&bad), &[]).await;
+    assert_problem(&a, StatusCode::UNPROCESSABLE_ENTITY, Some("cors.origins"));
+    let typo = json!({
+        "id": "web", "audience": "https://web.test", "upstream": format!("http://{}", h.upstream.addr),
+        "scopes": ["web:read"], "cors": {"origins": ["https://app.test"], "allow_origin": true},
+    });
+    let a = call(&h, Method::POST, "/resource-servers", &t, Some(&typo), &[]).await;
+    assert_eq!(a.status.as_u16() / 100, 4, "{}", a.body);
+
+    let rs = json!({
+        "id": "web", "audience": "https://web.test", "upstream": format!("http://{}", h.upstream.addr),
+        "scopes": ["web:read"],
+        "cors": {"origins": ["https://app.test"], "methods": ["GET", "PUT"], "max_age": "1m", "expose_headers": ["x-request-id"]},
+    });
+    let a = call(&h, Method::POST, "/resource-servers", &t, Some(&rs), &[]).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let pr = json!({"id": "web-all", "resource_server": "web", "paths": ["/web/**"], "scopes": ["web:read"]});
+    let a = call(&h, Method::POST, "/protected-resources", &t, Some(&pr), &[]).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+
+    let got = call(&h, Method::GET, "/resource-servers/web", &t, None, &[]).await;
+    assert_eq!(
+        got.json()["cors"]["origins"],
+        json!(["https://app.test"]),
+        "{}",
+        got.body
+    );
+    let a = h.send(Method::OPTIONS, "/web/x", &preflight, "").await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(a.header("access-control-allow-origin"), Some("https://app.test"));
+    assert_eq!(a.header("access-control-max-age"), Some("60"));
+    let a = h
+        .send(Method::GET, "/web/x", &[("origin", "https://app.test")], "")
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.header("access-control-allow-origin"), Some("https://app.test"));
+    assert_eq!(a.header("access-control-expose-headers"), Some("x-request-id"));
+
+    // The OpenAPI document describes the field.
+    let doc = call(&h, Method::GET, "/openapi.json", &t, None, &[]).await;
+    assert_eq!(doc.status, StatusCode::OK, "{}", doc.body);
+    let cors = &doc.json()["components"]["schemas"]["ResourceServer"]["properties"]["cors"];
+    assert_eq!(cors["required"], json!(["origins"]), "{cors}");
+
+    // CORS off again: the preflight is any OPTIONS request (a token is needed).
+    let patch = json!({"cors": null});
+    let a = call(
+        &h,
+        Method::PATCH,
+        "/resource-servers/web",
+        &t,
+        Some(&patch),
+        &[("if-match", &etag(&got))],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = h.send(Method::OPTIONS, "/web/x", &preflight, "").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    assert_eq!(a.header("access-control-allow-origin"), None);
+}
