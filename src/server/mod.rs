@@ -184,7 +184,10 @@ async fn accepted(
             }
         }
     }
-    let Some(tls_config) = snap.listener_tls.as_ref().map(|t| t.config.clone()) else {
+    let tls_config = snap.listener_tls.as_ref().map(|t| t.config.clone());
+    // The connection's requests each load the snapshot current when they arrive.
+    drop(snap);
+    let Some(tls_config) = tls_config else {
         let conn = Conn {
             remote,
             proto: "http",
@@ -194,7 +197,6 @@ async fn accepted(
         };
         return connection(shared, stream, conn, watcher).await;
     };
-    drop(snap);
     match tls::accept(tls_config, stream, header_read_timeout).await {
         Ok(accepted) => {
             let conn = Conn {
