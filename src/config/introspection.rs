@@ -1,10 +1,6 @@
 //! Compiling a realm's `introspection_*` fields: the external authorization server's
 //! RFC 7662 endpoint, the gateway's credentials there, and how its answers are cached.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use http::HeaderValue;
-
 use super::compile::CompileContext;
 use super::raw::RawRealm;
 use super::report::Entity;
@@ -80,7 +76,7 @@ pub(super) fn compile(e: &mut Entity<'_, '_>, raw: &RawRealm, cx: &CompileContex
         e.err("introspection_max_concurrency", "must be at least 1");
     }
     let (client_id, secret) = (client_id?, secret?);
-    let authorization = basic(client_id, &secret).or_else(|| {
+    let authorization = crate::model::secret::basic_authorization(client_id, &secret).or_else(|| {
         e.err(
             "introspection_client_secret_env",
             "the credentials cannot be sent as an Authorization header",
@@ -156,33 +152,5 @@ fn secret(e: &mut Entity<'_, '_>, raw: &RawRealm, cx: &CompileContext<'_>) -> Op
             );
             None
         }
-    }
-}
-
-/// RFC 6749 § 2.3.1 `client_secret_basic`: both parts form-urlencoded, then Base64; marked
-/// sensitive so it never prints.
-fn basic(client_id: &str, secret: &str) -> Option<HeaderValue> {
-    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let text = format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{}", enc(client_id), enc(secret)))
-    );
-    let mut value = HeaderValue::from_str(&text).ok()?;
-    value.set_sensitive(true);
-    Some(value)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_encodes_both_parts() {
-        let v = basic("rs 1", "p:w").unwrap_or_else(|| panic!("no header"));
-        assert!(v.is_sensitive());
-        let b64 = v.to_str().unwrap_or_default().trim_start_matches("Basic ");
-        let decoded = STANDARD.decode(b64).unwrap_or_default();
-        assert_eq!(decoded, b"rs+1:p%3Aw");
-        assert_eq!(format!("{v:?}"), "Sensitive");
     }
 }

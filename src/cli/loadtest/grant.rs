@@ -54,11 +54,10 @@ fn form(scope: Option<&str>, resource: Option<&str>) -> String {
     form.finish()
 }
 
-/// `Basic` credentials (RFC 6749 § 2.3.1: each part form-encoded first).
+/// `Basic` credentials (RFC 6749 § 2.3.1), as the gateway's own clients send them.
 fn basic(id: &str, secret: &str) -> Result<HeaderValue, Fail> {
-    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)));
-    HeaderValue::from_str(&format!("Basic {b64}")).map_err(|_| (1, "the client id is not a header value".into()))
+    portcullis::model::secret::basic_authorization(id, secret)
+        .ok_or_else(|| (1, "the client id is not a header value".into()))
 }
 
 /// A token from `url` by client_credentials with `client_secret_basic`, and its lifetime.
